@@ -1,0 +1,989 @@
+//! The DynamoDB store: one table, keyed for idempotency on WhatsApp's own ids.
+//!
+//! | item | `pk` | `sk` | other keys |
+//! |---|---|---|---|
+//! | raw delivery | `DELIVERY#<sha256 of body>` | `DELIVERY` | `gsi1pk = REPLAY`, `gsi1sk = <received ms>#<id>` while replayable |
+//! | further body parts | `DELIVERY#<sha256>` | `BODY#<nnn>` | |
+//! | conversation | `CONV#<phone_number_id>#<customer>` | `META` | |
+//! | inbound message | `CONV#…` | `MSG#<wamid>` | `lsi1sk = T#<timestamp>#<received ms>#<seq>#<wamid>` (timeline order) |
+//! | outbound status | `CONV#…` | `OUT#<wamid>` | |
+//!
+//! A batch is written with `TransactWriteItems`, every action conditional: messages and deliveries
+//! only if absent, statuses only to a higher rank, the reply window only forward. One request
+//! carries up to 100 actions. When some conditions fail (duplicates, stale statuses) DynamoDB
+//! cancels the transaction and says which; those actions are dropped and the rest sent again, so
+//! a duplicate costs one extra request and never a duplicate item.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, LocalSecondaryIndex, Projection, ProjectionType, Put, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TransactWriteItem, Update,
+};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{ConversationReader, DeliveryLog, DeliveryStore, MessagePage, StoreError};
+use crate::domain::*;
+use crate::whatsapp::WaError;
+
+/// DynamoDB's limits for one `TransactWriteItems` request (100 actions, 4 MB), with headroom.
+const MAX_ACTIONS: usize = 100;
+const MAX_TRANSACTION_BYTES: usize = 3_500_000;
+/// Bodies are split into parts that fit DynamoDB's 400 KB item limit beside their metadata.
+const BODY_PART_BYTES: usize = 300_000;
+/// Smaller bodies are stored as they are; larger ones deflated first.
+const COMPRESS_ABOVE: usize = 4096;
+const MAX_ATTEMPTS: u32 = 10;
+const REPLAY_INDEX_KEY: &str = "REPLAY";
+
+pub const LSI_TIMELINE: &str = "lsi1";
+pub const GSI_REPLAY: &str = "gsi1";
+
+/// The DynamoDB adapter of the store ports.
+#[derive(Clone, Debug)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Builds a client from the standard AWS environment (region, credentials, `AWS_ENDPOINT_URL`).
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        let config = aws_config::load_from_env().await;
+        Self::new(Client::new(&config), table)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table as template.yaml declares it, when it does not exist yet (local
+    /// emulators and tests; on AWS the stack owns the table).
+    pub async fn ensure_table(&self) -> Result<(), StoreError> {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(sdk_error("DescribeTable", e)),
+        }
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+        };
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let built = (|| -> Result<_, aws_sdk_dynamodb::error::BuildError> {
+            Ok((
+                vec![
+                    attr("pk")?,
+                    attr("sk")?,
+                    attr("lsi1sk")?,
+                    attr("gsi1pk")?,
+                    attr("gsi1sk")?,
+                ],
+                vec![key("pk", KeyType::Hash)?, key("sk", KeyType::Range)?],
+                LocalSecondaryIndex::builder()
+                    .index_name(LSI_TIMELINE)
+                    .key_schema(key("pk", KeyType::Hash)?)
+                    .key_schema(key("lsi1sk", KeyType::Range)?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()?,
+                GlobalSecondaryIndex::builder()
+                    .index_name(GSI_REPLAY)
+                    .key_schema(key("gsi1pk", KeyType::Hash)?)
+                    .key_schema(key("gsi1sk", KeyType::Range)?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()?,
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()?,
+            ))
+        })();
+        let (attrs, keys, lsi, gsi, stream) =
+            built.map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .set_attribute_definitions(Some(attrs))
+            .set_key_schema(Some(keys))
+            .local_secondary_indexes(lsi)
+            .global_secondary_indexes(gsi)
+            .stream_specification(stream)
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            // Another process created it first.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+            Err(e) => return Err(sdk_error("CreateTable", e)),
+        }
+        for _ in 0..100 {
+            let d = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|e| sdk_error("DescribeTable", e))?;
+            if d.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE") {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "table {} did not become ACTIVE",
+            self.table
+        )))
+    }
+}
+
+fn sdk_error<E>(operation: &str, e: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let retryable = match &e {
+        SdkError::ServiceError(se) => {
+            se.raw().status().is_server_error() || is_throttle(se.err().code().unwrap_or_default())
+        }
+        // Timeouts, connection and response failures: the request may not have arrived.
+        _ => true,
+    };
+    let message = match e.as_service_error() {
+        Some(se) => format!(
+            "{operation}: {} {}",
+            se.code().unwrap_or("error"),
+            se.message().unwrap_or_default()
+        ),
+        None => format!(
+            "{operation}: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+        ),
+    };
+    if retryable {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Rejected(message)
+    }
+}
+
+fn is_throttle(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException"
+            | "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded"
+            | "TransactionInProgressException"
+            | "InternalServerError"
+            | "ServiceUnavailable"
+    )
+}
+
+/// Jittered exponential backoff: 25 ms doubling to 1.6 s, each wait drawn from [half, full].
+fn backoff(attempt: u32) -> Duration {
+    let full = 25u64 << attempt.min(6);
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    Duration::from_millis(full / 2 + random % (full / 2 + 1))
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// What an action in a transaction stands for, to report on its outcome.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Delivery,
+    BodyPart,
+    Conversation,
+    Message,
+    Status,
+}
+
+struct Action {
+    target: Target,
+    item: TransactWriteItem,
+    size: usize,
+}
+
+/// An `UPDATE … SET` expression with every attribute name aliased (DynamoDB reserves many
+/// common words such as `status` and `raw`).
+#[derive(Default)]
+struct UpdateExpr {
+    sets: Vec<String>,
+    removes: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+    size: usize,
+}
+
+impl UpdateExpr {
+    fn name(&mut self, attr: &str) -> String {
+        let alias = format!("#{attr}");
+        self.names.insert(alias.clone(), attr.to_owned());
+        alias
+    }
+
+    fn value(&mut self, v: AttributeValue) -> String {
+        let alias = format!(":v{}", self.values.len());
+        self.size += match &v {
+            AttributeValue::S(x) => x.len(),
+            AttributeValue::B(b) => b.as_ref().len(),
+            _ => 16,
+        };
+        self.values.insert(alias.clone(), v);
+        alias
+    }
+
+    fn set(&mut self, attr: &str, v: AttributeValue) -> &mut Self {
+        let (name, value) = (self.name(attr), self.value(v));
+        self.sets.push(format!("{name} = {value}"));
+        self
+    }
+
+    fn set_if_absent(&mut self, attr: &str, v: AttributeValue) -> &mut Self {
+        let (name, value) = (self.name(attr), self.value(v));
+        self.sets
+            .push(format!("{name} = if_not_exists({name}, {value})"));
+        self
+    }
+
+    /// Binds a value the condition refers to by `placeholder`.
+    fn bind(&mut self, placeholder: &str, v: AttributeValue) -> &mut Self {
+        self.values.insert(placeholder.to_owned(), v);
+        self
+    }
+
+    fn remove(&mut self, attr: &str) -> &mut Self {
+        let name = self.name(attr);
+        self.removes.push(name);
+        self
+    }
+
+    fn expression(&self) -> String {
+        let mut out = String::new();
+        if !self.sets.is_empty() {
+            out.push_str("SET ");
+            out.push_str(&self.sets.join(", "));
+        }
+        if !self.removes.is_empty() {
+            out.push_str(" REMOVE ");
+            out.push_str(&self.removes.join(", "));
+        }
+        out
+    }
+
+    /// Conditions name attributes as `#attr`; each must also be registered with [`Self::name`].
+    fn build(
+        self,
+        table: &str,
+        pk: String,
+        sk: &str,
+        condition: Option<&str>,
+    ) -> Result<(TransactWriteItem, usize), StoreError> {
+        let size = self.size + pk.len() + sk.len() + 64;
+        let update = Update::builder()
+            .table_name(table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression(self.expression())
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names(Some(self.names))
+            .set_expression_attribute_values(Some(self.values))
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        Ok((TransactWriteItem::builder().update(update).build(), size))
+    }
+}
+
+fn put_if_absent(
+    table: &str,
+    item: HashMap<String, AttributeValue>,
+    size: usize,
+) -> Result<(TransactWriteItem, usize), StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .map_err(|e| StoreError::Rejected(e.to_string()))?;
+    Ok((TransactWriteItem::builder().put(put).build(), size))
+}
+
+/// A stored message, as an item.
+#[derive(Serialize, Deserialize)]
+struct MessageItem {
+    pk: String,
+    sk: String,
+    lsi1sk: String,
+    item_type: String,
+    phone_number_id: String,
+    customer: String,
+    wamid: String,
+    ts: i64,
+    kind: String,
+    received_at_ms: i64,
+    seq: u32,
+    delivery_id: String,
+    raw: String,
+}
+
+impl From<MessageItem> for MessageRecord {
+    fn from(m: MessageItem) -> Self {
+        MessageRecord {
+            conversation: ConversationKey::new(m.phone_number_id, m.customer),
+            wamid: m.wamid,
+            timestamp: m.ts,
+            kind: m.kind,
+            received_at_ms: m.received_at_ms,
+            seq: m.seq,
+            delivery_id: DeliveryId(m.delivery_id),
+            raw: m.raw,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusItem {
+    phone_number_id: String,
+    customer: String,
+    wamid: String,
+    status: String,
+    rank: u8,
+    ts: i64,
+    errors: String,
+    received_at_ms: i64,
+    delivery_id: String,
+    raw: String,
+}
+
+#[derive(Deserialize)]
+struct ConversationItem {
+    phone_number_id: String,
+    customer: String,
+    #[serde(default)]
+    display_phone_number: String,
+    wa_id: Option<String>,
+    user_id: Option<String>,
+    username: Option<String>,
+    profile_name: Option<String>,
+    last_inbound_at: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct DeliveryItem {
+    received_at_ms: i64,
+    state: String,
+    problems: String,
+    errors: String,
+    ignored_fields: String,
+    message_count: u32,
+    status_count: u32,
+    body_encoding: String,
+    body_parts: u32,
+}
+
+fn delivery_pk(id: &DeliveryId) -> String {
+    format!("DELIVERY#{id}")
+}
+
+fn json(v: &impl Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Rejected(e.to_string()))
+}
+
+fn encode_body(body: &[u8]) -> (&'static str, Vec<u8>) {
+    if body.len() <= COMPRESS_ABOVE {
+        return ("identity", body.to_vec());
+    }
+    let mut enc = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(body).expect("writing to memory cannot fail");
+    (
+        "deflate",
+        enc.finish().expect("writing to memory cannot fail"),
+    )
+}
+
+fn decode_body(encoding: &str, stored: Vec<u8>) -> Result<Bytes, StoreError> {
+    match encoding {
+        "identity" => Ok(Bytes::from(stored)),
+        "deflate" => {
+            let mut out = Vec::with_capacity(stored.len() * 4);
+            flate2::read::DeflateDecoder::new(stored.as_slice())
+                .read_to_end(&mut out)
+                .map_err(|e| StoreError::Corrupt(format!("delivery body does not inflate: {e}")))?;
+            Ok(Bytes::from(out))
+        }
+        other => Err(StoreError::Corrupt(format!(
+            "unknown body encoding {other:?}"
+        ))),
+    }
+}
+
+impl DynamoDbStore {
+    fn actions(&self, batch: &DeliveryBatch) -> Result<Vec<Action>, StoreError> {
+        let t = self.table.as_str();
+        let d = &batch.delivery;
+        let mut actions = Vec::with_capacity(
+            2 + batch.conversations.len() + batch.messages.len() + batch.statuses.len(),
+        );
+        let mut push = |target, (item, size)| actions.push(Action { target, item, size });
+        let pk = delivery_pk(&d.id);
+        let replay_sk = format!("{:013}#{}", d.received_at_ms.max(0), d.id);
+
+        match batch.origin {
+            BatchOrigin::Webhook => {
+                let (encoding, stored) = encode_body(&d.body);
+                let parts: Vec<&[u8]> = if stored.is_empty() {
+                    vec![&[][..]]
+                } else {
+                    stored.chunks(BODY_PART_BYTES).collect()
+                };
+                let mut item = HashMap::from([
+                    ("pk".to_owned(), s(&pk)),
+                    ("sk".to_owned(), s("DELIVERY")),
+                    ("item_type".to_owned(), s("delivery")),
+                    ("received_at_ms".to_owned(), n(d.received_at_ms)),
+                    ("state".to_owned(), s(d.state.as_str())),
+                    ("problems".to_owned(), s(json(&d.problems)?)),
+                    ("errors".to_owned(), s(json(&d.errors)?)),
+                    ("ignored_fields".to_owned(), s(json(&d.ignored_fields)?)),
+                    ("message_count".to_owned(), n(d.message_count)),
+                    ("status_count".to_owned(), n(d.status_count)),
+                    ("body_size".to_owned(), n(d.body.len())),
+                    ("body_encoding".to_owned(), s(encoding)),
+                    ("body_parts".to_owned(), n(parts.len())),
+                    ("body".to_owned(), AttributeValue::B(Blob::new(parts[0]))),
+                ]);
+                if d.state.replayable() {
+                    item.insert("gsi1pk".to_owned(), s(REPLAY_INDEX_KEY));
+                    item.insert("gsi1sk".to_owned(), s(&replay_sk));
+                }
+                let size = parts[0].len() + d.problems.iter().map(String::len).sum::<usize>() + 512;
+                push(Target::Delivery, put_if_absent(t, item, size)?);
+                for (i, part) in parts.iter().enumerate().skip(1) {
+                    let item = HashMap::from([
+                        ("pk".to_owned(), s(&pk)),
+                        ("sk".to_owned(), s(format!("BODY#{i:03}"))),
+                        ("item_type".to_owned(), s("delivery_part")),
+                        ("body".to_owned(), AttributeValue::B(Blob::new(*part))),
+                    ]);
+                    push(Target::BodyPart, put_if_absent(t, item, part.len() + 128)?);
+                }
+            }
+            BatchOrigin::Replay => {
+                let mut u = UpdateExpr::default();
+                u.set("state", s(d.state.as_str()))
+                    .set("problems", s(json(&d.problems)?))
+                    .set("errors", s(json(&d.errors)?))
+                    .set("ignored_fields", s(json(&d.ignored_fields)?))
+                    .set("message_count", n(d.message_count))
+                    .set("status_count", n(d.status_count));
+                if d.state.replayable() {
+                    u.set("gsi1pk", s(REPLAY_INDEX_KEY))
+                        .set("gsi1sk", s(&replay_sk));
+                } else {
+                    u.remove("gsi1pk").remove("gsi1sk");
+                }
+                u.name("pk");
+                push(
+                    Target::Delivery,
+                    u.build(t, pk, "DELIVERY", Some("attribute_exists(#pk)"))?,
+                );
+            }
+        }
+
+        for c in &batch.conversations {
+            let mut u = UpdateExpr::default();
+            u.set("item_type", s("conversation"))
+                .set("phone_number_id", s(&c.key.phone_number_id))
+                .set("customer", s(&c.key.customer))
+                .set_if_absent("display_phone_number", s(&c.display_phone_number));
+            for (attr, value) in [("wa_id", &c.wa_id), ("user_id", &c.user_id)] {
+                if let Some(v) = value {
+                    u.set_if_absent(attr, s(v));
+                }
+            }
+            let condition = match c.last_inbound_at {
+                Some(at) => {
+                    // A newer message refreshes the profile; the window only moves forward.
+                    for (attr, value) in
+                        [("profile_name", &c.profile_name), ("username", &c.username)]
+                    {
+                        if let Some(v) = value {
+                            u.set(attr, s(v));
+                        }
+                    }
+                    u.set("last_inbound_at", n(at)).set(
+                        "reply_window_closes_at",
+                        n(ReplyWindow {
+                            last_inbound_at: at,
+                        }
+                        .closes_at()),
+                    );
+                    u.bind(":at", n(at));
+                    Some("attribute_not_exists(#last_inbound_at) OR #last_inbound_at < :at")
+                }
+                None => {
+                    for (attr, value) in
+                        [("profile_name", &c.profile_name), ("username", &c.username)]
+                    {
+                        if let Some(v) = value {
+                            u.set_if_absent(attr, s(v));
+                        }
+                    }
+                    None
+                }
+            };
+            push(
+                Target::Conversation,
+                u.build(t, c.key.partition(), "META", condition)?,
+            );
+        }
+
+        for m in &batch.messages {
+            let item = MessageItem {
+                pk: m.conversation.partition(),
+                sk: format!("MSG#{}", m.wamid),
+                lsi1sk: format!("T#{}", m.order_key()),
+                item_type: "message".to_owned(),
+                phone_number_id: m.conversation.phone_number_id.clone(),
+                customer: m.conversation.customer.clone(),
+                wamid: m.wamid.clone(),
+                ts: m.timestamp,
+                kind: m.kind.clone(),
+                received_at_ms: m.received_at_ms,
+                seq: m.seq,
+                delivery_id: m.delivery_id.0.clone(),
+                raw: m.raw.clone(),
+            };
+            let item =
+                serde_dynamo::to_item(item).map_err(|e| StoreError::Rejected(e.to_string()))?;
+            push(Target::Message, put_if_absent(t, item, m.raw.len() + 400)?);
+        }
+
+        for st in &batch.statuses {
+            let mut u = UpdateExpr::default();
+            u.set("item_type", s("status"))
+                .set("phone_number_id", s(&st.conversation.phone_number_id))
+                .set("customer", s(&st.conversation.customer))
+                .set("wamid", s(&st.wamid))
+                .set("status", s(&st.status))
+                .set("rank", n(st.rank))
+                .set("ts", n(st.timestamp))
+                .set("errors", s(json(&st.errors)?))
+                .set("received_at_ms", n(st.received_at_ms))
+                .set("delivery_id", s(&st.delivery_id.0))
+                .set("raw", s(&st.raw));
+            u.bind(":rank", n(st.rank));
+            let condition = "attribute_not_exists(#rank) OR #rank < :rank";
+            push(
+                Target::Status,
+                u.build(
+                    t,
+                    st.conversation.partition(),
+                    &format!("OUT#{}", st.wamid),
+                    Some(condition),
+                )?,
+            );
+        }
+        Ok(actions)
+    }
+
+    /// Sends one transaction's actions until each is applied or found already done.
+    async fn commit(
+        &self,
+        mut pending: Vec<Action>,
+        report: &mut WriteReport,
+    ) -> Result<(), StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            report.requests += 1;
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(pending.iter().map(|a| a.item.clone()).collect()))
+                .send()
+                .await;
+            let err = match sent {
+                Ok(_) => {
+                    for a in &pending {
+                        applied(report, a.target);
+                    }
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+                err.as_service_error()
+            else {
+                let e = sdk_error("TransactWriteItems", err);
+                if !e.is_retryable() {
+                    return Err(e);
+                }
+                tracing::warn!(attempt, error = %e, "DynamoDB write failed; retrying");
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            };
+            let reasons = cancel.cancellation_reasons();
+            if reasons.len() != pending.len() {
+                return Err(StoreError::Unavailable(format!(
+                    "transaction cancelled with {} reasons for {} actions: {}",
+                    reasons.len(),
+                    pending.len(),
+                    cancel.message().unwrap_or_default()
+                )));
+            }
+            let mut retry = Vec::with_capacity(pending.len());
+            let mut contended = false;
+            for (action, reason) in pending.into_iter().zip(reasons) {
+                match reason.code().unwrap_or("None") {
+                    "None" => retry.push(action),
+                    "ConditionalCheckFailed" => already_done(report, action.target),
+                    code if code == "TransactionConflict" || is_throttle(code) => {
+                        contended = true;
+                        retry.push(action);
+                    }
+                    code => {
+                        return Err(StoreError::Rejected(format!(
+                            "TransactWriteItems cancelled: {code} {}",
+                            reason.message().unwrap_or_default()
+                        )));
+                    }
+                }
+            }
+            pending = retry;
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if contended {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "TransactWriteItems still contended after {MAX_ATTEMPTS} attempts"
+        )))
+    }
+}
+
+fn applied(report: &mut WriteReport, target: Target) {
+    match target {
+        Target::Delivery => report.delivery_new = true,
+        Target::Message => report.messages_new += 1,
+        Target::Status => report.statuses_applied += 1,
+        Target::BodyPart | Target::Conversation => {}
+    }
+}
+
+fn already_done(report: &mut WriteReport, target: Target) {
+    match target {
+        Target::Message => report.messages_duplicate += 1,
+        Target::Status => report.statuses_stale += 1,
+        Target::Delivery | Target::BodyPart | Target::Conversation => {}
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for DynamoDbStore {
+    async fn write_batch(&self, batch: &DeliveryBatch) -> Result<WriteReport, StoreError> {
+        let mut report = WriteReport::default();
+        let mut chunk: Vec<Action> = Vec::new();
+        let mut chunk_bytes = 0;
+        for action in self.actions(batch)? {
+            if !chunk.is_empty()
+                && (chunk.len() == MAX_ACTIONS || chunk_bytes + action.size > MAX_TRANSACTION_BYTES)
+            {
+                self.commit(std::mem::take(&mut chunk), &mut report).await?;
+                chunk_bytes = 0;
+            }
+            chunk_bytes += action.size;
+            chunk.push(action);
+        }
+        if !chunk.is_empty() {
+            self.commit(chunk, &mut report).await?;
+        }
+        if batch.origin == BatchOrigin::Replay {
+            // A replay updates the delivery it came from; it was never new.
+            report.delivery_new = false;
+        }
+        Ok(report)
+    }
+}
+
+fn from_item<T: serde::de::DeserializeOwned>(
+    item: HashMap<String, AttributeValue>,
+) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl ConversationReader for DynamoDbStore {
+    async fn conversation(
+        &self,
+        key: &ConversationKey,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key.partition()))
+            .key("sk", s("META"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let c: ConversationItem = from_item(item)?;
+        Ok(Some(Conversation {
+            key: ConversationKey::new(c.phone_number_id, c.customer),
+            display_phone_number: c.display_phone_number,
+            wa_id: c.wa_id,
+            user_id: c.user_id,
+            username: c.username,
+            profile_name: c.profile_name,
+            last_inbound_at: c.last_inbound_at,
+        }))
+    }
+
+    async fn messages_page(
+        &self,
+        key: &ConversationKey,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<MessagePage, StoreError> {
+        let mut page = MessagePage::default();
+        let mut start_key = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(LSI_TIMELINE)
+                .consistent_read(true)
+                .expression_attribute_values(":pk", s(key.partition()))
+                .limit((limit - page.messages.len()).max(1) as i32)
+                .set_exclusive_start_key(start_key.take());
+            q = match after {
+                Some(cursor) => q
+                    .key_condition_expression("pk = :pk AND lsi1sk > :after")
+                    .expression_attribute_values(":after", s(format!("T#{cursor}"))),
+                None => q
+                    .key_condition_expression("pk = :pk AND begins_with(lsi1sk, :t)")
+                    .expression_attribute_values(":t", s("T#")),
+            };
+            let out = q.send().await.map_err(|e| sdk_error("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                let m: MessageItem = from_item(item)?;
+                if !m.lsi1sk.starts_with("T#") {
+                    return Ok(page);
+                }
+                page.messages.push(m.into());
+            }
+            match out.last_evaluated_key {
+                Some(k) if page.messages.len() < limit => start_key = Some(k),
+                Some(_) => {
+                    page.next = page.messages.last().map(MessageRecord::order_key);
+                    return Ok(page);
+                }
+                None => return Ok(page),
+            }
+        }
+    }
+
+    async fn status(
+        &self,
+        key: &ConversationKey,
+        wamid: &str,
+    ) -> Result<Option<StatusRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key.partition()))
+            .key("sk", s(format!("OUT#{wamid}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let st: StatusItem = from_item(item)?;
+        Ok(Some(StatusRecord {
+            conversation: ConversationKey::new(st.phone_number_id, st.customer),
+            wamid: st.wamid,
+            status: st.status,
+            rank: st.rank,
+            timestamp: st.ts,
+            errors: serde_json::from_str::<Vec<WaError>>(&st.errors)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            received_at_ms: st.received_at_ms,
+            delivery_id: DeliveryId(st.delivery_id),
+            raw: st.raw,
+        }))
+    }
+}
+
+#[async_trait]
+impl DeliveryLog for DynamoDbStore {
+    async fn delivery(&self, id: &DeliveryId) -> Result<Option<RawDelivery>, StoreError> {
+        let pk = delivery_pk(id);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .key("sk", s("DELIVERY"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        let Some(mut item) = out.item else {
+            return Ok(None);
+        };
+        let first = match item.remove("body") {
+            Some(AttributeValue::B(b)) => b.into_inner(),
+            _ => return Err(StoreError::Corrupt(format!("delivery {id} has no body"))),
+        };
+        let meta: DeliveryItem = from_item(item)?;
+        let mut stored = first;
+        if meta.body_parts > 1 {
+            let mut start_key = None;
+            let mut parts = Vec::new();
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :b)")
+                    .expression_attribute_values(":pk", s(&pk))
+                    .expression_attribute_values(":b", s("BODY#"))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start_key.take())
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("Query", e))?;
+                for mut part in out.items.unwrap_or_default() {
+                    if let Some(AttributeValue::B(b)) = part.remove("body") {
+                        parts.push(b.into_inner());
+                    }
+                }
+                match out.last_evaluated_key {
+                    Some(k) => start_key = Some(k),
+                    None => break,
+                }
+            }
+            if parts.len() + 1 != meta.body_parts as usize {
+                return Err(StoreError::Corrupt(format!(
+                    "delivery {id} has {} of its {} body parts",
+                    parts.len() + 1,
+                    meta.body_parts
+                )));
+            }
+            for p in parts {
+                stored.extend_from_slice(&p);
+            }
+        }
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
+        Ok(Some(RawDelivery {
+            id: id.clone(),
+            received_at_ms: meta.received_at_ms,
+            body: decode_body(&meta.body_encoding, stored)?,
+            state: ParseState::parse(&meta.state).ok_or_else(|| {
+                StoreError::Corrupt(format!("unknown delivery state {:?}", meta.state))
+            })?,
+            problems: serde_json::from_str(&meta.problems).map_err(corrupt)?,
+            errors: serde_json::from_str(&meta.errors).map_err(corrupt)?,
+            ignored_fields: serde_json::from_str(&meta.ignored_fields).map_err(corrupt)?,
+            message_count: meta.message_count,
+            status_count: meta.status_count,
+        }))
+    }
+
+    async fn replayable_deliveries(&self, limit: usize) -> Result<Vec<DeliveryId>, StoreError> {
+        let mut out_ids = Vec::new();
+        let mut start_key = None;
+        while out_ids.len() < limit {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI_REPLAY)
+                .key_condition_expression("gsi1pk = :r")
+                .expression_attribute_values(":r", s(REPLAY_INDEX_KEY))
+                .limit((limit - out_ids.len()) as i32)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                if let Some(AttributeValue::S(pk)) = item.get("pk")
+                    && let Some(id) = pk.strip_prefix("DELIVERY#")
+                {
+                    out_ids.push(DeliveryId(id.to_owned()));
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) => start_key = Some(k),
+                None => break,
+            }
+        }
+        Ok(out_ids)
+    }
+}
