@@ -1,1 +1,94 @@
-fn main() {}
+//! `baton-local`: run Baton without AWS. Wiring only; see the library for what it does.
+
+use std::process::ExitCode;
+
+use baton_local::{LocalConfig, banner, router};
+use baton_shared::config::ProcessEnv;
+use baton_webhook::{Webhook, replay_deliveries};
+
+const USAGE: &str = "\
+usage: baton-local [serve]   serve the webhook on BATON_LISTEN (default 127.0.0.1:3000)
+       baton-local replay    store again every kept delivery that could not be read completely
+
+Settings come from the environment; see the README's Configuration table.";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().map(String::as_str).unwrap_or("serve");
+    if matches!(command, "-h" | "--help" | "help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if !matches!(command, "serve" | "replay") || args.len() > 1 {
+        eprintln!(
+            "baton-local: unknown command {:?}\n\n{USAGE}",
+            args.join(" ")
+        );
+        return ExitCode::from(2);
+    }
+    let cfg = match LocalConfig::from_source(&ProcessEnv) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("baton-local: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let store = match cfg.open_store().await {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!(
+                "baton-local: cannot open the store ({}): {e}",
+                cfg.describe_store()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if command == "replay" {
+        return match replay_deliveries(store.as_ref(), usize::MAX).await {
+            Ok(summary) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).expect("serialisable")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("baton-local: replay stopped: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "baton-local: cannot listen on {} (BATON_LISTEN): {e}",
+                cfg.listen
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let bound = listener.local_addr().unwrap_or(cfg.listen);
+    println!("{}", banner(&cfg, bound));
+    let app = Webhook::new(store, cfg.secrets.clone());
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("baton-local: server stopped: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

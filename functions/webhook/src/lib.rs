@@ -1,1 +1,285 @@
-pub fn x() {}
+//! The webhook function: answers Meta's verification handshake and stores every signed delivery.
+//!
+//! [`Webhook::handle`] works on plain `http` types so that the Lambda entry point and
+//! `baton-local` serve exactly the same code. Its answers:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /webhook` with `hub.mode=subscribe`, the right verify token and a challenge | 200, the challenge as `text/plain` |
+//! | any other `GET /webhook` | 403 |
+//! | `POST /webhook` larger than 3 MB | 413, nothing stored |
+//! | `POST /webhook` with a missing, duplicated, malformed or wrong `X-Hub-Signature-256` | 401, nothing stored |
+//! | signed but empty | 400, nothing stored (there is nothing to keep) |
+//! | signed, stored (whether it could be read, partly read, or not at all) | 200 with what was stored |
+//! | signed, but the store failed | 503, so that Meta delivers it again |
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use baton_shared::config::WebhookSecrets;
+use baton_shared::domain::{
+    BatchOrigin, DeliveryBatch, MAX_BODY_BYTES, ParseState, WriteReport, build_batch,
+};
+use baton_shared::store::{Store, StoreError};
+use baton_shared::whatsapp::{SIGNATURE_HEADER, verify_handshake};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use serde::Serialize;
+
+pub const WEBHOOK_PATH: &str = "/webhook";
+
+/// Milliseconds since the Unix epoch; injectable so tests control arrival times.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default()
+    })
+}
+
+/// The webhook's handler with everything it depends on.
+#[derive(Clone)]
+pub struct Webhook {
+    store: Arc<dyn Store>,
+    secrets: WebhookSecrets,
+    clock: Clock,
+}
+
+/// What a stored delivery's 200 answer says.
+#[derive(Debug, Serialize)]
+struct Stored<'a> {
+    delivery: &'a str,
+    state: &'static str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    problems: &'a [String],
+    duplicate_delivery: bool,
+    messages_new: u32,
+    messages_duplicate: u32,
+    statuses_applied: u32,
+    statuses_stale: u32,
+}
+
+impl Webhook {
+    pub fn new(store: Arc<dyn Store>, secrets: WebhookSecrets) -> Self {
+        Self::with_clock(store, secrets, system_clock())
+    }
+
+    pub fn with_clock(store: Arc<dyn Store>, secrets: WebhookSecrets, clock: Clock) -> Self {
+        Self {
+            store,
+            secrets,
+            clock,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Routes one request.
+    pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
+        if req.uri().path() != WEBHOOK_PATH {
+            return text(StatusCode::NOT_FOUND, "Not Found");
+        }
+        match *req.method() {
+            Method::GET => self.handshake(req.uri().query().unwrap_or("")),
+            Method::POST => self.receive(req).await,
+            _ => {
+                let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+                r.headers_mut()
+                    .insert(header::ALLOW, header::HeaderValue::from_static("GET, POST"));
+                r
+            }
+        }
+    }
+
+    fn handshake(&self, query: &str) -> Response<Bytes> {
+        match verify_handshake(query, &self.secrets.verify_token) {
+            Ok(challenge) => {
+                tracing::info!("webhook verification handshake answered");
+                text(StatusCode::OK, challenge)
+            }
+            Err(e) => {
+                tracing::warn!(reason = %e, "webhook verification handshake refused");
+                text(StatusCode::FORBIDDEN, "Forbidden")
+            }
+        }
+    }
+
+    async fn receive(&self, req: Request<Bytes>) -> Response<Bytes> {
+        let body = req.body();
+        if body.len() > MAX_BODY_BYTES {
+            tracing::warn!(
+                bytes = body.len(),
+                "delivery refused: larger than Meta ever sends"
+            );
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "body larger than 3 MB");
+        }
+        let signatures = req
+            .headers()
+            .get_all(SIGNATURE_HEADER)
+            .iter()
+            .map(|v| v.as_bytes());
+        if let Err(e) = self.secrets.app_secrets.verify(signatures, body) {
+            tracing::warn!(reason = %e, bytes = body.len(), "delivery refused: bad signature");
+            return error(StatusCode::UNAUTHORIZED, &e.to_string());
+        }
+        if body.is_empty() {
+            tracing::warn!("signed delivery refused: empty body");
+            return error(StatusCode::BAD_REQUEST, "empty body");
+        }
+        let batch = build_batch(body.clone(), (self.clock)(), BatchOrigin::Webhook);
+        match self.store.write_batch(&batch).await {
+            Ok(report) => {
+                log_stored(&batch, &report);
+                stored(&batch, &report)
+            }
+            Err(e) => {
+                tracing::error!(delivery = %batch.delivery.id, error = %e, retryable = e.is_retryable(),
+                    "delivery not stored; Meta will deliver it again");
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage unavailable; deliver again later",
+                )
+            }
+        }
+    }
+}
+
+fn log_stored(batch: &DeliveryBatch, report: &WriteReport) {
+    let d = &batch.delivery;
+    match d.state {
+        ParseState::Parsed => {}
+        ParseState::Ignored => {
+            tracing::info!(delivery = %d.id, problems = ?d.problems, "delivery kept but ignored")
+        }
+        ParseState::Partial | ParseState::Unparsed => tracing::warn!(
+            delivery = %d.id, state = d.state.as_str(), problems = ?d.problems,
+            "delivery kept for replay: not everything in it could be read"
+        ),
+    }
+    for e in &d.errors {
+        tracing::warn!(delivery = %d.id, code = e.code, title = e.title.as_deref().unwrap_or_default(),
+            "WhatsApp reported an error for the account");
+    }
+    tracing::info!(
+        delivery = %d.id,
+        state = d.state.as_str(),
+        bytes = d.body.len(),
+        duplicate_delivery = !report.delivery_new,
+        messages_new = report.messages_new,
+        messages_duplicate = report.messages_duplicate,
+        statuses_applied = report.statuses_applied,
+        statuses_stale = report.statuses_stale,
+        store_requests = report.requests,
+        "delivery stored"
+    );
+}
+
+fn stored(batch: &DeliveryBatch, report: &WriteReport) -> Response<Bytes> {
+    let d = &batch.delivery;
+    let body = Stored {
+        delivery: &d.id.0,
+        state: d.state.as_str(),
+        problems: &d.problems,
+        duplicate_delivery: !report.delivery_new,
+        messages_new: report.messages_new,
+        messages_duplicate: report.messages_duplicate,
+        statuses_applied: report.statuses_applied,
+        statuses_stale: report.statuses_stale,
+    };
+    json(
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Bytes> {
+    json(
+        status,
+        serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default(),
+    )
+}
+
+/// What a replay run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplaySummary {
+    pub deliveries: u32,
+    /// Deliveries that read completely now.
+    pub now_parsed: u32,
+    /// Deliveries that still cannot be read completely (they stay listed).
+    pub still_unreadable: u32,
+    pub messages_new: u32,
+    pub statuses_applied: u32,
+}
+
+/// Reads every delivery that was kept because it could not be read completely, parses it again
+/// with this version of Baton and stores what it now yields. Idempotent: items already stored
+/// are not written twice. Deliveries that still fail stay listed for a later replay.
+pub async fn replay_deliveries(
+    store: &dyn Store,
+    limit: usize,
+) -> Result<ReplaySummary, StoreError> {
+    let mut summary = ReplaySummary::default();
+    for id in store.replayable_deliveries(limit).await? {
+        let Some(raw) = store.delivery(&id).await? else {
+            continue;
+        };
+        let batch = build_batch(raw.body, raw.received_at_ms, BatchOrigin::Replay);
+        let report = store.write_batch(&batch).await?;
+        summary.deliveries += 1;
+        summary.messages_new += report.messages_new;
+        summary.statuses_applied += report.statuses_applied;
+        if batch.delivery.state.replayable() {
+            summary.still_unreadable += 1;
+            tracing::warn!(delivery = %id, problems = ?batch.delivery.problems, "replayed delivery still unreadable");
+        } else {
+            summary.now_parsed += 1;
+        }
+    }
+    Ok(summary)
+}
+
+/// Translates an API Gateway request into the handler's types and back. API Gateway has already
+/// decoded a base64-encoded body into its exact bytes.
+pub async fn handle_lambda(
+    app: &Webhook,
+    event: lambda_http::Request,
+) -> Result<lambda_http::Response<lambda_http::Body>, std::convert::Infallible> {
+    let (parts, body) = event.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Text(s) => Bytes::from(s),
+        lambda_http::Body::Binary(b) => Bytes::from(b),
+        other => Bytes::copy_from_slice(other.as_ref()),
+    };
+    let response = app.handle(Request::from_parts(parts, bytes)).await;
+    let (parts, body) = response.into_parts();
+    let body = match std::str::from_utf8(&body) {
+        Ok(s) => lambda_http::Body::Text(s.to_owned()),
+        Err(_) => lambda_http::Body::Binary(body.to_vec()),
+    };
+    Ok(lambda_http::Response::from_parts(parts, body))
+}

@@ -1,1 +1,566 @@
-//! The store contract suite.
+//! The contract every store adapter must meet, as test functions that take the store under test.
+//! The embedded adapter runs them in its unit tests, the DynamoDB adapter against DynamoDB Local.
+//!
+//! Each function takes a namespace that it puts into the business phone number id, so suites can
+//! share one table without seeing each other's items.
+
+use bytes::Bytes;
+use serde_json::json;
+
+use super::Store;
+use crate::domain::*;
+
+/// Body builders for synthetic but Meta-shaped deliveries.
+pub mod bodies {
+    use serde_json::{Value, json};
+
+    /// A `messages` change for one business number, with the given contacts, messages, statuses.
+    pub fn delivery(
+        phone_number_id: &str,
+        contacts: Value,
+        messages: Value,
+        statuses: Value,
+    ) -> Vec<u8> {
+        let mut value = json!({
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
+        });
+        if !contacts.is_null() {
+            value["contacts"] = contacts;
+        }
+        if !messages.is_null() {
+            value["messages"] = messages;
+        }
+        if !statuses.is_null() {
+            value["statuses"] = statuses;
+        }
+        serde_json::to_vec(&json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}],
+        }))
+        .expect("JSON serialises")
+    }
+
+    pub fn contact(wa_id: &str, name: &str) -> Value {
+        json!([{"profile": {"name": name}, "wa_id": wa_id}])
+    }
+
+    pub fn text(wamid: &str, from: &str, timestamp: i64, body: &str) -> Value {
+        json!({"from": from, "id": wamid, "timestamp": timestamp.to_string(), "type": "text", "text": {"body": body}})
+    }
+
+    pub fn status(wamid: &str, recipient: &str, status: &str, timestamp: i64) -> Value {
+        json!({"id": wamid, "status": status, "timestamp": timestamp.to_string(), "recipient_id": recipient})
+    }
+
+    /// A delivery of text messages `(wamid, timestamp)` from one customer.
+    pub fn texts(phone_number_id: &str, wa_id: &str, messages: &[(&str, i64)]) -> Vec<u8> {
+        let msgs: Vec<Value> = messages
+            .iter()
+            .map(|(id, ts)| text(id, wa_id, *ts, &format!("message {id}")))
+            .collect();
+        delivery(
+            phone_number_id,
+            contact(wa_id, "Test Customer"),
+            Value::Array(msgs),
+            Value::Null,
+        )
+    }
+}
+
+fn batch(body: Vec<u8>, received_at_ms: i64) -> DeliveryBatch {
+    build_batch(Bytes::from(body), received_at_ms, BatchOrigin::Webhook)
+}
+
+fn pnid(ns: &str, case: &str) -> String {
+    format!("{ns}-{case}")
+}
+
+async fn all_messages(
+    store: &dyn Store,
+    key: &ConversationKey,
+    page_size: usize,
+) -> Vec<MessageRecord> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .messages_page(key, after.as_deref(), page_size)
+            .await
+            .expect("messages page");
+        assert!(
+            page.messages.len() <= page_size,
+            "a page holds at most its limit"
+        );
+        out.extend(page.messages);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+/// Runs every contract test.
+pub async fn run_all(store: &dyn Store, ns: &str) {
+    stores_a_delivery_and_reads_it_back(store, ns).await;
+    repeated_delivery_stores_each_item_once(store, ns).await;
+    concurrent_duplicates_store_each_item_once(store, ns).await;
+    same_message_in_different_bodies_is_stored_once(store, ns).await;
+    statuses_only_move_forward_in_any_order(store, ns).await;
+    status_for_a_message_never_stored_is_kept(store, ns).await;
+    reply_window_only_moves_forward(store, ns).await;
+    timeline_orders_by_timestamp_then_arrival(store, ns).await;
+    a_thousand_messages_in_one_delivery(store, ns).await;
+    unreadable_bodies_are_kept_whole_and_replayable(store, ns).await;
+}
+
+pub async fn stores_a_delivery_and_reads_it_back(store: &dyn Store, ns: &str) {
+    let p = pnid(ns, "basic");
+    let b = batch(
+        bodies::texts(&p, "16505551234", &[("wamid.a1", 100), ("wamid.a2", 101)]),
+        1_000,
+    );
+    let report = store.write_batch(&b).await.expect("write");
+    assert!(report.delivery_new);
+    assert_eq!((report.messages_new, report.messages_duplicate), (2, 0));
+
+    let key = ConversationKey::new(p.as_str(), "16505551234");
+    let conv = store
+        .conversation(&key)
+        .await
+        .unwrap()
+        .expect("conversation stored");
+    assert_eq!(conv.last_inbound_at, Some(101));
+    assert_eq!(conv.profile_name.as_deref(), Some("Test Customer"));
+    assert_eq!(conv.wa_id.as_deref(), Some("16505551234"));
+    assert_eq!(conv.display_phone_number, "15550783881");
+    assert_eq!(conv.reply_window().unwrap().closes_at(), 101 + 86_400);
+
+    let msgs = all_messages(store, &key, 10).await;
+    assert_eq!(msgs, b.messages, "messages read back exactly as written");
+
+    let d = store
+        .delivery(&b.delivery.id)
+        .await
+        .unwrap()
+        .expect("delivery stored");
+    assert_eq!(d, b.delivery, "the raw delivery reads back exactly");
+    assert!(
+        store
+            .conversation(&ConversationKey::new(p.as_str(), "nobody"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn repeated_delivery_stores_each_item_once(store: &dyn Store, ns: &str) {
+    let p = pnid(ns, "repeat");
+    let body = bodies::texts(
+        &p,
+        "16505550001",
+        &[("wamid.r1", 10), ("wamid.r2", 11), ("wamid.r3", 12)],
+    );
+    let first = store.write_batch(&batch(body.clone(), 1)).await.unwrap();
+    assert_eq!((first.delivery_new, first.messages_new), (true, 3));
+    for i in 0..3 {
+        // Meta's retry: same bytes, later arrival.
+        let again = store
+            .write_batch(&batch(body.clone(), 2 + i))
+            .await
+            .unwrap();
+        assert!(!again.delivery_new);
+        assert_eq!((again.messages_new, again.messages_duplicate), (0, 3));
+    }
+    let key = ConversationKey::new(p.as_str(), "16505550001");
+    let msgs = all_messages(store, &key, 100).await;
+    assert_eq!(msgs.len(), 3);
+    assert!(
+        msgs.iter().all(|m| m.received_at_ms == 1),
+        "the first arrival is kept"
+    );
+}
+
+pub async fn concurrent_duplicates_store_each_item_once(store: &dyn Store, ns: &str) {
+    let p = pnid(ns, "concurrent");
+    let ids: Vec<String> = (0..20).map(|i| format!("wamid.c{i}")).collect();
+    let msgs: Vec<(&str, i64)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), 50 + i as i64))
+        .collect();
+    let b = batch(bodies::texts(&p, "16505550002", &msgs), 7);
+    let w = || store.write_batch(&b);
+    let (r1, r2, r3, r4, r5) = tokio::join!(w(), w(), w(), w(), w());
+    let reports = [r1, r2, r3, r4, r5];
+    let reports: Vec<WriteReport> = reports
+        .into_iter()
+        .map(|r| r.expect("every concurrent write succeeds"))
+        .collect();
+    assert_eq!(
+        reports.iter().filter(|r| r.delivery_new).count(),
+        1,
+        "{reports:?}"
+    );
+    assert_eq!(
+        reports.iter().map(|r| r.messages_new).sum::<u32>(),
+        20,
+        "{reports:?}"
+    );
+    assert_eq!(
+        reports.iter().map(|r| r.messages_duplicate).sum::<u32>(),
+        80,
+        "{reports:?}"
+    );
+    let key = ConversationKey::new(p.as_str(), "16505550002");
+    assert_eq!(all_messages(store, &key, 7).await.len(), 20);
+}
+
+pub async fn same_message_in_different_bodies_is_stored_once(store: &dyn Store, ns: &str) {
+    let p = pnid(ns, "overlap");
+    let a = store
+        .write_batch(&batch(
+            bodies::texts(&p, "16505550003", &[("wamid.o1", 1), ("wamid.o2", 2)]),
+            1,
+        ))
+        .await
+        .unwrap();
+    let b = store
+        .write_batch(&batch(
+            bodies::texts(&p, "16505550003", &[("wamid.o2", 2), ("wamid.o3", 3)]),
+            2,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.messages_new, b.messages_new, b.messages_duplicate),
+        (2, 1, 1)
+    );
+    // The same message twice inside one body is one item too.
+    let c = store
+        .write_batch(&batch(
+            bodies::texts(&p, "16505550003", &[("wamid.o4", 4), ("wamid.o4", 4)]),
+            3,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(c.messages_new, 1);
+    let key = ConversationKey::new(p.as_str(), "16505550003");
+    let ids: Vec<String> = all_messages(store, &key, 100)
+        .await
+        .into_iter()
+        .map(|m| m.wamid)
+        .collect();
+    assert_eq!(ids, ["wamid.o1", "wamid.o2", "wamid.o3", "wamid.o4"]);
+}
+
+fn permutations(items: &[&'static str]) -> Vec<Vec<&'static str>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    let mut out = Vec::new();
+    for i in 0..items.len() {
+        let mut rest = items.to_vec();
+        let first = rest.remove(i);
+        for mut p in permutations(&rest) {
+            p.insert(0, first);
+            out.push(p);
+        }
+    }
+    out
+}
+
+pub async fn statuses_only_move_forward_in_any_order(store: &dyn Store, ns: &str) {
+    let p = pnid(ns, "status");
+    let recipient = "16505550004";
+    let key = ConversationKey::new(p.as_str(), recipient);
+    let cases: Vec<(Vec<&str>, &str)> = permutations(&["sent", "delivered", "read", "played"])
+        .into_iter()
+        .map(|order| (order, "played"))
+        .chain(
+            permutations(&["sent", "failed", "delivered"])
+                .into_iter()
+                .map(|order| (order, "failed")),
+        )
+        .chain([(vec!["read", "read", "sent", "read"], "read")])
+        .collect();
+    for (n, (order, expected)) in cases.iter().enumerate() {
+        let wamid = format!("wamid.s{n}");
+        let mut applied = 0;
+        for (i, st) in order.iter().enumerate() {
+            let body = bodies::delivery(
+                &p,
+                serde_json::Value::Null,
+                serde_json::Value::Null,
+                json!([bodies::status(&wamid, recipient, st, 1_000 + i as i64)]),
+            );
+            let r = store.write_batch(&batch(body, i as i64)).await.unwrap();
+            assert_eq!(r.statuses_applied + r.statuses_stale, 1);
+            applied += r.statuses_applied;
+        }
+        let stored = store
+            .status(&key, &wamid)
+            .await
+            .unwrap()
+            .expect("status stored");
+        assert_eq!(stored.status, *expected, "order {order:?}");
+        // Applied exactly when the status beat everything before it.
+        let mut best = 0;
+        let mut expected_applied = 0;
+        for st in order {
+            let rank = crate::whatsapp::StatusKind::parse(st).rank();
+            if rank > best {
+                best = rank;
+                expected_applied += 1;
+            }
+        }
+        assert_eq!(applied, expected_applied, "order {order:?}");
+    }
+    // Several statuses of one message in one delivery: the furthest wins.
+    let body = bodies::delivery(
+        &p,
+        serde_json::Value::Null,
+        serde_json::Value::Null,
+        json!([
+            bodies::status("wamid.multi", recipient, "read", 3),
+            bodies::status("wamid.multi", recipient, "sent", 1),
+            bodies::status("wamid.multi", recipient, "delivered", 2),
+        ]),
+    );
+    store.write_batch(&batch(body, 1)).await.unwrap();
+    let stored = store.status(&key, "wamid.multi").await.unwrap().unwrap();
+    assert_eq!((stored.status.as_str(), stored.timestamp), ("read", 3));
+}
+
+pub async fn status_for_a_message_never_stored_is_kept(store: &dyn Store, ns: &str) {
+    let p = pnid(ns, "orphan");
+    let body = bodies::delivery(
+        &p,
+        serde_json::Value::Null,
+        serde_json::Value::Null,
+        json!([{
+            "id": "wamid.never-sent-by-us", "status": "failed", "timestamp": "77", "recipient_id": "16505550005",
+            "errors": [{"code": 131047, "title": "Re-engagement message", "message": "Re-engagement message",
+                        "error_data": {"details": "More than 24 hours have passed"}}]
+        }]),
+    );
+    let r = store.write_batch(&batch(body, 1)).await.unwrap();
+    assert_eq!(r.statuses_applied, 1);
+    let key = ConversationKey::new(p.as_str(), "16505550005");
+    let st = store
+        .status(&key, "wamid.never-sent-by-us")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((st.status.as_str(), st.errors[0].code), ("failed", 131047));
+}
+
+pub async fn reply_window_only_moves_forward(store: &dyn Store, ns: &str) {
+    let p = pnid(ns, "window");
+    let wa = "16505550006";
+    let key = ConversationKey::new(p.as_str(), wa);
+    store
+        .write_batch(&batch(bodies::texts(&p, wa, &[("wamid.w2", 2_000)]), 1))
+        .await
+        .unwrap();
+    // A late delivery of an older message does not move the window back.
+    store
+        .write_batch(&batch(bodies::texts(&p, wa, &[("wamid.w1", 1_000)]), 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .conversation(&key)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_inbound_at,
+        Some(2_000)
+    );
+    // A status alone does not touch it.
+    let body = bodies::delivery(
+        &p,
+        bodies::contact(wa, "Test Customer"),
+        serde_json::Value::Null,
+        json!([bodies::status("wamid.out", wa, "read", 9_999)]),
+    );
+    store.write_batch(&batch(body, 3)).await.unwrap();
+    assert_eq!(
+        store
+            .conversation(&key)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_inbound_at,
+        Some(2_000)
+    );
+    store
+        .write_batch(&batch(bodies::texts(&p, wa, &[("wamid.w3", 3_000)]), 4))
+        .await
+        .unwrap();
+    let conv = store.conversation(&key).await.unwrap().unwrap();
+    assert_eq!(conv.last_inbound_at, Some(3_000));
+    // A conversation first seen through a status has no window yet.
+    let other = "16505550007";
+    let body = bodies::delivery(
+        &p,
+        bodies::contact(other, "Someone"),
+        serde_json::Value::Null,
+        json!([bodies::status("wamid.first", other, "sent", 5)]),
+    );
+    store.write_batch(&batch(body, 5)).await.unwrap();
+    let conv = store
+        .conversation(&ConversationKey::new(p.as_str(), other))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (conv.last_inbound_at, conv.profile_name.as_deref()),
+        (None, Some("Someone"))
+    );
+}
+
+pub async fn timeline_orders_by_timestamp_then_arrival(store: &dyn Store, ns: &str) {
+    let p = pnid(ns, "order");
+    let wa = "16505550008";
+    // Arrives later but was written earlier: Meta's timestamp decides.
+    store
+        .write_batch(&batch(bodies::texts(&p, wa, &[("wamid.t-late", 500)]), 10))
+        .await
+        .unwrap();
+    store
+        .write_batch(&batch(bodies::texts(&p, wa, &[("wamid.t-early", 400)]), 20))
+        .await
+        .unwrap();
+    // Equal timestamps: arrival order, across and within deliveries.
+    store
+        .write_batch(&batch(bodies::texts(&p, wa, &[("wamid.z-first", 600)]), 30))
+        .await
+        .unwrap();
+    store
+        .write_batch(&batch(
+            bodies::texts(&p, wa, &[("wamid.b-second", 600), ("wamid.a-third", 600)]),
+            40,
+        ))
+        .await
+        .unwrap();
+    let key = ConversationKey::new(p.as_str(), wa);
+    for page_size in [1, 2, 100] {
+        let ids: Vec<String> = all_messages(store, &key, page_size)
+            .await
+            .into_iter()
+            .map(|m| m.wamid)
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "wamid.t-early",
+                "wamid.t-late",
+                "wamid.z-first",
+                "wamid.b-second",
+                "wamid.a-third"
+            ],
+            "page size {page_size}"
+        );
+    }
+}
+
+pub async fn a_thousand_messages_in_one_delivery(store: &dyn Store, ns: &str) {
+    let p = pnid(ns, "thousand");
+    let wa = "16505550009";
+    let ids: Vec<String> = (0..1000).map(|i| format!("wamid.k{i:04}")).collect();
+    let msgs: Vec<(&str, i64)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), 10_000 + i as i64))
+        .collect();
+    let b = batch(bodies::texts(&p, wa, &msgs), 1);
+    let r = store.write_batch(&b).await.unwrap();
+    assert_eq!(r.messages_new, 1000);
+    let again = store.write_batch(&b).await.unwrap();
+    assert_eq!((again.messages_new, again.messages_duplicate), (0, 1000));
+    let key = ConversationKey::new(p.as_str(), wa);
+    let read: Vec<String> = all_messages(store, &key, 250)
+        .await
+        .into_iter()
+        .map(|m| m.wamid)
+        .collect();
+    assert_eq!(read, ids);
+    assert_eq!(
+        store
+            .conversation(&key)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_inbound_at,
+        Some(10_999)
+    );
+}
+
+pub async fn unreadable_bodies_are_kept_whole_and_replayable(store: &dyn Store, ns: &str) {
+    // Not JSON at all.
+    let garbage = format!("{ns} this is not JSON \u{00e9}").into_bytes();
+    let b = batch(garbage.clone(), 42);
+    assert_eq!(b.delivery.state, ParseState::Unparsed);
+    assert!(store.write_batch(&b).await.unwrap().delivery_new);
+    let d = store.delivery(&b.delivery.id).await.unwrap().unwrap();
+    assert_eq!(
+        (d.body.as_ref(), d.state),
+        (garbage.as_slice(), ParseState::Unparsed)
+    );
+    assert!(!d.problems.is_empty());
+    let listed = store.replayable_deliveries(10_000).await.unwrap();
+    assert!(listed.contains(&b.delivery.id));
+
+    // A body near Meta's 3 MB limit, mostly incompressible, survives byte for byte.
+    let mut big = Vec::with_capacity(MAX_BODY_BYTES);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ ns.len() as u64;
+    while big.len() < MAX_BODY_BYTES - 64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    big.extend_from_slice(ns.as_bytes());
+    let b = batch(big.clone(), 43);
+    store.write_batch(&b).await.unwrap();
+    let d = store.delivery(&b.delivery.id).await.unwrap().unwrap();
+    assert!(d.body == big, "3 MB body read back intact");
+
+    // Replaying a delivery that reads fine now takes it off the list and stores its messages.
+    let p = pnid(ns, "replay");
+    let mut replayed = batch(bodies::texts(&p, "16505550010", &[("wamid.rp1", 5)]), 44);
+    replayed.delivery.state = ParseState::Unparsed; // as an older version would have marked it
+    replayed.messages.clear();
+    replayed.conversations.clear();
+    store.write_batch(&replayed).await.unwrap();
+    assert!(
+        store
+            .replayable_deliveries(10_000)
+            .await
+            .unwrap()
+            .contains(&replayed.delivery.id)
+    );
+    let stored = store
+        .delivery(&replayed.delivery.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let again = build_batch(stored.body, stored.received_at_ms, BatchOrigin::Replay);
+    assert_eq!(again.delivery.state, ParseState::Parsed);
+    let r = store.write_batch(&again).await.unwrap();
+    assert_eq!((r.delivery_new, r.messages_new), (false, 1));
+    assert!(
+        !store
+            .replayable_deliveries(10_000)
+            .await
+            .unwrap()
+            .contains(&replayed.delivery.id)
+    );
+    let d = store
+        .delivery(&replayed.delivery.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.state, d.received_at_ms), (ParseState::Parsed, 44));
+}

@@ -235,6 +235,11 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(full / 2 + random % (full / 2 + 1))
 }
 
+/// A Query's `Limit`: at least 1, and no more than one response holds anyway.
+fn query_page(wanted: usize) -> i32 {
+    wanted.clamp(1, 1000) as i32
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -817,7 +822,7 @@ impl ConversationReader for DynamoDbStore {
                 .index_name(LSI_TIMELINE)
                 .consistent_read(true)
                 .expression_attribute_values(":pk", s(key.partition()))
-                .limit((limit - page.messages.len()).max(1) as i32)
+                .limit(query_page(limit - page.messages.len()))
                 .set_exclusive_start_key(start_key.take());
             q = match after {
                 Some(cursor) => q
@@ -967,7 +972,7 @@ impl DeliveryLog for DynamoDbStore {
                 .index_name(GSI_REPLAY)
                 .key_condition_expression("gsi1pk = :r")
                 .expression_attribute_values(":r", s(REPLAY_INDEX_KEY))
-                .limit((limit - out_ids.len()) as i32)
+                .limit(query_page(limit - out_ids.len()))
                 .set_exclusive_start_key(start_key.take())
                 .send()
                 .await

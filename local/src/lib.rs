@@ -1,0 +1,376 @@
+//! `baton-local`: Baton's functions in one process, without AWS. It serves the webhook function's
+//! own handler on `BATON_LISTEN` and keeps its data in an embedded database under
+//! `BATON_DATA_DIR` — or, when `TABLE_NAME` or an AWS endpoint is configured, in DynamoDB.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use baton_shared::config::{
+    self, APP_SECRET, ConfigError, Source, TABLE_NAME, VERIFY_TOKEN, WebhookSecrets,
+};
+use baton_shared::domain::MAX_BODY_BYTES;
+use baton_shared::store::{DynamoDbStore, EmbeddedStore, Store, StoreError};
+use baton_shared::whatsapp::{AppSecrets, sign};
+use baton_webhook::Webhook;
+use bytes::Bytes;
+use http::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+pub const LISTEN: &str = "BATON_LISTEN";
+pub const DATA_DIR: &str = "BATON_DATA_DIR";
+pub const PUBLIC_BASE_URL: &str = "PUBLIC_BASE_URL";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+pub const DEFAULT_DATA_DIR: &str = ".baton";
+const LOCAL_SECRETS_FILE: &str = "local-secrets.json";
+
+/// Where `baton-local` keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// redb database file under the data directory.
+    Embedded(PathBuf),
+    /// A DynamoDB table; `create` when it points at a local emulator, which has no stack to own it.
+    DynamoDb { table: String, create: bool },
+}
+
+/// `baton-local`'s configuration: the webhook's settings plus where to listen and store.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub public_base_url: Option<String>,
+    pub store: StoreChoice,
+    pub secrets: WebhookSecrets,
+    /// True when the app secret or verify token were generated for local use.
+    pub generated_secrets: bool,
+}
+
+/// Secrets generated for a local run, kept so that a restart keeps the same ones.
+#[derive(Serialize, Deserialize)]
+struct LocalSecrets {
+    app_secret: String,
+    verify_token: String,
+}
+
+fn random_hex(bytes: usize) -> Result<String, ConfigError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| ConfigError::Invalid {
+        name: APP_SECRET,
+        reason: format!("no randomness to generate a local secret: {e}"),
+    })?;
+    Ok(hex::encode(buf))
+}
+
+/// Reads the local secrets file, or creates it with fresh random values.
+fn local_secrets(data_dir: &Path) -> Result<LocalSecrets, ConfigError> {
+    let path = data_dir.join(LOCAL_SECRETS_FILE);
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: DATA_DIR,
+        reason,
+    };
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return serde_json::from_str(&text)
+            .map_err(|e| invalid(format!("{} is unreadable: {e}", path.display())));
+    }
+    let secrets = LocalSecrets {
+        app_secret: random_hex(32)?,
+        verify_token: random_hex(16)?,
+    };
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| invalid(format!("cannot create {}: {e}", data_dir.display())))?;
+    let text = serde_json::to_string_pretty(&secrets).expect("serialisable");
+    write_private(&path, text.as_bytes())
+        .map_err(|e| invalid(format!("cannot write {}: {e}", path.display())))?;
+    Ok(secrets)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+impl LocalConfig {
+    /// Reads the configuration. Unlike the Lambda, `baton-local` runs with no settings at all:
+    /// it generates an app secret and verify token and keeps them in the data directory.
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        let listen_text =
+            config::optional(src, LISTEN).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse().map_err(|e| ConfigError::Invalid {
+            name: LISTEN,
+            reason: format!("{listen_text:?} is not an address like 127.0.0.1:3000 ({e})"),
+        })?;
+        let data_dir = PathBuf::from(
+            config::optional(src, DATA_DIR).unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()),
+        );
+        let public_base_url =
+            config::optional(src, PUBLIC_BASE_URL).map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(url) = &public_base_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError::Invalid {
+                    name: PUBLIC_BASE_URL,
+                    reason: format!("{url:?} is not an http(s) URL"),
+                });
+            }
+        }
+        let endpoint = config::optional(src, "AWS_ENDPOINT_URL_DYNAMODB")
+            .or_else(|| config::optional(src, "AWS_ENDPOINT_URL"));
+        let store = match (config::optional(src, TABLE_NAME), endpoint) {
+            (None, None) => StoreChoice::Embedded(data_dir.clone()),
+            (table, endpoint) => StoreChoice::DynamoDb {
+                table: table.unwrap_or_else(|| "baton".to_owned()),
+                create: endpoint.is_some(),
+            },
+        };
+        let (app, token) = (
+            config::optional(src, APP_SECRET),
+            config::optional(src, VERIFY_TOKEN),
+        );
+        let generated_secrets = app.is_none() || token.is_none();
+        let secrets = if generated_secrets {
+            let local = local_secrets(&data_dir)?;
+            let app = app.unwrap_or(local.app_secret);
+            let token = token.unwrap_or(local.verify_token);
+            WebhookSecrets {
+                app_secrets: AppSecrets::parse(&app).ok_or(ConfigError::Invalid {
+                    name: APP_SECRET,
+                    reason: "it lists no secret".to_owned(),
+                })?,
+                verify_token: SecretString::from(token),
+            }
+        } else {
+            WebhookSecrets::from_source(src)?
+        };
+        Ok(Self {
+            listen,
+            data_dir,
+            public_base_url,
+            store,
+            secrets,
+            generated_secrets,
+        })
+    }
+
+    pub async fn open_store(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match &self.store {
+            StoreChoice::Embedded(dir) => Arc::new(EmbeddedStore::open(dir)?),
+            StoreChoice::DynamoDb { table, create } => {
+                let store = DynamoDbStore::from_env(table.clone()).await;
+                if *create {
+                    store.ensure_table().await?;
+                }
+                Arc::new(store)
+            }
+        })
+    }
+
+    pub fn describe_store(&self) -> String {
+        match &self.store {
+            StoreChoice::Embedded(dir) => {
+                format!("embedded database {}", dir.join("baton.redb").display())
+            }
+            StoreChoice::DynamoDb { table, .. } => format!("DynamoDB table {table}"),
+        }
+    }
+}
+
+/// An HTTP server that hands every request to the webhook function's own handler.
+pub fn router(app: Webhook) -> axum::Router {
+    axum::Router::new()
+        .fallback(serve_request)
+        .with_state(Arc::new(app))
+}
+
+async fn serve_request(State(app): State<Arc<Webhook>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    // Read one byte past the limit so that an oversized body is refused without reading it all.
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES + 1).await {
+        Ok(b) => b,
+        Err(_) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                [("content-type", "application/json")],
+                r#"{"error":"body larger than 3 MB"}"#,
+            )
+                .into_response();
+        }
+    };
+    let response = app.handle(http::Request::from_parts(parts, bytes)).await;
+    response.map(Body::from)
+}
+
+/// A short delivery to try the server with: one text message from a test customer.
+pub fn sample_delivery() -> Bytes {
+    Bytes::from_static(
+        br#"{"object":"whatsapp_business_account","entry":[{"id":"0","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550000000","phone_number_id":"100000000000000"},"contacts":[{"profile":{"name":"Test Customer"},"wa_id":"15550001234"}],"messages":[{"from":"15550001234","id":"wamid.baton-local-example","timestamp":"1767225600","type":"text","text":{"body":"Hello! Can I talk to a person?"}}]}}]}]}"#,
+    )
+}
+
+/// What `baton-local` prints when it starts: where to point Meta, and a request to try.
+pub fn banner(cfg: &LocalConfig, bound: SocketAddr) -> String {
+    let local_url = format!("http://{bound}");
+    let base = cfg
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| local_url.clone());
+    let body = sample_delivery();
+    let signature = sign(cfg.secrets.app_secrets.current().expose_secret(), &body);
+    let body_text = std::str::from_utf8(&body).expect("sample is UTF-8");
+    let mut out = format!(
+        "Baton (local) is listening on {local_url}\n\
+         Store: {}\n\n\
+         In Meta's App Dashboard > WhatsApp > Configuration, paste:\n\
+         \x20 Callback URL: {base}/webhook\n\
+         \x20 Verify token: {}\n",
+        cfg.describe_store(),
+        cfg.secrets.verify_token.expose_secret(),
+    );
+    if cfg.public_base_url.is_none() {
+        out.push_str("  (Meta needs a public HTTPS URL: put a tunnel in front of this address and set PUBLIC_BASE_URL to it.)\n");
+    }
+    if cfg.generated_secrets {
+        out.push_str(&format!(
+            "  The app secret and verify token were generated for local use and are kept in {}.\n  \
+             For real traffic set WHATSAPP_APP_SECRET to your Meta App Secret (App Dashboard > Settings > Basic).\n",
+            cfg.data_dir.join(LOCAL_SECRETS_FILE).display()
+        ));
+    }
+    out.push_str(&format!(
+        "\nTry it (a signed delivery with one text message; run it twice to see the duplicate caught):\n  \
+         curl -i -X POST {local_url}/webhook -H 'Content-Type: application/json' \\\n    \
+         -H 'X-Hub-Signature-256: {signature}' \\\n    --data-binary '{body_text}'\n"
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("baton-local-cfg-{}", random_hex(8).unwrap()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn runs_with_no_settings_and_keeps_generated_secrets_across_restarts() {
+        let d = dir();
+        let data = d.to_str().unwrap();
+        let first = LocalConfig::from_source(&[(DATA_DIR, data)]).unwrap();
+        assert!(first.generated_secrets);
+        assert_eq!(first.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(first.store, StoreChoice::Embedded(d.clone()));
+        let second = LocalConfig::from_source(&[(DATA_DIR, data)]).unwrap();
+        assert_eq!(
+            first.secrets.verify_token.expose_secret(),
+            second.secrets.verify_token.expose_secret()
+        );
+        assert_eq!(
+            first.secrets.app_secrets.current().expose_secret(),
+            second.secrets.app_secrets.current().expose_secret()
+        );
+    }
+
+    #[test]
+    fn configured_secrets_win_and_bad_settings_are_named() {
+        let d = dir();
+        let data = d.to_str().unwrap();
+        let cfg = LocalConfig::from_source(&[
+            (DATA_DIR, data),
+            (APP_SECRET, "s1,s2"),
+            (VERIFY_TOKEN, "tok"),
+        ])
+        .unwrap();
+        assert!(!cfg.generated_secrets);
+        assert_eq!(cfg.secrets.app_secrets.len(), 2);
+        assert!(
+            !d.join(LOCAL_SECRETS_FILE).exists(),
+            "nothing generated when both are set"
+        );
+
+        let err = LocalConfig::from_source(&[(DATA_DIR, data), (LISTEN, "localhost")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("BATON_LISTEN is invalid"),
+            "{err}"
+        );
+        let err = LocalConfig::from_source(&[(DATA_DIR, data), (PUBLIC_BASE_URL, "example.com")])
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("PUBLIC_BASE_URL is invalid"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_aws_endpoint_or_table_selects_dynamodb() {
+        let d = dir();
+        let data = d.to_str().unwrap();
+        let cfg = LocalConfig::from_source(&[
+            (DATA_DIR, data),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:8000"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.store,
+            StoreChoice::DynamoDb {
+                table: "baton".into(),
+                create: true
+            }
+        );
+        let cfg =
+            LocalConfig::from_source(&[(DATA_DIR, data), (TABLE_NAME, "prod-table")]).unwrap();
+        assert_eq!(
+            cfg.store,
+            StoreChoice::DynamoDb {
+                table: "prod-table".into(),
+                create: false
+            }
+        );
+    }
+
+    #[test]
+    fn banner_names_the_callback_url_token_and_a_correctly_signed_example() {
+        let d = dir();
+        let cfg = LocalConfig::from_source(&[
+            (DATA_DIR, d.to_str().unwrap()),
+            (APP_SECRET, "the-app-secret"),
+            (VERIFY_TOKEN, "the-verify-token"),
+            (PUBLIC_BASE_URL, "https://baton.example.com/"),
+        ])
+        .unwrap();
+        let text = banner(&cfg, "127.0.0.1:3999".parse().unwrap());
+        assert!(
+            text.contains("Callback URL: https://baton.example.com/webhook"),
+            "{text}"
+        );
+        assert!(text.contains("Verify token: the-verify-token"), "{text}");
+        assert!(
+            text.contains(&sign("the-app-secret", &sample_delivery())),
+            "{text}"
+        );
+        assert!(
+            text.contains("curl -i -X POST http://127.0.0.1:3999/webhook"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("the-app-secret"),
+            "the app secret itself is never printed"
+        );
+    }
+}

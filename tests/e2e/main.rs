@@ -1,0 +1,10 @@
+//! Baton's end-to-end tests: the webhook function against the embedded store and DynamoDB Local,
+//! through its HTTP handler and through a real API Gateway event. Emulator tests read
+//! `BATON_TEST_DYNAMODB` (set by scripts/test); without it they are skipped, unless
+//! `BATON_REQUIRE_EMULATORS` is set, when they fail.
+
+mod lambda;
+mod store_contract;
+mod streams;
+mod support;
+mod webhook;
