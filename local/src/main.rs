@@ -1,5 +1,6 @@
 //! `baton-local`: run Baton without AWS. Wiring only; see the library for what it does.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use baton_local::{LocalConfig, banner, router};
@@ -19,6 +20,7 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_target(false)
+        .with_writer(std::io::stderr)
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = args.first().map(String::as_str).unwrap_or("serve");
@@ -76,7 +78,8 @@ async fn main() -> ExitCode {
         }
     };
     let bound = listener.local_addr().unwrap_or(cfg.listen);
-    println!("{}", banner(&cfg, bound));
+    // A closed stdout (a piped reader gone) must not stop the server.
+    let _ = writeln!(std::io::stdout().lock(), "{}", banner(&cfg, bound));
     let app = Webhook::new(store, cfg.secrets.clone());
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -1,0 +1,188 @@
+//! The real `baton-local` binary: it starts with no settings, prints what to paste into Meta's
+//! dashboard and a request that works, answers the handshake, and loses nothing when killed.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+struct Running {
+    child: Child,
+    url: String,
+    verify_token: String,
+    signature: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton-local"));
+    cmd.env("BATON_DATA_DIR", data_dir)
+        .env("BATON_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn");
+    for var in [
+        "TABLE_NAME",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "WHATSAPP_APP_SECRET",
+        "WHATSAPP_VERIFY_TOKEN",
+        "PUBLIC_BASE_URL",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn start(data_dir: &Path) -> Running {
+    let mut child = command(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut url, mut verify_token, mut signature) = (None, None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("Baton (local) is listening on ") {
+            url = Some(rest.trim().to_owned());
+        }
+        if let Some(rest) = line.trim().strip_prefix("Verify token: ") {
+            verify_token = Some(rest.trim().to_owned());
+        }
+        if let Some(at) = line.find("X-Hub-Signature-256: ") {
+            signature = Some(
+                line[at + 21..]
+                    .trim()
+                    .trim_end_matches(['\'', '\\', ' '])
+                    .to_owned(),
+            );
+        }
+        if line.contains("--data-binary") {
+            break;
+        }
+    }
+    // Keep reading so the server never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Running {
+        child,
+        url: url.expect("banner names the URL"),
+        verify_token: verify_token.expect("banner names the verify token"),
+        signature: signature.expect("banner shows a signed example"),
+    }
+}
+
+async fn post_sample(r: &Running) -> serde_json::Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/webhook", r.url))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", &r.signature)
+        .body(baton_local::sample_delivery())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    serde_json::from_str(&resp.text().await.unwrap()).unwrap()
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("baton-local-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[tokio::test]
+async fn starts_with_no_settings_answers_meta_and_survives_a_crash() {
+    let dir = temp_dir("crash");
+    let first = start(&dir);
+    assert_eq!(first.verify_token.len(), 32);
+
+    let http = reqwest::Client::new();
+    let handshake = |token: &str| {
+        format!(
+            "{}/webhook?hub.mode=subscribe&hub.challenge=4242&hub.verify_token={token}",
+            first.url
+        )
+    };
+    let resp = http
+        .get(handshake(&first.verify_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "4242");
+    assert_eq!(
+        http.get(handshake("wrong")).send().await.unwrap().status(),
+        403
+    );
+
+    // The printed example works as printed.
+    let answer = post_sample(&first).await;
+    assert_eq!(
+        (
+            answer["messages_new"].as_u64(),
+            answer["duplicate_delivery"].as_bool()
+        ),
+        (Some(1), Some(false))
+    );
+    let unsigned = http
+        .post(format!("{}/webhook", first.url))
+        .body(baton_local::sample_delivery())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let huge = http
+        .post(format!("{}/webhook", first.url))
+        .header("x-hub-signature-256", &first.signature)
+        .body(vec![b' '; 4 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
+
+    // Killed without warning, then started again on the same data: same token, nothing lost.
+    let token = first.verify_token.clone();
+    drop(first);
+    let second = start(&dir);
+    assert_eq!(second.verify_token, token);
+    let answer = post_sample(&second).await;
+    assert_eq!(
+        (
+            answer["messages_duplicate"].as_u64(),
+            answer["duplicate_delivery"].as_bool()
+        ),
+        (Some(1), Some(true)),
+        "{answer}"
+    );
+    drop(second);
+
+    // The replay command runs on the same data.
+    let out = command(&dir).arg("replay").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["deliveries"], 0);
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_and_is_named() {
+    let out = command(&temp_dir("bad-listen"))
+        .env("BATON_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("BATON_LISTEN is invalid"), "{err}");
+    let out = command(&temp_dir("bad-command"))
+        .arg("frobnicate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
