@@ -120,13 +120,13 @@ impl LocalConfig {
         );
         let public_base_url =
             config::optional(src, PUBLIC_BASE_URL).map(|u| u.trim_end_matches('/').to_owned());
-        if let Some(url) = &public_base_url {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(ConfigError::Invalid {
-                    name: PUBLIC_BASE_URL,
-                    reason: format!("{url:?} is not an http(s) URL"),
-                });
-            }
+        if let Some(url) = &public_base_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid {
+                name: PUBLIC_BASE_URL,
+                reason: format!("{url:?} is not an http(s) URL"),
+            });
         }
         let endpoint = config::optional(src, "AWS_ENDPOINT_URL_DYNAMODB")
             .or_else(|| config::optional(src, "AWS_ENDPOINT_URL"));

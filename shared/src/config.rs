@@ -89,9 +89,96 @@ impl WebhookSecrets {
     }
 }
 
+/// Names the Secrets Manager secret (a JSON object keyed by the variable names above) that the
+/// deployed functions read their secrets from, so no secret sits in a parameter or in the
+/// function's environment.
+pub const SECRET_ARN: &str = "BATON_SECRET_ARN";
+
+/// The value template.yaml puts in the secret until the team sets their Meta App Secret.
+pub const APP_SECRET_PLACEHOLDER: &str = "replace-with-your-meta-app-secret";
+
+/// Settings from the environment, then from the secret named by `BATON_SECRET_ARN`.
+pub struct Settings {
+    env: Box<dyn Source + Send + Sync>,
+    secret: std::collections::HashMap<String, String>,
+}
+
+impl Source for Settings {
+    fn get(&self, name: &str) -> Option<String> {
+        self.env
+            .get(name)
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| self.secret.get(name).cloned())
+    }
+}
+
+impl Settings {
+    /// The process environment, overlaid with the secret when `BATON_SECRET_ARN` is set.
+    pub async fn load(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let secret = match optional(&ProcessEnv, SECRET_ARN) {
+            Some(arn) => read_secret(&aws_sdk_secretsmanager::Client::new(aws), &arn).await?,
+            None => Default::default(),
+        };
+        Ok(Self {
+            env: Box::new(ProcessEnv),
+            secret,
+        })
+    }
+
+    pub fn from_parts(
+        env: Box<dyn Source + Send + Sync>,
+        secret: std::collections::HashMap<String, String>,
+    ) -> Self {
+        Self { env, secret }
+    }
+}
+
+/// Reads a secret holding a JSON object of strings. Errors never quote the secret's content.
+pub async fn read_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<std::collections::HashMap<String, String>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: SECRET_ARN,
+        reason,
+    };
+    let out = client.get_secret_value().secret_id(arn).send().await.map_err(|e| {
+        invalid(format!(
+            "cannot read the secret (does the function's role allow secretsmanager:GetSecretValue?): {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+        ))
+    })?;
+    let text = out
+        .secret_string()
+        .ok_or_else(|| invalid("the secret has no SecretString".to_owned()))?;
+    serde_json::from_str(text)
+        .map_err(|_| invalid("the secret is not a JSON object of string values".to_owned()))
+}
+
+impl WebhookSecrets {
+    /// True while the deployed secret still holds template.yaml's placeholder.
+    pub fn app_secret_is_placeholder(&self) -> bool {
+        use secrecy::ExposeSecret;
+        self.app_secrets.current().expose_secret() == APP_SECRET_PLACEHOLDER
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_environment_wins_over_the_secret_and_blank_values_fall_through() {
+        let secret = std::collections::HashMap::from([
+            (APP_SECRET.to_owned(), "from-secret".to_owned()),
+            (VERIFY_TOKEN.to_owned(), "token-from-secret".to_owned()),
+        ]);
+        let env = [(VERIFY_TOKEN, "token-from-env"), (APP_SECRET, " ")];
+        let s = Settings::from_parts(Box::new(env), secret);
+        assert_eq!(s.get(APP_SECRET).as_deref(), Some("from-secret"));
+        assert_eq!(s.get(VERIFY_TOKEN).as_deref(), Some("token-from-env"));
+        assert_eq!(s.get("OTHER"), None);
+    }
 
     #[test]
     fn missing_settings_are_named() {

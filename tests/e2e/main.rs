@@ -4,6 +4,7 @@
 //! `BATON_REQUIRE_EMULATORS` is set, when they fail.
 
 mod lambda;
+mod secrets;
 mod store_contract;
 mod streams;
 mod support;

@@ -67,8 +67,12 @@ impl DynamoDbStore {
 
     /// Builds a client from the standard AWS environment (region, credentials, `AWS_ENDPOINT_URL`).
     pub async fn from_env(table: impl Into<String>) -> Self {
-        let config = aws_config::load_from_env().await;
-        Self::new(Client::new(&config), table)
+        Self::from_config(&aws_config::load_from_env().await, table)
+    }
+
+    /// Builds a client from an SDK configuration loaded once at start-up.
+    pub fn from_config(aws: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(aws), table)
     }
 
     pub fn client(&self) -> &Client {
