@@ -1,15 +1,11 @@
-//! Shared test plumbing: DynamoDB Local clients and tables, a DynamoDB request counter, signed
-//! requests to the webhook handler.
+//! Shared test plumbing: DynamoDB Local clients and tables, signed requests to the webhook handler.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{
-    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RuntimeComponents,
-};
-use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use baton_shared::config::WebhookSecrets;
+pub use baton_shared::store::RequestCounter;
 use baton_shared::store::{DynamoDbStore, EmbeddedStore, Store};
 use baton_shared::whatsapp::sign;
 use baton_webhook::Webhook;
@@ -39,32 +35,6 @@ fn getrandom(buf: &mut [u8]) {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Counts the HTTP requests a DynamoDB client sends, SDK retries included.
-#[derive(Debug, Clone, Default)]
-pub struct RequestCounter(Arc<AtomicU32>);
-
-impl RequestCounter {
-    pub fn take(&self) -> u32 {
-        self.0.swap(0, Ordering::SeqCst)
-    }
-}
-
-impl Intercept for RequestCounter {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
 }
 
 /// DynamoDB Local's endpoint, or `None` (test skipped) when no emulator runs and none is required.

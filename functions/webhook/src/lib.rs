@@ -151,15 +151,20 @@ impl Webhook {
 
 fn log_stored(batch: &DeliveryBatch, report: &WriteReport) {
     let d = &batch.delivery;
+    // Parse errors can quote the values they choke on (a phone number, a message's text), so
+    // their wording stays at debug; above it, only how many there were.
     match d.state {
         ParseState::Parsed => {}
         ParseState::Ignored => {
-            tracing::info!(delivery = %d.id, problems = ?d.problems, "delivery kept but ignored")
+            tracing::info!(delivery = %d.id, "delivery kept but ignored: not a WhatsApp notification")
         }
         ParseState::Partial | ParseState::Unparsed => tracing::warn!(
-            delivery = %d.id, state = d.state.as_str(), problems = ?d.problems,
+            delivery = %d.id, state = d.state.as_str(), problems = d.problems.len(),
             "delivery kept for replay: not everything in it could be read"
         ),
+    }
+    if !d.problems.is_empty() {
+        tracing::debug!(delivery = %d.id, problems = ?d.problems, "what could not be read");
     }
     for e in &d.errors {
         tracing::warn!(delivery = %d.id, code = e.code, title = e.title.as_deref().unwrap_or_default(),
@@ -255,7 +260,7 @@ pub async fn replay_deliveries(
         summary.statuses_applied += report.statuses_applied;
         if batch.delivery.state.replayable() {
             summary.still_unreadable += 1;
-            tracing::warn!(delivery = %id, problems = ?batch.delivery.problems, "replayed delivery still unreadable");
+            tracing::warn!(delivery = %id, problems = batch.delivery.problems.len(), "replayed delivery still unreadable");
         } else {
             summary.now_parsed += 1;
         }

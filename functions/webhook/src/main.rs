@@ -2,30 +2,56 @@
 
 use std::sync::Arc;
 
-use baton_shared::config::{self, Settings, TABLE_NAME, WebhookSecrets};
+use baton_shared::config::{self, ProcessEnv, SECRET_ARN, Settings, TABLE_NAME, WebhookSecrets};
 use baton_shared::store::DynamoDbStore;
 use baton_webhook::{Webhook, handle_lambda};
 use lambda_http::{Error, service_fn};
+use tokio::sync::OnceCell;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    // Loading the SDK configuration is the costly part of start-up; do it once, share it.
+    // What can be checked without the network is checked now, so that a missing setting stops
+    // start-up with its name.
+    let table = config::required(
+        &ProcessEnv,
+        TABLE_NAME,
+        "template.yaml sets it to the Baton table",
+    )?;
+    if config::optional(&ProcessEnv, SECRET_ARN).is_none() {
+        WebhookSecrets::from_source(&ProcessEnv)?;
+    }
+    // The AWS clients and the secret are built on the first request, then kept: the SDK's HTTPS
+    // client parses the system's CA certificates (about 2.5 ms) and reading the secret is a
+    // network call. A cold start caused by a request pays that before its first answer either
+    // way; doing it here would only delay the runtime's first call for an event. benches/init.rs
+    // measures both.
+    let app: Arc<OnceCell<Webhook>> = Arc::new(OnceCell::new());
+    lambda_http::run(service_fn(|req| {
+        let (app, table) = (app.clone(), table.clone());
+        async move { handle_lambda(app.get_or_init(|| build(table)).await, req).await }
+    }))
+    .await
+}
+
+/// Builds the handler, or ends the process: Lambda then reports the error and starts afresh.
+async fn build(table: String) -> Webhook {
     let aws = aws_config::load_from_env().await;
-    let settings = Settings::load(&aws).await?;
-    let secrets = WebhookSecrets::from_source(&settings)?;
+    let secrets = match Settings::load(&aws)
+        .await
+        .and_then(|s| WebhookSecrets::from_source(&s))
+    {
+        Ok(secrets) => secrets,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            std::process::exit(1);
+        }
+    };
     if secrets.app_secret_is_placeholder() {
         tracing::error!(
             "WHATSAPP_APP_SECRET is still the placeholder: every delivery will be refused with 401 \
              until the Meta App Secret is put into the stack's secret (see the README)"
         );
     }
-    let table = config::required(
-        &settings,
-        TABLE_NAME,
-        "template.yaml sets it to the Baton table",
-    )?;
-    let store = DynamoDbStore::from_config(&aws, table);
-    let app = Webhook::new(Arc::new(store), secrets);
-    lambda_http::run(service_fn(|req| handle_lambda(&app, req))).await
+    Webhook::new(Arc::new(DynamoDbStore::from_config(&aws, table)), secrets)
 }

@@ -12,6 +12,10 @@ use crate::whatsapp::{Contact, MessageHead, MessagesValue, Notification, Status}
 /// Meta's largest delivery is 3 MB; anything larger is refused before it is read further.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
+/// At most this many problems are listed per delivery (the rest are counted), so a body full of
+/// broken items still fits one stored item.
+pub const MAX_PROBLEMS_LISTED: usize = 50;
+
 const WABA: &str = "whatsapp_business_account";
 
 /// Parses `body` and builds every record it produces. Never fails: what cannot be read is
@@ -275,7 +279,12 @@ impl Builder {
         }
     }
 
-    fn finish(self, body: Bytes, state: ParseState, origin: BatchOrigin) -> DeliveryBatch {
+    fn finish(mut self, body: Bytes, state: ParseState, origin: BatchOrigin) -> DeliveryBatch {
+        if self.problems.len() > MAX_PROBLEMS_LISTED {
+            let more = self.problems.len() - MAX_PROBLEMS_LISTED;
+            self.problems.truncate(MAX_PROBLEMS_LISTED);
+            self.problems.push(format!("… and {more} more"));
+        }
         let mut conversations = self.conversations;
         DeliveryBatch {
             origin,
@@ -328,4 +337,51 @@ fn sender_contact<'c>(
         return contacts.first();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_are_listed_up_to_a_bound_and_the_rest_counted() {
+        let broken: Vec<String> = (0..500)
+            .map(|i| format!(r#"{{"from":"1","timestamp":"{i}","type":"text"}}"#))
+            .collect();
+        let body = format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"p"}},"messages":[{}]}}}}]}}]}}"#,
+            broken.join(",")
+        );
+        let batch = build_batch(Bytes::from(body), 1, BatchOrigin::Webhook);
+        assert_eq!(batch.delivery.state, ParseState::Partial);
+        assert_eq!(batch.delivery.problems.len(), MAX_PROBLEMS_LISTED + 1);
+        assert_eq!(batch.delivery.problems.last().unwrap(), "… and 450 more");
+        assert!(batch.messages.is_empty());
+    }
+
+    #[test]
+    fn other_fields_are_acknowledged_and_named() {
+        let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[
+            {"field":"message_template_status_update","value":{"event":"APPROVED"}},
+            {"field":"account_update","value":{}},
+            {"field":"message_template_status_update","value":{"event":"REJECTED"}}]}]}"#;
+        let batch = build_batch(Bytes::from_static(body.as_bytes()), 1, BatchOrigin::Webhook);
+        assert_eq!(batch.delivery.state, ParseState::Parsed);
+        assert_eq!(
+            batch.delivery.ignored_fields,
+            ["message_template_status_update", "account_update"]
+        );
+    }
+
+    #[test]
+    fn a_message_that_names_no_sender_is_a_problem_not_a_failure() {
+        let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{
+            "metadata":{"phone_number_id":"p"},
+            "messages":[{"id":"wamid.nosender","timestamp":"1","type":"text","text":{"body":"x"}},
+                        {"id":"wamid.ok","from":"15550001","timestamp":"2","type":"text","text":{"body":"y"}}]}}]}]}"#;
+        let batch = build_batch(Bytes::from_static(body.as_bytes()), 1, BatchOrigin::Webhook);
+        assert_eq!(batch.delivery.state, ParseState::Partial);
+        assert_eq!(batch.messages.len(), 1);
+        assert!(batch.delivery.problems[0].contains("wamid.nosender"));
+    }
 }

