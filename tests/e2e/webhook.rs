@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
-use baton_shared::domain::{ConversationKey, DeliveryId, MAX_BODY_BYTES, ParseState};
+use baton_shared::domain::{
+    BatchOrigin, ConversationKey, DeliveryId, MAX_BODY_BYTES, ParseState, build_batch,
+};
 use baton_shared::store::contract::bodies;
 use baton_shared::store::{DynamoDbStore, Store};
 use baton_shared::whatsapp::sign;
+use baton_webhook::{ReplaySummary, replay_deliveries};
 use http::{Request, StatusCode};
 use serde_json::json;
 
@@ -421,4 +424,60 @@ async fn one_dynamodb_request_per_delivery_of_up_to_25_messages() {
         assert_eq!(answer["messages_duplicate"].as_u64(), Some(n as u64));
         assert_eq!(counter.take(), 1, "{n} messages, redelivered");
     }
+}
+
+/// A delivery an older Baton could not read is stored again by `baton-local replay`; one that
+/// still can't be read stays listed.
+async fn replay(store: Arc<dyn Store>) {
+    let app = webhook(store.clone());
+    let p = unique("replay");
+    let body = bodies::texts(&p, "16505550600", &[("wamid.rp", 7)]);
+    let mut kept = build_batch(body.into(), 1_234, BatchOrigin::Webhook);
+    // As an older version that could not read it would have stored it.
+    kept.delivery.state = ParseState::Unparsed;
+    kept.messages.clear();
+    kept.conversations.clear();
+    store.write_batch(&kept).await.unwrap();
+    let (status, _) = call(&app, signed(b"still not JSON".to_vec())).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let summary = replay_deliveries(store.as_ref(), usize::MAX).await.unwrap();
+    let expected = ReplaySummary {
+        deliveries: 2,
+        now_parsed: 1,
+        still_unreadable: 1,
+        messages_new: 1,
+        statuses_applied: 0,
+    };
+    assert_eq!(summary, expected);
+    let key = ConversationKey::new(p.as_str(), "16505550600");
+    assert_eq!(all_messages(store.as_ref(), &key).await, ["wamid.rp"]);
+    let conv = store.conversation(&key).await.unwrap().unwrap();
+    assert_eq!(conv.last_inbound_at, Some(7));
+    let d = store.delivery(&kept.delivery.id).await.unwrap().unwrap();
+    assert_eq!(
+        (d.state, d.received_at_ms),
+        (ParseState::Parsed, 1_234),
+        "arrival time kept"
+    );
+
+    // Again: only the unreadable one is left, and nothing is written twice.
+    let again = replay_deliveries(store.as_ref(), usize::MAX).await.unwrap();
+    assert_eq!(
+        (again.deliveries, again.still_unreadable, again.messages_new),
+        (1, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn replay_on_the_embedded_store() {
+    replay(Arc::new(embedded_store())).await;
+}
+
+#[tokio::test]
+async fn replay_on_dynamodb_local() {
+    let Some((store, _)) = dynamodb_store().await else {
+        return;
+    };
+    replay(Arc::new(store)).await;
 }

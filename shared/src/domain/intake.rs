@@ -67,7 +67,7 @@ struct Builder {
     problems: Vec<String>,
     errors: Vec<crate::whatsapp::WaError>,
     ignored_fields: Vec<String>,
-    conversations: HashMap<ConversationKey, ConversationTouch>,
+    conversations: HashMap<ConversationKey, Conversation>,
     conversation_order: Vec<ConversationKey>,
     messages: Vec<MessageRecord>,
     message_ids: HashMap<String, usize>,
@@ -246,7 +246,7 @@ impl Builder {
             MapEntry::Occupied(o) => o.into_mut(),
             MapEntry::Vacant(v) => {
                 self.conversation_order.push(key.clone());
-                v.insert(ConversationTouch {
+                v.insert(Conversation {
                     key: key.clone(),
                     display_phone_number: value.metadata.display_phone_number.clone(),
                     wa_id: None,

@@ -150,21 +150,8 @@ pub struct StatusRecord {
     pub raw: String,
 }
 
-/// What a delivery says about a conversation: who the customer is and when they last wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConversationTouch {
-    pub key: ConversationKey,
-    pub display_phone_number: String,
-    pub wa_id: Option<String>,
-    pub user_id: Option<String>,
-    pub username: Option<String>,
-    pub profile_name: Option<String>,
-    /// Latest inbound message time in this delivery (unix seconds); `None` when the delivery
-    /// had only statuses or system notices for the conversation.
-    pub last_inbound_at: Option<i64>,
-}
-
-/// A conversation as stored.
+/// A conversation: who the customer is and when they last wrote. A batch carries what its
+/// delivery says about each conversation; the store merges that into what it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
     pub key: ConversationKey,
@@ -173,6 +160,8 @@ pub struct Conversation {
     pub user_id: Option<String>,
     pub username: Option<String>,
     pub profile_name: Option<String>,
+    /// Unix seconds of the customer's latest inbound message; `None` when only statuses or
+    /// system notices have been seen.
     pub last_inbound_at: Option<i64>,
 }
 
@@ -195,7 +184,7 @@ pub enum BatchOrigin {
 pub struct DeliveryBatch {
     pub origin: BatchOrigin,
     pub delivery: RawDelivery,
-    pub conversations: Vec<ConversationTouch>,
+    pub conversations: Vec<Conversation>,
     pub messages: Vec<MessageRecord>,
     pub statuses: Vec<StatusRecord>,
 }

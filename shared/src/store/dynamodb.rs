@@ -757,6 +757,27 @@ impl DynamoDbStore {
     }
 }
 
+impl DynamoDbStore {
+    /// A strongly consistent read of one item.
+    async fn get_item(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        Ok(out.item)
+    }
+}
+
 fn applied(report: &mut WriteReport, target: Target) {
     match target {
         Target::Delivery => report.delivery_new = true,
@@ -813,17 +834,7 @@ impl ConversationReader for DynamoDbStore {
         &self,
         key: &ConversationKey,
     ) -> Result<Option<Conversation>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(key.partition()))
-            .key("sk", s("META"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem", e))?;
-        let Some(item) = out.item else {
+        let Some(item) = self.get_item(key.partition(), "META").await? else {
             return Ok(None);
         };
         let c: ConversationItem = from_item(item)?;
@@ -888,17 +899,10 @@ impl ConversationReader for DynamoDbStore {
         key: &ConversationKey,
         wamid: &str,
     ) -> Result<Option<StatusRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(key.partition()))
-            .key("sk", s(format!("OUT#{wamid}")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem", e))?;
-        let Some(item) = out.item else {
+        let Some(item) = self
+            .get_item(key.partition(), &format!("OUT#{wamid}"))
+            .await?
+        else {
             return Ok(None);
         };
         let st: StatusItem = from_item(item)?;
@@ -921,17 +925,7 @@ impl ConversationReader for DynamoDbStore {
 impl DeliveryLog for DynamoDbStore {
     async fn delivery(&self, id: &DeliveryId) -> Result<Option<RawDelivery>, StoreError> {
         let pk = delivery_pk(id);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(&pk))
-            .key("sk", s("DELIVERY"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem", e))?;
-        let Some(mut item) = out.item else {
+        let Some(mut item) = self.get_item(pk.clone(), "DELIVERY").await? else {
             return Ok(None);
         };
         let first = match item.remove("body") {

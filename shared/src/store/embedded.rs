@@ -203,17 +203,9 @@ fn write(db: &Database, batch: &DeliveryBatch) -> Result<WriteReport, StoreError
 
 /// Keeps the latest inbound time and the first known identity fields; a newer inbound message
 /// refreshes the profile name.
-fn merge_conversation(old: Option<Conversation>, touch: &ConversationTouch) -> Conversation {
+fn merge_conversation(old: Option<Conversation>, touch: &Conversation) -> Conversation {
     let Some(mut c) = old else {
-        return Conversation {
-            key: touch.key.clone(),
-            display_phone_number: touch.display_phone_number.clone(),
-            wa_id: touch.wa_id.clone(),
-            user_id: touch.user_id.clone(),
-            username: touch.username.clone(),
-            profile_name: touch.profile_name.clone(),
-            last_inbound_at: touch.last_inbound_at,
-        };
+        return touch.clone();
     };
     let newer = match (c.last_inbound_at, touch.last_inbound_at) {
         (_, None) => false,
