@@ -481,3 +481,55 @@ async fn replay_on_dynamodb_local() {
     };
     replay(Arc::new(store)).await;
 }
+
+#[tokio::test]
+async fn a_delivery_the_store_refuses_is_still_kept_for_replay() {
+    let Some((store, _)) = dynamodb_store().await else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(store);
+    let app = webhook(store.clone());
+    // A message over DynamoDB's 400 KB item limit, in a body well under Meta's 3 MB.
+    let mut x: u32 = 7;
+    let text: String = (0..450_000)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            char::from(b'a' + (x >> 27) as u8 % 26)
+        })
+        .collect();
+    let p = unique("refused");
+    let body = bodies::delivery(
+        &p,
+        bodies::contact("16505550700", "Big Sender"),
+        json!([bodies::text("wamid.huge", "16505550700", 1, &text)]),
+        serde_json::Value::Null,
+    );
+    let (status, answer) = call(&app, signed(body.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["state"], "partial", "{answer}");
+    assert!(
+        answer["problems"].to_string().contains("the store refused"),
+        "{answer}"
+    );
+    let kept = store
+        .delivery(&DeliveryId::of(&body))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.body.as_ref(), body.as_slice(), "kept byte for byte");
+    assert!(
+        store
+            .replayable_deliveries(usize::MAX)
+            .await
+            .unwrap()
+            .contains(&kept.id)
+    );
+
+    // Meta's retry of it finds it kept: still 200, nothing new.
+    let (status, answer) = call(&app, signed(body)).await;
+    assert_eq!(
+        (status, answer["duplicate_delivery"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{answer}"
+    );
+}

@@ -11,7 +11,8 @@
 //! | `POST /webhook` with a missing, duplicated, malformed or wrong `X-Hub-Signature-256` | 401, nothing stored |
 //! | signed but empty | 400, nothing stored (there is nothing to keep) |
 //! | signed, stored (whether it could be read, partly read, or not at all) | 200 with what was stored |
-//! | signed, but the store failed | 503, so that Meta delivers it again |
+//! | signed, but the store refuses its items for good | 200; the body alone is kept for replay |
+//! | signed, but the store is unavailable | 503, so that Meta delivers it again |
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -132,13 +133,19 @@ impl Webhook {
             return error(StatusCode::BAD_REQUEST, "empty body");
         }
         let batch = build_batch(body.clone(), (self.clock)(), BatchOrigin::Webhook);
-        match self.store.write_batch(&batch).await {
-            Ok(report) => {
+        let written = match self.store.write_batch(&batch).await {
+            // Trying again cannot help (an item over the store's limits, say): keep the body
+            // for replay instead, so nothing is lost and Meta stops delivering it.
+            Err(StoreError::Rejected(reason)) => self.keep_for_replay(batch, &reason).await,
+            other => other.map(|report| (batch, report)),
+        };
+        match written {
+            Ok((batch, report)) => {
                 log_stored(&batch, &report);
                 stored(&batch, &report)
             }
             Err(e) => {
-                tracing::error!(delivery = %batch.delivery.id, error = %e, retryable = e.is_retryable(),
+                tracing::error!(error = %e, retryable = e.is_retryable(),
                     "delivery not stored; Meta will deliver it again");
                 error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -146,6 +153,35 @@ impl Webhook {
                 )
             }
         }
+    }
+
+    /// Stores the raw delivery alone, marked partial with the store's reason, for a later replay.
+    async fn keep_for_replay(
+        &self,
+        batch: DeliveryBatch,
+        reason: &str,
+    ) -> Result<(DeliveryBatch, WriteReport), StoreError> {
+        tracing::error!(delivery = %batch.delivery.id, error = %reason,
+            "the store refused the delivery's items; keeping the body for replay");
+        let mut delivery = batch.delivery;
+        delivery.state = ParseState::Partial;
+        delivery
+            .problems
+            .push(format!("the store refused its items: {reason}"));
+        let mut only = DeliveryBatch {
+            origin: BatchOrigin::Webhook,
+            delivery,
+            conversations: Vec::new(),
+            messages: Vec::new(),
+            statuses: Vec::new(),
+        };
+        let mut report = self.store.write_batch(&only).await?;
+        if !report.delivery_new {
+            // Stored before by an attempt that got further: mark that one for replay.
+            only.origin = BatchOrigin::Replay;
+            report = self.store.write_batch(&only).await?;
+        }
+        Ok((only, report))
     }
 }
 
