@@ -295,8 +295,12 @@ async fn real_fixtures_signed_as_meta_sends_them(store: Arc<dyn Store>) {
 async fn many_messages_and_concurrent_duplicates(store: Arc<dyn Store>) {
     let app = webhook(store.clone());
     let p = unique("many");
-    let ids: Vec<String> = (0..1000).map(|i| format!("wamid.m{i:04}")).collect();
-    let msgs: Vec<(&str, i64)> = ids.iter().map(|id| (id.as_str(), 1_700_000_000)).collect();
+    // All with one timestamp: arrival order decides.
+    let msgs: Vec<(String, i64)> = bodies::numbered("wamid.m", 1000, 0)
+        .into_iter()
+        .map(|(id, _)| (id, 1_700_000_000))
+        .collect();
+    let ids: Vec<String> = msgs.iter().map(|(id, _)| id.clone()).collect();
     let body = bodies::texts(&p, "16505550300", &msgs);
     let (status, answer) = call(&app, signed(body.clone())).await;
     assert_eq!(
@@ -312,12 +316,8 @@ async fn many_messages_and_concurrent_duplicates(store: Arc<dyn Store>) {
 
     // The same body five times at once: one item per message.
     let p = unique("dup");
-    let ids: Vec<String> = (0..30).map(|i| format!("wamid.d{i}")).collect();
-    let msgs: Vec<(&str, i64)> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), 10 + i as i64))
-        .collect();
+    let msgs = bodies::numbered("wamid.d", 30, 10);
+    let ids: Vec<String> = msgs.iter().map(|(id, _)| id.clone()).collect();
     let body = bodies::texts(&p, "16505550301", &msgs);
     let send = || call(&app, signed(body.clone()));
     let results = tokio::join!(send(), send(), send(), send(), send());
@@ -412,9 +412,7 @@ async fn one_dynamodb_request_per_delivery_of_up_to_25_messages() {
     let app = webhook(Arc::new(store));
     for n in [1usize, 10, 25] {
         let p = unique("requests");
-        let ids: Vec<String> = (0..n).map(|i| format!("wamid.q{i}")).collect();
-        let msgs: Vec<(&str, i64)> = ids.iter().map(|id| (id.as_str(), 5)).collect();
-        let body = bodies::texts(&p, "16505550400", &msgs);
+        let body = bodies::texts(&p, "16505550400", &bodies::numbered("wamid.q", n, 5));
         counter.take();
         let (status, _) = call(&app, signed(body.clone())).await;
         assert_eq!(status, StatusCode::OK);

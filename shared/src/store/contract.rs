@@ -54,10 +54,14 @@ pub mod bodies {
     }
 
     /// A delivery of text messages `(wamid, timestamp)` from one customer.
-    pub fn texts(phone_number_id: &str, wa_id: &str, messages: &[(&str, i64)]) -> Vec<u8> {
+    pub fn texts<S: AsRef<str>>(
+        phone_number_id: &str,
+        wa_id: &str,
+        messages: &[(S, i64)],
+    ) -> Vec<u8> {
         let msgs: Vec<Value> = messages
             .iter()
-            .map(|(id, ts)| text(id, wa_id, *ts, &format!("message {id}")))
+            .map(|(id, ts)| text(id.as_ref(), wa_id, *ts, &format!("message {}", id.as_ref())))
             .collect();
         delivery(
             phone_number_id,
@@ -65,6 +69,13 @@ pub mod bodies {
             Value::Array(msgs),
             Value::Null,
         )
+    }
+
+    /// `n` message ids `<prefix><i>` with timestamps counting up from `first_timestamp`.
+    pub fn numbered(prefix: &str, n: usize, first_timestamp: i64) -> Vec<(String, i64)> {
+        (0..n)
+            .map(|i| (format!("{prefix}{i:04}"), first_timestamp + i as i64))
+            .collect()
     }
 }
 
@@ -98,6 +109,29 @@ async fn all_messages(
             None => return out,
         }
     }
+}
+
+/// Writes a delivery of text messages from `wa_id`, arrived at `received_at_ms`.
+async fn write_texts(
+    store: &dyn Store,
+    p: &str,
+    wa_id: &str,
+    msgs: &[(&str, i64)],
+    received_at_ms: i64,
+) -> WriteReport {
+    store
+        .write_batch(&batch(bodies::texts(p, wa_id, msgs), received_at_ms))
+        .await
+        .expect("write")
+}
+
+async fn last_inbound(store: &dyn Store, key: &ConversationKey) -> Option<i64> {
+    let conv = store
+        .conversation(key)
+        .await
+        .expect("read")
+        .expect("conversation stored");
+    conv.last_inbound_at
 }
 
 async fn listed(store: &dyn Store, id: &DeliveryId) -> bool {
@@ -191,13 +225,10 @@ pub async fn repeated_delivery_stores_each_item_once(store: &dyn Store, ns: &str
 
 pub async fn concurrent_duplicates_store_each_item_once(store: &dyn Store, ns: &str) {
     let p = pnid(ns, "concurrent");
-    let ids: Vec<String> = (0..20).map(|i| format!("wamid.c{i}")).collect();
-    let msgs: Vec<(&str, i64)> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), 50 + i as i64))
-        .collect();
-    let b = batch(bodies::texts(&p, "16505550002", &msgs), 7);
+    let b = batch(
+        bodies::texts(&p, "16505550002", &bodies::numbered("wamid.c", 20, 50)),
+        7,
+    );
     let w = || store.write_batch(&b);
     let (r1, r2, r3, r4, r5) = tokio::join!(w(), w(), w(), w(), w());
     let reports = [r1, r2, r3, r4, r5];
@@ -226,32 +257,15 @@ pub async fn concurrent_duplicates_store_each_item_once(store: &dyn Store, ns: &
 
 pub async fn same_message_in_different_bodies_is_stored_once(store: &dyn Store, ns: &str) {
     let p = pnid(ns, "overlap");
-    let a = store
-        .write_batch(&batch(
-            bodies::texts(&p, "16505550003", &[("wamid.o1", 1), ("wamid.o2", 2)]),
-            1,
-        ))
-        .await
-        .unwrap();
-    let b = store
-        .write_batch(&batch(
-            bodies::texts(&p, "16505550003", &[("wamid.o2", 2), ("wamid.o3", 3)]),
-            2,
-        ))
-        .await
-        .unwrap();
+    let wa = "16505550003";
+    let a = write_texts(store, &p, wa, &[("wamid.o1", 1), ("wamid.o2", 2)], 1).await;
+    let b = write_texts(store, &p, wa, &[("wamid.o2", 2), ("wamid.o3", 3)], 2).await;
     assert_eq!(
         (a.messages_new, b.messages_new, b.messages_duplicate),
         (2, 1, 1)
     );
     // The same message twice inside one body is one item too.
-    let c = store
-        .write_batch(&batch(
-            bodies::texts(&p, "16505550003", &[("wamid.o4", 4), ("wamid.o4", 4)]),
-            3,
-        ))
-        .await
-        .unwrap();
+    let c = write_texts(store, &p, wa, &[("wamid.o4", 4), ("wamid.o4", 4)], 3).await;
     assert_eq!(c.messages_new, 1);
     let key = ConversationKey::new(p.as_str(), "16505550003");
     let ids: Vec<String> = all_messages(store, &key, 100)
@@ -367,24 +381,10 @@ pub async fn reply_window_only_moves_forward(store: &dyn Store, ns: &str) {
     let p = pnid(ns, "window");
     let wa = "16505550006";
     let key = ConversationKey::new(p.as_str(), wa);
-    store
-        .write_batch(&batch(bodies::texts(&p, wa, &[("wamid.w2", 2_000)]), 1))
-        .await
-        .unwrap();
+    write_texts(store, &p, wa, &[("wamid.w2", 2_000)], 1).await;
     // A late delivery of an older message does not move the window back.
-    store
-        .write_batch(&batch(bodies::texts(&p, wa, &[("wamid.w1", 1_000)]), 2))
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .conversation(&key)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_inbound_at,
-        Some(2_000)
-    );
+    write_texts(store, &p, wa, &[("wamid.w1", 1_000)], 2).await;
+    assert_eq!(last_inbound(store, &key).await, Some(2_000));
     // A status alone does not touch it.
     let body = bodies::delivery(
         &p,
@@ -393,19 +393,8 @@ pub async fn reply_window_only_moves_forward(store: &dyn Store, ns: &str) {
         json!([bodies::status("wamid.out", wa, "read", 9_999)]),
     );
     store.write_batch(&batch(body, 3)).await.unwrap();
-    assert_eq!(
-        store
-            .conversation(&key)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_inbound_at,
-        Some(2_000)
-    );
-    store
-        .write_batch(&batch(bodies::texts(&p, wa, &[("wamid.w3", 3_000)]), 4))
-        .await
-        .unwrap();
+    assert_eq!(last_inbound(store, &key).await, Some(2_000));
+    write_texts(store, &p, wa, &[("wamid.w3", 3_000)], 4).await;
     let conv = store.conversation(&key).await.unwrap().unwrap();
     assert_eq!(conv.last_inbound_at, Some(3_000));
     // A conversation first seen through a status has no window yet.
@@ -432,26 +421,18 @@ pub async fn timeline_orders_by_timestamp_then_arrival(store: &dyn Store, ns: &s
     let p = pnid(ns, "order");
     let wa = "16505550008";
     // Arrives later but was written earlier: Meta's timestamp decides.
-    store
-        .write_batch(&batch(bodies::texts(&p, wa, &[("wamid.t-late", 500)]), 10))
-        .await
-        .unwrap();
-    store
-        .write_batch(&batch(bodies::texts(&p, wa, &[("wamid.t-early", 400)]), 20))
-        .await
-        .unwrap();
+    write_texts(store, &p, wa, &[("wamid.t-late", 500)], 10).await;
+    write_texts(store, &p, wa, &[("wamid.t-early", 400)], 20).await;
     // Equal timestamps: arrival order, across and within deliveries.
-    store
-        .write_batch(&batch(bodies::texts(&p, wa, &[("wamid.z-first", 600)]), 30))
-        .await
-        .unwrap();
-    store
-        .write_batch(&batch(
-            bodies::texts(&p, wa, &[("wamid.b-second", 600), ("wamid.a-third", 600)]),
-            40,
-        ))
-        .await
-        .unwrap();
+    write_texts(store, &p, wa, &[("wamid.z-first", 600)], 30).await;
+    write_texts(
+        store,
+        &p,
+        wa,
+        &[("wamid.b-second", 600), ("wamid.a-third", 600)],
+        40,
+    )
+    .await;
     let key = ConversationKey::new(p.as_str(), wa);
     for page_size in [1, 2, 100] {
         let ids: Vec<String> = all_messages(store, &key, page_size)
@@ -476,12 +457,8 @@ pub async fn timeline_orders_by_timestamp_then_arrival(store: &dyn Store, ns: &s
 pub async fn a_thousand_messages_in_one_delivery(store: &dyn Store, ns: &str) {
     let p = pnid(ns, "thousand");
     let wa = "16505550009";
-    let ids: Vec<String> = (0..1000).map(|i| format!("wamid.k{i:04}")).collect();
-    let msgs: Vec<(&str, i64)> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), 10_000 + i as i64))
-        .collect();
+    let msgs = bodies::numbered("wamid.k", 1000, 10_000);
+    let ids: Vec<String> = msgs.iter().map(|(id, _)| id.clone()).collect();
     let b = batch(bodies::texts(&p, wa, &msgs), 1);
     let r = store.write_batch(&b).await.unwrap();
     assert_eq!(r.messages_new, 1000);
@@ -494,15 +471,7 @@ pub async fn a_thousand_messages_in_one_delivery(store: &dyn Store, ns: &str) {
         .map(|m| m.wamid)
         .collect();
     assert_eq!(read, ids);
-    assert_eq!(
-        store
-            .conversation(&key)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_inbound_at,
-        Some(10_999)
-    );
+    assert_eq!(last_inbound(store, &key).await, Some(10_999));
 }
 
 pub async fn unreadable_bodies_are_kept_whole_and_replayable(store: &dyn Store, ns: &str) {
