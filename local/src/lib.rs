@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use baton_shared::config::{
     self, APP_SECRET, ConfigError, Source, TABLE_NAME, VERIFY_TOKEN, WebhookSecrets,
 };
@@ -17,7 +17,6 @@ use baton_shared::store::{DynamoDbStore, EmbeddedStore, Store, StoreError};
 use baton_shared::whatsapp::{AppSecrets, sign};
 use baton_webhook::Webhook;
 use bytes::Bytes;
-use http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -201,14 +200,7 @@ async fn serve_request(State(app): State<Arc<Webhook>>, req: Request) -> Respons
     // Read one byte past the limit so that an oversized body is refused without reading it all.
     let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES + 1).await {
         Ok(b) => b,
-        Err(_) => {
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                [("content-type", "application/json")],
-                r#"{"error":"body larger than 3 MB"}"#,
-            )
-                .into_response();
-        }
+        Err(_) => return baton_webhook::payload_too_large().map(Body::from),
     };
     let response = app.handle(http::Request::from_parts(parts, bytes)).await;
     response.map(Body::from)

@@ -18,11 +18,11 @@ pub const VERIFY_TOKEN: &str = "test-verify-token";
 
 pub fn unique(prefix: &str) -> String {
     let mut b = [0u8; 6];
-    getrandom(&mut b);
+    random_bytes(&mut b);
     format!("{prefix}-{}", hex(&b))
 }
 
-fn getrandom(buf: &mut [u8]) {
+fn random_bytes(buf: &mut [u8]) {
     use std::hash::{BuildHasher, Hasher};
     for chunk in buf.chunks_mut(8) {
         let v = std::collections::hash_map::RandomState::new()

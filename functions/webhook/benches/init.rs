@@ -42,22 +42,20 @@ async fn next(State(api): State<Api>) -> (StatusCode, HeaderMap, String) {
         return (StatusCode::OK, HeaderMap::new(), String::new());
     };
     let mut h = HeaderMap::new();
-    h.insert(
-        "lambda-runtime-aws-request-id",
-        HeaderValue::from_static("req-1"),
-    );
-    h.insert(
-        "lambda-runtime-deadline-ms",
-        HeaderValue::from_static("9999999999999"),
-    );
-    h.insert(
-        "lambda-runtime-invoked-function-arn",
-        HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:bench"),
-    );
-    h.insert(
-        "lambda-runtime-trace-id",
-        HeaderValue::from_static("Root=1-00000000-000000000000000000000000"),
-    );
+    for (name, value) in [
+        ("lambda-runtime-aws-request-id", "req-1"),
+        ("lambda-runtime-deadline-ms", "9999999999999"),
+        (
+            "lambda-runtime-invoked-function-arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:bench",
+        ),
+        (
+            "lambda-runtime-trace-id",
+            "Root=1-00000000-000000000000000000000000",
+        ),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
     (StatusCode::OK, h, event)
 }
 

@@ -76,10 +76,6 @@ impl Webhook {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// Routes one request.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
         if req.uri().path() != WEBHOOK_PATH {
@@ -117,7 +113,7 @@ impl Webhook {
                 bytes = body.len(),
                 "delivery refused: larger than Meta ever sends"
             );
-            return error(StatusCode::PAYLOAD_TOO_LARGE, "body larger than 3 MB");
+            return payload_too_large();
         }
         let signatures = req
             .headers()
@@ -236,6 +232,11 @@ fn stored(batch: &DeliveryBatch, report: &WriteReport) -> Response<Bytes> {
         StatusCode::OK,
         serde_json::to_vec(&body).unwrap_or_default(),
     )
+}
+
+/// The answer to a body over 3 MB; also given by servers that stop reading such a body early.
+pub fn payload_too_large() -> Response<Bytes> {
+    error(StatusCode::PAYLOAD_TOO_LARGE, "body larger than 3 MB")
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {

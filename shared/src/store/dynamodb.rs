@@ -103,10 +103,6 @@ impl DynamoDbStore {
         Self::new(Client::new(aws), table)
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     pub fn table(&self) -> &str {
         &self.table
     }

@@ -102,19 +102,15 @@ fn write(db: &Database, batch: &DeliveryBatch) -> Result<WriteReport, StoreError
         let id = d.id.0.as_str();
         let mut deliveries = txn.open_table(DELIVERIES).map_err(failed)?;
         let mut replayable = txn.open_table(REPLAYABLE).map_err(failed)?;
-        let exists = deliveries.get(id).map_err(failed)?.is_some();
-        let received_at_ms = match (exists, batch.origin) {
-            (false, _) => d.received_at_ms,
-            (true, BatchOrigin::Webhook) => 0,
-            (true, BatchOrigin::Replay) => {
-                let old = deliveries.get(id).map_err(failed)?.expect("checked above");
-                serde_json::from_slice::<DeliveryMeta>(old.value())
-                    .map_err(corrupt)?
-                    .received_at_ms
-            }
+        let old = match deliveries.get(id).map_err(failed)? {
+            Some(v) => Some(serde_json::from_slice::<DeliveryMeta>(v.value()).map_err(corrupt)?),
+            None => None,
         };
+        let exists = old.is_some();
+        // A redelivery leaves the stored delivery as it is; a replay updates what was understood.
         if !exists || batch.origin == BatchOrigin::Replay {
             report.delivery_new = !exists;
+            let received_at_ms = old.map_or(d.received_at_ms, |m| m.received_at_ms);
             let meta = DeliveryMeta {
                 received_at_ms,
                 state: d.state,
