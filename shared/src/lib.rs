@@ -1,11 +1,15 @@
 //! Baton's shared library: what two or more of its functions use.
 //!
 //! - [`whatsapp`]: Meta's webhook payload model, signature and handshake verification.
-//! - [`domain`]: pure, synchronous logic: conversation keys, delivery records, the reply window.
+//! - [`agent`]: the AI agent's events.
+//! - [`domain`]: pure, synchronous logic: conversation keys, records, the reply window.
+//! - [`handoff`]: detection, transcript, insights and media copying.
 //! - [`store`]: storage ports with DynamoDB and embedded adapters.
 //! - [`config`]: typed configuration read once from the environment.
 
+pub mod agent;
 pub mod config;
 pub mod domain;
+pub mod handoff;
 pub mod store;
 pub mod whatsapp;

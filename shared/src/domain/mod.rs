@@ -1,10 +1,12 @@
-//! The pure, synchronous core: conversation keys, the records a delivery produces, and the reply
-//! window. Nothing here does I/O.
+//! The pure, synchronous core: conversation keys, delivery records, agent events, handoff
+//! records and the reply window. Nothing here does I/O.
 
+pub mod handoff;
 pub mod intake;
 pub mod records;
 pub mod window;
 
+pub use handoff::*;
 pub use intake::{MAX_BODY_BYTES, build_batch};
 pub use records::*;
 pub use window::ReplyWindow;

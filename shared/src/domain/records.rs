@@ -202,3 +202,87 @@ pub struct WriteReport {
     /// Round trips the store made (for DynamoDB: requests sent).
     pub requests: u32,
 }
+
+/// What the AI agent reported: its reply to the customer, its reasoning, a tool call, or a
+/// request to hand the conversation to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentEventKind {
+    Message,
+    Reasoning,
+    ToolCall,
+    Handoff,
+}
+
+impl AgentEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::Reasoning => "reasoning",
+            Self::ToolCall => "tool_call",
+            Self::Handoff => "handoff",
+        }
+    }
+}
+
+/// One event from the AI agent, in the conversation's timeline beside the customer's messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentEventRecord {
+    pub conversation: ConversationKey,
+    /// The agent's own id for the event: sending it again stores nothing new.
+    pub event_id: String,
+    pub kind: AgentEventKind,
+    /// Unix seconds: the agent's timestamp, else the arrival time.
+    pub timestamp: i64,
+    pub received_at_ms: i64,
+    /// Position in its request, to keep arrival order among equal timestamps.
+    pub seq: u32,
+    /// The agent marked this event as a failure (it could not help).
+    pub failed: bool,
+    /// The event object exactly as the agent sent it.
+    pub raw: String,
+}
+
+impl AgentEventRecord {
+    /// Sorts with the customer's messages: timestamp, then arrival. The `~` keeps an agent event
+    /// after a message with the same timestamp and arrival millisecond.
+    pub fn order_key(&self) -> String {
+        format!(
+            "{:011}#{:013}#{:06}#~{}",
+            self.timestamp.max(0),
+            self.received_at_ms.max(0),
+            self.seq,
+            self.event_id
+        )
+    }
+}
+
+/// One line of a conversation's timeline: a customer's message or an agent event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimelineEntry {
+    Message(MessageRecord),
+    Agent(AgentEventRecord),
+}
+
+impl TimelineEntry {
+    pub fn order_key(&self) -> String {
+        match self {
+            Self::Message(m) => m.order_key(),
+            Self::Agent(e) => e.order_key(),
+        }
+    }
+
+    pub fn timestamp(&self) -> i64 {
+        match self {
+            Self::Message(m) => m.timestamp,
+            Self::Agent(e) => e.timestamp,
+        }
+    }
+}
+
+/// What a store did with a request of agent events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AgentWriteReport {
+    pub events_new: u32,
+    pub events_duplicate: u32,
+}
