@@ -11,5 +11,6 @@ pub mod agent;
 pub mod config;
 pub mod domain;
 pub mod handoff;
+pub mod objects;
 pub mod store;
 pub mod whatsapp;

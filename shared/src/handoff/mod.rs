@@ -2,7 +2,10 @@
 //! insights and copying the customer's media.
 
 pub mod detect;
+pub mod insights;
+pub mod media;
 mod phrases;
 pub mod text;
+pub mod transcript;
 
 pub use detect::{Detection, DetectionKind, Detector};

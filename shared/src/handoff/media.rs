@@ -1,0 +1,635 @@
+//! Copying the customer's files from WhatsApp to object storage, as each message arrives: look the
+//! media id up in the Graph API (`GET {base}/{version}/{media-id}`), download the returned URL with
+//! the same token and a User-Agent, and stream it into storage under a key made from the
+//! conversation and the message, so a retry writes the same object and never a second one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::domain::{ConversationKey, MediaRecord, MediaState};
+use crate::objects::{ObjectError, ObjectMeta, ObjectStore, PART_BYTES};
+use crate::whatsapp::Media;
+
+/// WhatsApp delivers inbound files of up to 100 MB; larger ones arrive as error 131052 instead.
+pub const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
+
+/// Where the Graph API is and how patient to be with it.
+#[derive(Clone)]
+pub struct GraphConfig {
+    /// `https://graph.facebook.com` unless `GRAPH_API_BASE_URL` says otherwise.
+    pub base_url: String,
+    /// `GRAPH_API_VERSION`, e.g. `v23.0`.
+    pub version: String,
+    /// `WHATSAPP_ACCESS_TOKEN`; without it nothing can be downloaded.
+    pub token: Option<SecretString>,
+    pub user_agent: String,
+    /// Attempts per file within one call (lookup and download together).
+    pub attempts: u32,
+    /// First pause between attempts; doubled each time.
+    pub backoff: Duration,
+    pub connect_timeout: Duration,
+    /// Longest silence from the server before an attempt is given up.
+    pub read_timeout: Duration,
+}
+
+impl std::fmt::Debug for GraphConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphConfig")
+            .field("base_url", &self.base_url)
+            .field("version", &self.version)
+            .field("token", &self.token.as_ref().map(|_| "(set)"))
+            .field("attempts", &self.attempts)
+            .finish()
+    }
+}
+
+impl GraphConfig {
+    pub const DEFAULT_BASE_URL: &'static str = "https://graph.facebook.com";
+    pub const DEFAULT_VERSION: &'static str = "v23.0";
+
+    pub fn new(
+        base_url: impl Into<String>,
+        version: impl Into<String>,
+        token: Option<SecretString>,
+    ) -> Self {
+        Self {
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            version: version.into().trim_matches('/').to_owned(),
+            token,
+            user_agent: concat!(
+                "baton/",
+                env!("CARGO_PKG_VERSION"),
+                " (+https://github.com/baton-handoff/baton)"
+            )
+            .to_owned(),
+            attempts: 3,
+            backoff: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// One file to copy: the message that carried it and its media object.
+#[derive(Debug, Clone)]
+pub struct MediaJob {
+    pub conversation: ConversationKey,
+    pub wamid: String,
+    pub kind: String,
+    pub media: Media,
+    /// Attempts made by earlier calls (from the stored record).
+    pub attempts_before: u32,
+}
+
+/// Why one attempt failed, and whether another could succeed.
+#[derive(Debug, Clone)]
+struct Failure {
+    reason: String,
+    retryable: bool,
+    /// The URL had expired or was refused: look the id up again before the next download.
+    refresh_url: bool,
+}
+
+impl Failure {
+    fn retry(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            retryable: true,
+            refresh_url: false,
+        }
+    }
+
+    fn permanent(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            retryable: false,
+            refresh_url: false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct MediaInfo {
+    url: String,
+    #[serde(default)]
+    mime_type: Option<String>,
+    #[serde(default)]
+    sha256: Option<String>,
+    #[serde(default, deserialize_with = "size_string_or_number")]
+    file_size: Option<u64>,
+}
+
+fn size_string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        S(String),
+        N(u64),
+    }
+    Ok(match Option::<N>::deserialize(d)? {
+        Some(N::N(n)) => Some(n),
+        Some(N::S(s)) => s.trim().parse().ok(),
+        None => None,
+    })
+}
+
+#[derive(Deserialize)]
+struct GraphErrorBody {
+    error: GraphError,
+}
+
+#[derive(Deserialize)]
+struct GraphError {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    code: i64,
+}
+
+/// Graph error codes worth trying again: rate limits and temporary failures.
+const RETRYABLE_CODES: &[i64] = &[1, 2, 4, 17, 32, 613, 80007, 130429, 131056, 131016];
+
+/// The object key for a message's file: hashes of the conversation and the message (no phone
+/// number in keys or logs) and a safe file name.
+pub fn object_key(conversation: &ConversationKey, wamid: &str, filename: &str) -> String {
+    let conv = hex::encode(&Sha256::digest(conversation.partition().as_bytes())[..8]);
+    let msg = hex::encode(&Sha256::digest(wamid.as_bytes())[..8]);
+    format!("media/{conv}/{msg}/{}", safe_name(filename))
+}
+
+fn safe_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_matches('.');
+    let mut out: String = trimmed
+        .chars()
+        .rev()
+        .take(120)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if out.is_empty() {
+        out = "file".into();
+    }
+    out
+}
+
+/// A file name for media WhatsApp sends without one: `image.jpg`, `voice-note.ogg`.
+pub fn default_filename(kind: &str, mime: Option<&str>, voice: bool) -> String {
+    let essence = mime
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let ext = match essence.as_str() {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        "audio/ogg" => "ogg",
+        "audio/opus" => "opus",
+        "audio/mpeg" => "mp3",
+        "audio/mp4" | "audio/m4a" => "m4a",
+        "audio/aac" => "aac",
+        "audio/amr" => "amr",
+        "video/mp4" => "mp4",
+        "video/3gpp" => "3gp",
+        "application/pdf" => "pdf",
+        "text/plain" => "txt",
+        "application/zip" => "zip",
+        "application/msword" => "doc",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
+        "application/vnd.ms-excel" => "xls",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
+        "application/vnd.ms-powerpoint" => "ppt",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation" => "pptx",
+        _ => "bin",
+    };
+    let stem = if voice { "voice-note" } else { kind };
+    format!("{stem}.{ext}")
+}
+
+/// Copies media files into an object store.
+#[derive(Clone)]
+pub struct MediaCopier {
+    http: reqwest::Client,
+    graph: GraphConfig,
+    objects: Arc<dyn ObjectStore>,
+}
+
+impl std::fmt::Debug for MediaCopier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaCopier")
+            .field("graph", &self.graph)
+            .finish()
+    }
+}
+
+impl MediaCopier {
+    pub fn new(graph: GraphConfig, objects: Arc<dyn ObjectStore>) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .user_agent(graph.user_agent.clone())
+            .connect_timeout(graph.connect_timeout)
+            .read_timeout(graph.read_timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self {
+            http,
+            graph,
+            objects,
+        })
+    }
+
+    pub fn objects(&self) -> &Arc<dyn ObjectStore> {
+        &self.objects
+    }
+
+    /// Copies one file, trying up to `attempts` times; never fails: the record says what happened.
+    pub async fn copy(&self, job: &MediaJob, now_ms: i64) -> MediaRecord {
+        let voice = job.media.voice == Some(true);
+        let filename = job
+            .media
+            .filename
+            .clone()
+            .filter(|f| !f.trim().is_empty())
+            .unwrap_or_else(|| default_filename(&job.kind, job.media.mime_type.as_deref(), voice));
+        let key = object_key(&job.conversation, &job.wamid, &filename);
+        let mut record = MediaRecord {
+            conversation: job.conversation.clone(),
+            wamid: job.wamid.clone(),
+            kind: job.kind.clone(),
+            media_id: job.media.id.clone(),
+            state: MediaState::Failed,
+            key: None,
+            content_type: job.media.mime_type.clone(),
+            filename: filename.clone(),
+            bytes: None,
+            sha256_expected: job.media.sha256.clone(),
+            sha256_matches: None,
+            error: None,
+            retryable: true,
+            attempts: job.attempts_before,
+            updated_at_ms: now_ms,
+        };
+
+        // A copy made by an earlier attempt whose record was never written.
+        match self.objects.head(&key).await {
+            Ok(Some(size)) => {
+                record.state = MediaState::Copied;
+                record.key = Some(key);
+                record.bytes = Some(size);
+                record.retryable = false;
+                return record;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "could not check for an earlier copy"),
+        }
+
+        if self.graph.token.is_none() {
+            record.error = Some(
+                "WHATSAPP_ACCESS_TOKEN is not configured, so WhatsApp media cannot be downloaded"
+                    .into(),
+            );
+            return record;
+        }
+        if job.media.id.is_empty() && job.media.url.is_none() {
+            record.error = Some("the message carries no media id".into());
+            record.retryable = false;
+            return record;
+        }
+
+        let mut url = job.media.url.clone();
+        let mut delay = self.graph.backoff;
+        let mut last = Failure::retry("not attempted");
+        for attempt in 0..self.graph.attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            record.attempts += 1;
+            match self
+                .attempt(job, &key, &filename, url.clone(), &mut record)
+                .await
+            {
+                Ok(()) => {
+                    record.state = MediaState::Copied;
+                    record.key = Some(key);
+                    record.error = None;
+                    record.retryable = false;
+                    return record;
+                }
+                Err(f) => {
+                    tracing::warn!(wamid = %job.wamid, attempt = record.attempts, reason = %f.reason, "media copy attempt failed");
+                    if f.refresh_url {
+                        url = None;
+                    }
+                    let stop = !f.retryable;
+                    last = f;
+                    if stop {
+                        break;
+                    }
+                }
+            }
+        }
+        record.error = Some(last.reason);
+        record.retryable = last.retryable;
+        record
+    }
+
+    fn bearer(&self) -> String {
+        format!(
+            "Bearer {}",
+            self.graph
+                .token
+                .as_ref()
+                .map(|t| t.expose_secret())
+                .unwrap_or("")
+        )
+    }
+
+    async fn lookup(&self, job: &MediaJob) -> Result<MediaInfo, Failure> {
+        let url = format!(
+            "{}/{}/{}?phone_number_id={}",
+            self.graph.base_url,
+            self.graph.version,
+            url_component(&job.media.id),
+            url_component(&job.conversation.phone_number_id)
+        );
+        let resp = self
+            .http
+            .get(&url)
+            .header(reqwest::header::AUTHORIZATION, self.bearer())
+            .send()
+            .await
+            .map_err(|e| Failure::retry(format!("media lookup failed: {}", transport(&e))))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| {
+            Failure::retry(format!(
+                "media lookup answer was cut off: {}",
+                transport(&e)
+            ))
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|e| {
+                Failure::retry(format!("media lookup answer is not the expected JSON: {e}"))
+            });
+        }
+        let graph = serde_json::from_slice::<GraphErrorBody>(&body)
+            .ok()
+            .map(|b| b.error);
+        let what = match &graph {
+            Some(g) => format!(
+                "media lookup refused ({status}, Graph error {}: {})",
+                g.code, g.message
+            ),
+            None => format!("media lookup refused ({status})"),
+        };
+        let code = graph.map_or(0, |g| g.code);
+        let retryable = status.is_server_error()
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || RETRYABLE_CODES.contains(&code)
+            || status == reqwest::StatusCode::UNAUTHORIZED
+            || code == 190;
+        // An id that does not exist (or expired after 7 days) will not come back.
+        let retryable = retryable && !(status == reqwest::StatusCode::NOT_FOUND || code == 100);
+        Err(Failure {
+            reason: what,
+            retryable,
+            refresh_url: false,
+        })
+    }
+
+    async fn attempt(
+        &self,
+        job: &MediaJob,
+        key: &str,
+        filename: &str,
+        url: Option<String>,
+        record: &mut MediaRecord,
+    ) -> Result<(), Failure> {
+        let (url, declared_size) = match url {
+            Some(u) => (u, None),
+            None => {
+                let info = self.lookup(job).await?;
+                if record.content_type.is_none() {
+                    record.content_type = info.mime_type.clone();
+                }
+                if record.sha256_expected.is_none() {
+                    record.sha256_expected = info.sha256.clone();
+                }
+                (info.url, info.file_size)
+            }
+        };
+        if let Some(size) = declared_size
+            && size > MAX_MEDIA_BYTES
+        {
+            return Err(Failure::permanent(format!(
+                "the file is {size} bytes, over WhatsApp's {MAX_MEDIA_BYTES}-byte limit"
+            )));
+        }
+        let resp = self
+            .http
+            .get(&url)
+            .header(reqwest::header::AUTHORIZATION, self.bearer())
+            .send()
+            .await
+            .map_err(|e| Failure::retry(format!("download failed: {}", transport(&e))))?;
+        let status = resp.status();
+        if !status.is_success() {
+            // Media URLs expire after five minutes: look the id up again and retry.
+            let expired = matches!(status.as_u16(), 401 | 403 | 404 | 410);
+            return Err(Failure {
+                reason: format!("download refused ({status})"),
+                retryable: expired || status.is_server_error() || status.as_u16() == 429,
+                refresh_url: expired,
+            });
+        }
+        if let Some(len) = resp.content_length()
+            && len > MAX_MEDIA_BYTES
+        {
+            return Err(Failure::permanent(format!(
+                "the file is {len} bytes, over WhatsApp's {MAX_MEDIA_BYTES}-byte limit"
+            )));
+        }
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if record.content_type.is_none() {
+            record.content_type = content_type;
+        }
+        let meta = ObjectMeta {
+            content_type: record
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            filename: Some(
+                job.media
+                    .filename
+                    .clone()
+                    .unwrap_or_else(|| filename.to_owned()),
+            ),
+            metadata: vec![
+                (
+                    "wamid-sha256".into(),
+                    hex::encode(&Sha256::digest(job.wamid.as_bytes())[..8]),
+                ),
+                ("kind".into(), job.kind.clone()),
+            ],
+        };
+        let mut writer = self.objects.start(key, &meta).await.map_err(storage)?;
+        let mut hasher = Sha256::new();
+        let mut total: u64 = 0;
+        let mut buf = BytesMut::with_capacity(PART_BYTES);
+        let mut stream = resp.bytes_stream();
+        let outcome: Result<(), Failure> = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk: Bytes = chunk.map_err(|e| {
+                    Failure::retry(format!(
+                        "download broke off after {total} bytes: {}",
+                        transport(&e)
+                    ))
+                })?;
+                total += chunk.len() as u64;
+                if total > MAX_MEDIA_BYTES {
+                    return Err(Failure::permanent(format!(
+                        "the file is over WhatsApp's {MAX_MEDIA_BYTES}-byte limit"
+                    )));
+                }
+                hasher.update(&chunk);
+                let mut rest = chunk;
+                while !rest.is_empty() {
+                    let take = (PART_BYTES - buf.len()).min(rest.len());
+                    buf.extend_from_slice(&rest.split_to(take));
+                    if buf.len() == PART_BYTES {
+                        let part = std::mem::replace(&mut buf, BytesMut::with_capacity(PART_BYTES))
+                            .freeze();
+                        writer.part(part).await.map_err(storage)?;
+                    }
+                }
+            }
+            if let Some(size) = declared_size
+                && size != total
+            {
+                return Err(Failure::retry(format!(
+                    "received {total} bytes of a {size}-byte file"
+                )));
+            }
+            if !buf.is_empty() || total == 0 {
+                writer
+                    .part(std::mem::take(&mut buf).freeze())
+                    .await
+                    .map_err(storage)?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(f) = outcome {
+            writer.abort().await;
+            return Err(f);
+        }
+        let written = writer.finish().await.map_err(storage)?;
+        let digest = hasher.finalize();
+        record.bytes = Some(written);
+        record.sha256_matches = record.sha256_expected.as_deref().map(|expected| {
+            let expected = expected.trim();
+            expected == base64::engine::general_purpose::STANDARD.encode(digest)
+                || expected.eq_ignore_ascii_case(&hex::encode(digest))
+        });
+        if record.sha256_matches == Some(false) {
+            tracing::warn!(wamid = %job.wamid, "the copied file's SHA-256 differs from the one WhatsApp reported; kept anyway");
+        }
+        Ok(())
+    }
+}
+
+fn url_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn storage(e: ObjectError) -> Failure {
+    match e {
+        ObjectError::Unavailable(m) => Failure::retry(format!("storing the copy failed: {m}")),
+        ObjectError::Rejected(m) => Failure::permanent(format!("storage refused the copy: {m}")),
+    }
+}
+
+/// A transport error, without the URL (it carries a short-lived download token).
+fn transport(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the body broke off"
+    } else {
+        "transport error"
+    };
+    let source = std::error::Error::source(e)
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default();
+    format!("{kind}{source}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_deterministic_and_free_of_the_number() {
+        let conv = ConversationKey::new("106540352242922", "16505551234");
+        let a = object_key(&conv, "wamid.ABC", "Invoice (May).pdf");
+        assert_eq!(a, object_key(&conv, "wamid.ABC", "Invoice (May).pdf"));
+        assert!(
+            a.starts_with("media/") && a.ends_with("/Invoice__May_.pdf"),
+            "{a}"
+        );
+        assert!(!a.contains("16505551234"));
+        assert_ne!(a, object_key(&conv, "wamid.ABD", "Invoice (May).pdf"));
+        assert_eq!(safe_name("../../etc/passwd"), "_.._etc_passwd");
+    }
+
+    #[test]
+    fn default_names_follow_the_mime_type() {
+        assert_eq!(
+            default_filename("audio", Some("audio/ogg; codecs=opus"), true),
+            "voice-note.ogg"
+        );
+        assert_eq!(
+            default_filename("image", Some("image/jpeg"), false),
+            "image.jpg"
+        );
+        assert_eq!(
+            default_filename("sticker", Some("image/webp"), false),
+            "sticker.webp"
+        );
+        assert_eq!(default_filename("document", None, false), "document.bin");
+    }
+}

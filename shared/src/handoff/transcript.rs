@@ -1,0 +1,418 @@
+//! The transcript a rep reads: every message of the conversation in timeline order, labelled
+//! customer / AI agent / system, each type rendered readably, media pointing at their copies.
+//!
+//! Built one page of the timeline at a time ([`Transcript::push`]), with one map of short excerpts
+//! so replies and reactions can quote what they refer to: linear in the conversation's length.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use crate::agent::AgentEvent;
+use crate::domain::{
+    AgentEventKind, AgentEventRecord, MediaRecord, MediaState, MessageRecord, TimelineEntry,
+};
+use crate::whatsapp::{Content, InboundMessage, Interactive};
+
+/// Longest quote of an earlier message in a reply or reaction line.
+const EXCERPT_CHARS: usize = 60;
+
+/// Formats unix seconds as `2026-11-24 10:00:01 UTC`.
+pub fn utc(ts: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(ts) {
+        Ok(t) => {
+            let f = time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+            );
+            t.format(&f).unwrap_or_else(|_| ts.to_string())
+        }
+        Err(_) => ts.to_string(),
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= EXCERPT_CHARS {
+        one_line
+    } else {
+        one_line.chars().take(EXCERPT_CHARS - 1).collect::<String>() + "…"
+    }
+}
+
+/// What the transcript builder produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rendered {
+    pub text: String,
+    pub messages: u32,
+    pub agent_events: u32,
+    /// The customer's own words, message by message, for the insights.
+    pub customer_texts: Vec<String>,
+    /// wamids of the customer's media messages, in order.
+    pub media_wamids: Vec<String>,
+}
+
+/// Builds a transcript page by page.
+pub struct Transcript<'a> {
+    customer: String,
+    media: &'a HashMap<String, MediaRecord>,
+    link: &'a dyn Fn(&str) -> String,
+    excerpts: HashMap<String, String>,
+    out: Rendered,
+}
+
+impl<'a> Transcript<'a> {
+    /// `customer` names the customer in each line; `media` holds the copies by wamid; `link`
+    /// turns an object key into what the rep can open.
+    pub fn new(
+        title: &str,
+        customer: &str,
+        media: &'a HashMap<String, MediaRecord>,
+        link: &'a dyn Fn(&str) -> String,
+    ) -> Self {
+        let mut out = Rendered::default();
+        let _ = writeln!(out.text, "{title}\n");
+        Self {
+            customer: format!("Customer ({customer})"),
+            media,
+            link,
+            excerpts: HashMap::new(),
+            out,
+        }
+    }
+
+    pub fn push(&mut self, entry: &TimelineEntry) {
+        match entry {
+            TimelineEntry::Message(m) => self.message(m),
+            TimelineEntry::Agent(e) => self.agent(e),
+        }
+    }
+
+    pub fn finish(self) -> Rendered {
+        self.out
+    }
+
+    fn line(&mut self, ts: i64, who: &str, text: &str) {
+        let _ = writeln!(self.out.text, "[{}] {who}: {text}", utc(ts));
+    }
+
+    fn quote(&self, wamid: &str) -> String {
+        match self.excerpts.get(wamid) {
+            Some(e) => format!("“{e}”"),
+            None => "an earlier message".to_owned(),
+        }
+    }
+
+    fn agent(&mut self, e: &AgentEventRecord) {
+        self.out.agent_events += 1;
+        let Ok(event) = AgentEvent::parse(&e.raw) else {
+            self.line(
+                e.timestamp,
+                "System",
+                &format!("[agent event {} could not be read]", e.event_id),
+            );
+            return;
+        };
+        match e.kind {
+            AgentEventKind::Message => {
+                let text = event.text.unwrap_or_default();
+                if let Some(w) = &event.wamid {
+                    self.excerpts.insert(w.clone(), excerpt(&text));
+                }
+                self.line(e.timestamp, "AI agent", &text);
+            }
+            AgentEventKind::Handoff => {
+                if let Some(h) = event.handoff {
+                    self.line(
+                        e.timestamp,
+                        "System",
+                        &format!(
+                            "the AI agent handed the conversation to a person ({}): {}",
+                            h.category, h.reason
+                        ),
+                    );
+                }
+            }
+            // Reasoning and tool calls belong on the session page, not in the rep's transcript.
+            AgentEventKind::Reasoning | AgentEventKind::ToolCall => {}
+        }
+    }
+
+    fn message(&mut self, m: &MessageRecord) {
+        self.out.messages += 1;
+        let who = self.customer.clone();
+        let msg: InboundMessage = match serde_json::from_str(&m.raw) {
+            Ok(msg) => msg,
+            Err(_) => {
+                self.line(
+                    m.timestamp,
+                    &who,
+                    &format!("[a {} message that could not be read]", m.kind),
+                );
+                return;
+            }
+        };
+        let mut prefix = String::new();
+        if let Some(ctx) = &msg.context {
+            if ctx.frequently_forwarded == Some(true) {
+                prefix.push_str("(forwarded many times) ");
+            } else if ctx.forwarded == Some(true) {
+                prefix.push_str("(forwarded) ");
+            }
+            if let Some(p) = &ctx.referred_product {
+                let _ = write!(
+                    prefix,
+                    "(asking about product {} in catalog {}) ",
+                    p.product_retailer_id, p.catalog_id
+                );
+            } else if let Some(id) = &ctx.id {
+                let _ = write!(prefix, "(replying to {}) ", self.quote(id));
+            }
+        }
+        if let Some(r) = &msg.referral {
+            let what = r
+                .headline
+                .as_deref()
+                .or(r.body.as_deref())
+                .unwrap_or("an ad");
+            let _ = write!(
+                prefix,
+                "(came from an ad: {}{}) ",
+                excerpt(what),
+                r.source_url
+                    .as_deref()
+                    .map(|u| format!(" — {u}"))
+                    .unwrap_or_default()
+            );
+        }
+        let (label, body, said) = self.render(&msg);
+        if let Some(said) = said {
+            self.excerpts.insert(msg.id.clone(), excerpt(&said));
+            if label != "System" {
+                self.out.customer_texts.push(said);
+            }
+        }
+        let who = if label == "System" {
+            "System".to_owned()
+        } else {
+            who
+        };
+        self.line(m.timestamp, &who, &format!("{prefix}{body}"));
+    }
+
+    /// The label ("Customer" or "System"), the rendered line and the words the customer said.
+    fn render(&mut self, msg: &InboundMessage) -> (&'static str, String, Option<String>) {
+        let c = "Customer";
+        match &msg.content {
+            Content::Text(t) => (c, t.body.clone(), Some(t.body.clone())),
+            Content::Image(media)
+            | Content::Audio(media)
+            | Content::Video(media)
+            | Content::Document(media)
+            | Content::Sticker(media) => {
+                self.out.media_wamids.push(msg.id.clone());
+                let kind = match (&msg.content, media.voice) {
+                    (Content::Audio(_), Some(true)) => "voice note".to_owned(),
+                    (Content::Sticker(_), _) => "sticker".to_owned(),
+                    _ => msg.kind.clone(),
+                };
+                let mut line = format!("[{kind}");
+                if let Some(f) = &media.filename {
+                    let _ = write!(line, " “{f}”");
+                }
+                line.push(']');
+                if let Some(cap) = media.caption.as_deref().filter(|c| !c.is_empty()) {
+                    let _ = write!(line, " {cap}");
+                }
+                match self.media.get(&msg.id) {
+                    Some(r) if r.state == MediaState::Copied => {
+                        let key = r.key.as_deref().unwrap_or_default();
+                        let _ = write!(line, " — {}", (self.link)(key));
+                        if r.sha256_matches == Some(false) {
+                            line.push_str(" (its checksum differs from WhatsApp's)");
+                        }
+                    }
+                    Some(r) => {
+                        let _ = write!(
+                            line,
+                            " — FILE MISSING: {}",
+                            r.error.as_deref().unwrap_or("not copied")
+                        );
+                    }
+                    None => line.push_str(" — FILE MISSING: not copied yet"),
+                }
+                (c, line, media.caption.clone().filter(|c| !c.is_empty()))
+            }
+            Content::Location(l) => {
+                let mut line = String::from("shared a location: ");
+                let place: Vec<&str> = [l.name.as_deref(), l.address.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                if !place.is_empty() {
+                    let _ = write!(line, "{} — ", place.join(", "));
+                }
+                let _ = write!(
+                    line,
+                    "https://maps.google.com/?q={},{}",
+                    l.latitude, l.longitude
+                );
+                (c, line, None)
+            }
+            Content::Contacts(list) => {
+                let people: Vec<String> = list
+                    .iter()
+                    .map(|p| {
+                        let name = p
+                            .name
+                            .formatted_name
+                            .clone()
+                            .or_else(|| {
+                                let parts: Vec<&str> =
+                                    [p.name.first_name.as_deref(), p.name.last_name.as_deref()]
+                                        .into_iter()
+                                        .flatten()
+                                        .collect();
+                                (!parts.is_empty()).then(|| parts.join(" "))
+                            })
+                            .unwrap_or_else(|| "(no name)".to_owned());
+                        let numbers: Vec<String> = p
+                            .phones
+                            .iter()
+                            .filter_map(|ph| ph.phone.clone().or_else(|| ph.wa_id.clone()))
+                            .collect();
+                        let emails: Vec<String> =
+                            p.emails.iter().filter_map(|e| e.email.clone()).collect();
+                        let details: Vec<String> = numbers.into_iter().chain(emails).collect();
+                        if details.is_empty() {
+                            name
+                        } else {
+                            format!("{name} ({})", details.join(", "))
+                        }
+                    })
+                    .collect();
+                (
+                    c,
+                    format!(
+                        "shared {}: {}",
+                        if list.len() == 1 {
+                            "a contact"
+                        } else {
+                            "contacts"
+                        },
+                        people.join("; ")
+                    ),
+                    None,
+                )
+            }
+            Content::Interactive(i) => match i {
+                Interactive::ButtonReply { title, .. } => {
+                    (c, format!("tapped “{title}”"), Some(title.clone()))
+                }
+                Interactive::ListReply {
+                    title, description, ..
+                } => (
+                    c,
+                    match description {
+                        Some(d) => format!("chose “{title}” ({d})"),
+                        None => format!("chose “{title}”"),
+                    },
+                    Some(title.clone()),
+                ),
+                Interactive::NfmReply {
+                    name,
+                    body,
+                    response_json,
+                } => (
+                    c,
+                    format!(
+                        "submitted the form {}: {}",
+                        name.as_deref().or(body.as_deref()).unwrap_or("(unnamed)"),
+                        response_json
+                    ),
+                    None,
+                ),
+                Interactive::Other { kind } => (
+                    c,
+                    format!("[an interactive reply of type {kind} — not shown by WhatsApp]"),
+                    None,
+                ),
+            },
+            Content::Button(b) => (c, format!("tapped “{}”", b.text), Some(b.text.clone())),
+            Content::Reaction(r) => {
+                let target = self.quote(&r.message_id);
+                match r.emoji.as_deref().filter(|e| !e.is_empty()) {
+                    Some(e) => (c, format!("reacted {e} to {target}"), None),
+                    None => (c, format!("removed their reaction to {target}"), None),
+                }
+            }
+            Content::Order(o) => {
+                let items: Vec<String> = o
+                    .product_items
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} × {} at {} {}",
+                            p.quantity, p.product_retailer_id, p.item_price, p.currency
+                        )
+                    })
+                    .collect();
+                let mut line = format!(
+                    "placed an order (catalog {}): {}",
+                    o.catalog_id,
+                    items.join("; ")
+                );
+                if let Some(t) = &o.text {
+                    let _ = write!(line, " — {t}");
+                }
+                (c, line, o.text.clone())
+            }
+            Content::System(s) => (
+                "System",
+                s.body.clone().unwrap_or_else(|| {
+                    format!("system notice {}", s.kind.as_deref().unwrap_or(""))
+                }),
+                None,
+            ),
+            Content::Unsupported(u) => {
+                let why = msg
+                    .errors
+                    .first()
+                    .and_then(|e| e.explanation())
+                    .unwrap_or("WhatsApp does not deliver this type");
+                (
+                    c,
+                    format!(
+                        "[UNSUPPORTED MESSAGE: {} — {why}]",
+                        u.kind.as_deref().unwrap_or("unknown type")
+                    ),
+                    None,
+                )
+            }
+            Content::Revoke(r) => (
+                c,
+                format!("deleted {}", self.quote(&r.original_message_id)),
+                None,
+            ),
+            Content::Edit(e) => {
+                let before = self.quote(&e.original_message_id);
+                let after = match e.message.as_ref().map(|m| &m.content) {
+                    Some(Content::Text(t)) => t.body.clone(),
+                    Some(Content::Image(m) | Content::Video(m) | Content::Document(m)) => {
+                        m.caption.clone().unwrap_or_else(|| "(new media)".into())
+                    }
+                    _ => "(a change WhatsApp does not show)".into(),
+                };
+                (c, format!("edited {before} to: {after}"), Some(after))
+            }
+            Content::RequestWelcome => ("System", "the customer opened the chat".to_owned(), None),
+            Content::Unknown { kind } => {
+                let why = msg
+                    .errors
+                    .first()
+                    .and_then(|e| e.explanation())
+                    .map(|w| format!(" — {w}"))
+                    .unwrap_or_default();
+                (c, format!("[UNSUPPORTED MESSAGE: type {kind}{why}]"), None)
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Objects as files under a directory (`baton-local`): written to a temporary name and renamed,
+//! so a crash never leaves half a file under the real key.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+
+use super::{ObjectError, ObjectMeta, ObjectStore, ObjectWriter};
+
+#[derive(Debug, Clone)]
+pub struct DirectoryStore {
+    root: PathBuf,
+}
+
+fn io(e: std::io::Error) -> ObjectError {
+    ObjectError::Unavailable(e.to_string())
+}
+
+impl DirectoryStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, ObjectError> {
+        if key
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+        {
+            return Err(ObjectError::Rejected(format!("unsafe object key {key:?}")));
+        }
+        Ok(self.root.join(key))
+    }
+
+    async fn temp(&self, key: &str) -> Result<(PathBuf, PathBuf, tokio::fs::File), ObjectError> {
+        let path = self.path(key)?;
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(io)?;
+        }
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|e| ObjectError::Unavailable(e.to_string()))?;
+        let tmp = path.with_extension(format!("partial-{}", hex::encode(nonce)));
+        let file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        Ok((path, tmp, file))
+    }
+}
+
+struct FileWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: tokio::fs::File,
+    written: u64,
+}
+
+#[async_trait]
+impl ObjectWriter for FileWriter {
+    async fn part(&mut self, part: Bytes) -> Result<(), ObjectError> {
+        self.file.write_all(&part).await.map_err(io)?;
+        self.written += part.len() as u64;
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<u64, ObjectError> {
+        self.file.flush().await.map_err(io)?;
+        self.file.sync_all().await.map_err(io)?;
+        tokio::fs::rename(&self.tmp, &self.path).await.map_err(io)?;
+        Ok(self.written)
+    }
+
+    async fn abort(self: Box<Self>) {
+        let _ = tokio::fs::remove_file(&self.tmp).await;
+    }
+}
+
+#[async_trait]
+impl ObjectStore for DirectoryStore {
+    async fn head(&self, key: &str) -> Result<Option<u64>, ObjectError> {
+        match tokio::fs::metadata(self.path(key)?).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn put(&self, key: &str, body: Bytes, meta: &ObjectMeta) -> Result<(), ObjectError> {
+        let mut w = self.start(key, meta).await?;
+        w.part(body).await?;
+        w.finish().await.map(|_| ())
+    }
+
+    async fn start(
+        &self,
+        key: &str,
+        _meta: &ObjectMeta,
+    ) -> Result<Box<dyn ObjectWriter>, ObjectError> {
+        let (path, tmp, file) = self.temp(key).await?;
+        Ok(Box::new(FileWriter {
+            path,
+            tmp,
+            file,
+            written: 0,
+        }))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, ObjectError> {
+        match tokio::fs::read(self.path(key)?).await {
+            Ok(b) => Ok(Some(Bytes::from(b))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    fn link(&self, key: &str) -> String {
+        let path = self.root.join(key);
+        let abs = if path.is_absolute() {
+            path
+        } else {
+            std::env::current_dir()
+                .map(|d| d.join(&path))
+                .unwrap_or(path)
+        };
+        format!("file://{}", Path::new(&abs).display())
+    }
+}

@@ -1,0 +1,77 @@
+//! Object storage for media copies and transcripts: S3 on AWS, a directory for `baton-local`.
+//! Large files are written part by part so memory stays flat whatever the file size.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub mod fs;
+pub mod s3;
+
+pub use fs::DirectoryStore;
+pub use s3::S3Store;
+
+/// Size of the parts a large object is written in (S3's minimum is 5 MiB).
+pub const PART_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("object storage is unavailable: {0}")]
+    Unavailable(String),
+    #[error("object storage refused the request: {0}")]
+    Rejected(String),
+}
+
+/// What is kept with an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub content_type: String,
+    /// The original file name, kept for downloads (`Content-Disposition`).
+    pub filename: Option<String>,
+    /// Extra metadata (`x-amz-meta-*` on S3).
+    pub metadata: Vec<(String, String)>,
+}
+
+impl ObjectMeta {
+    /// `attachment; filename*=UTF-8''…` (RFC 6266 / 8187), so any name survives.
+    pub fn content_disposition(&self) -> Option<String> {
+        self.filename.as_ref().map(|name| {
+            let mut enc = String::new();
+            for b in name.bytes() {
+                if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                    enc.push(b as char);
+                } else {
+                    enc.push_str(&format!("%{b:02X}"));
+                }
+            }
+            format!("attachment; filename*=UTF-8''{enc}")
+        })
+    }
+}
+
+/// Where media copies and transcripts go.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// The object's size, when it exists.
+    async fn head(&self, key: &str) -> Result<Option<u64>, ObjectError>;
+    async fn put(&self, key: &str, body: Bytes, meta: &ObjectMeta) -> Result<(), ObjectError>;
+    /// Starts writing a large object, part by part.
+    async fn start(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+    ) -> Result<Box<dyn ObjectWriter>, ObjectError>;
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, ObjectError>;
+    /// How a person or a later stage refers to the object (`s3://bucket/key`, a file path).
+    fn link(&self, key: &str) -> String;
+}
+
+/// A large object being written. Nothing is visible under the key until `finish`.
+#[async_trait]
+pub trait ObjectWriter: Send {
+    /// Appends a part; every part but the last must be [`PART_BYTES`] long.
+    async fn part(&mut self, part: Bytes) -> Result<(), ObjectError>;
+    /// Makes the object visible; returns its size.
+    async fn finish(self: Box<Self>) -> Result<u64, ObjectError>;
+    /// Drops what was written.
+    async fn abort(self: Box<Self>);
+}
