@@ -3,6 +3,7 @@
 
 pub mod detect;
 pub mod insights;
+pub mod llm;
 pub mod media;
 mod phrases;
 pub mod text;

@@ -33,6 +33,10 @@ use aws_sdk_dynamodb::types::{
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+mod handoff;
+
+pub use handoff::change_from_item;
+
 use super::{ConversationReader, DeliveryLog, DeliveryStore, MessagePage, StoreError};
 use crate::domain::*;
 use crate::whatsapp::WaError;
@@ -873,10 +877,13 @@ impl ConversationReader for DynamoDbStore {
             };
             let out = q.send().await.map_err(|e| sdk_error("Query", e))?;
             for item in out.items.unwrap_or_default() {
-                let m: MessageItem = from_item(item)?;
-                if !m.lsi1sk.starts_with("T#") {
+                if !matches!(item.get("lsi1sk"), Some(AttributeValue::S(k)) if k.starts_with("T#")) {
                     return Ok(page);
                 }
+                if !matches!(item.get("item_type"), Some(AttributeValue::S(t)) if t == "message") {
+                    continue;
+                }
+                let m: MessageItem = from_item(item)?;
                 page.messages.push(m.into());
             }
             match out.last_evaluated_key {

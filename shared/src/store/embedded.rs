@@ -10,7 +10,10 @@ use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{ConversationReader, DeliveryLog, DeliveryStore, MessagePage, StoreError};
+use super::{
+    AgentEventStore, ConversationReader, DeliveryLog, DeliveryStore, HandoffStore, MessagePage,
+    StoreError, TimelinePage,
+};
 use crate::domain::*;
 use crate::whatsapp::WaError;
 
@@ -28,6 +31,21 @@ const MESSAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("messages");
 const TIMELINE: TableDefinition<&str, &str> = TableDefinition::new("timeline");
 /// `<partition>\0<wamid>` → status (JSON).
 const STATUSES: TableDefinition<&str, &[u8]> = TableDefinition::new("statuses");
+/// `<partition>\0<event id>` → agent event (JSON); in the timeline as `evt:<event id>`.
+const AGENT_EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agent_events");
+/// Conversation partition → handoff episode and agent failure run (JSON).
+const EPISODES: TableDefinition<&str, &[u8]> = TableDefinition::new("episodes");
+/// `<partition>\0<wamid>` → media copy (JSON).
+const MEDIA: TableDefinition<&str, &[u8]> = TableDefinition::new("media");
+/// Handoff id → handoff (JSON).
+const HANDOFFS: TableDefinition<&str, &[u8]> = TableDefinition::new("handoffs");
+/// Sequence number → change (JSON): what a DynamoDB stream would carry, in order.
+const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
+/// Consumer name → last change it processed.
+const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
+
+/// Timeline values naming an agent event start with this; others are wamids.
+const EVENT_REF: &str = "evt:";
 
 /// A redb-backed store; cheap to clone.
 #[derive(Clone)]
@@ -75,6 +93,12 @@ impl EmbeddedStore {
         txn.open_table(MESSAGES).map_err(failed)?;
         txn.open_table(TIMELINE).map_err(failed)?;
         txn.open_table(STATUSES).map_err(failed)?;
+        txn.open_table(AGENT_EVENTS).map_err(failed)?;
+        txn.open_table(EPISODES).map_err(failed)?;
+        txn.open_table(MEDIA).map_err(failed)?;
+        txn.open_table(HANDOFFS).map_err(failed)?;
+        txn.open_table(CHANGES).map_err(failed)?;
+        txn.open_table(CURSORS).map_err(failed)?;
         txn.commit().map_err(failed)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -168,6 +192,7 @@ fn write(db: &Database, batch: &DeliveryBatch) -> Result<WriteReport, StoreError
             timeline
                 .insert(child(&partition, &m.order_key()).as_str(), m.wamid.as_str())
                 .map_err(failed)?;
+            append_change(&txn, &Change::Message(m.clone()))?;
             report.messages_new += 1;
         }
 
@@ -280,6 +305,9 @@ impl ConversationReader for EmbeddedStore {
                 if after.is_some() && k.value() == start {
                     continue;
                 }
+                if wamid.value().starts_with(EVENT_REF) {
+                    continue;
+                }
                 if page.messages.len() == limit {
                     page.next = page.messages.last().map(MessageRecord::order_key);
                     break;
@@ -357,6 +385,286 @@ impl DeliveryLog for EmbeddedStore {
                 out.push(DeliveryId(id.value().to_owned()));
             }
             Ok(out)
+        })
+        .await
+    }
+}
+
+fn append_change(txn: &redb::WriteTransaction, change: &Change) -> Result<(), StoreError> {
+    let mut changes = txn.open_table(CHANGES).map_err(failed)?;
+    let next = changes
+        .last()
+        .map_err(failed)?
+        .map_or(1, |(k, _)| k.value() + 1);
+    let bytes = serde_json::to_vec(change).map_err(corrupt)?;
+    changes.insert(next, bytes.as_slice()).map_err(failed)?;
+    Ok(())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match table.get(key).map_err(failed)? {
+        Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(corrupt),
+        None => Ok(None),
+    }
+}
+
+/// A conversation's handoff episode and the agent's run of failures.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Episode {
+    episodes: u32,
+    open_episode: Option<u32>,
+    open_trigger: Option<String>,
+    agent_streak: u32,
+    agent_streak_key: Option<String>,
+}
+
+impl EmbeddedStore {
+    /// Changes after `cursor`, oldest first, `limit` at most: the embedded stand-in for a
+    /// DynamoDB stream.
+    pub async fn changes_after(&self, cursor: u64, limit: usize) -> Result<Vec<(u64, Change)>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(failed)?;
+            let table = txn.open_table(CHANGES).map_err(failed)?;
+            let mut out = Vec::new();
+            for entry in table.range(cursor + 1..).map_err(failed)?.take(limit) {
+                let (k, v) = entry.map_err(failed)?;
+                out.push((k.value(), serde_json::from_slice(v.value()).map_err(corrupt)?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Where consumer `name` is in the change feed (0 before the first change).
+    pub async fn cursor(&self, name: &str) -> Result<u64, StoreError> {
+        let name = name.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(failed)?;
+            let table = txn.open_table(CURSORS).map_err(failed)?;
+            Ok(table.get(name.as_str()).map_err(failed)?.map_or(0, |v| v.value()))
+        })
+        .await
+    }
+
+    pub async fn save_cursor(&self, name: &str, position: u64) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(failed)?;
+            txn.open_table(CURSORS)
+                .map_err(failed)?
+                .insert(name.as_str(), position)
+                .map_err(failed)?;
+            txn.commit().map_err(failed)
+        })
+        .await
+    }
+
+    /// Runs `f` on the conversation's episode state in one write transaction.
+    async fn with_episode<T, F>(&self, key: &ConversationKey, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Episode) -> T + Send + 'static,
+    {
+        let partition = key.partition();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(failed)?;
+            let out = {
+                let mut table = txn.open_table(EPISODES).map_err(failed)?;
+                let mut episode: Episode = read_json(&table, &partition)?.unwrap_or_default();
+                let out = f(&mut episode);
+                let bytes = serde_json::to_vec(&episode).map_err(corrupt)?;
+                table.insert(partition.as_str(), bytes.as_slice()).map_err(failed)?;
+                out
+            };
+            txn.commit().map_err(failed)?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AgentEventStore for EmbeddedStore {
+    async fn write_agent_events(&self, events: &[AgentEventRecord]) -> Result<AgentWriteReport, StoreError> {
+        let events = events.to_vec();
+        self.blocking(move |db| {
+            let mut report = AgentWriteReport::default();
+            let txn = db.begin_write().map_err(failed)?;
+            {
+                let mut table = txn.open_table(AGENT_EVENTS).map_err(failed)?;
+                let mut timeline = txn.open_table(TIMELINE).map_err(failed)?;
+                let mut conversations = txn.open_table(CONVERSATIONS).map_err(failed)?;
+                for e in &events {
+                    let partition = e.conversation.partition();
+                    let key = child(&partition, &e.event_id);
+                    if table.get(key.as_str()).map_err(failed)?.is_some() {
+                        report.events_duplicate += 1;
+                        continue;
+                    }
+                    if conversations.get(partition.as_str()).map_err(failed)?.is_none() {
+                        let c = Conversation {
+                            key: e.conversation.clone(),
+                            display_phone_number: String::new(),
+                            wa_id: None,
+                            user_id: None,
+                            username: None,
+                            profile_name: None,
+                            last_inbound_at: None,
+                        };
+                        let bytes = serde_json::to_vec(&c).map_err(corrupt)?;
+                        conversations.insert(partition.as_str(), bytes.as_slice()).map_err(failed)?;
+                    }
+                    let bytes = serde_json::to_vec(e).map_err(corrupt)?;
+                    table.insert(key.as_str(), bytes.as_slice()).map_err(failed)?;
+                    let reference = format!("{EVENT_REF}{}", e.event_id);
+                    timeline
+                        .insert(child(&partition, &e.order_key()).as_str(), reference.as_str())
+                        .map_err(failed)?;
+                    append_change(&txn, &Change::AgentEvent(e.clone()))?;
+                    report.events_new += 1;
+                }
+            }
+            txn.commit().map_err(failed)?;
+            Ok(report)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl HandoffStore for EmbeddedStore {
+    async fn timeline_page(&self, key: &ConversationKey, after: Option<&str>, limit: usize) -> Result<TimelinePage, StoreError> {
+        let partition = key.partition();
+        let after = after.map(str::to_owned);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(failed)?;
+            let timeline = txn.open_table(TIMELINE).map_err(failed)?;
+            let messages = txn.open_table(MESSAGES).map_err(failed)?;
+            let events = txn.open_table(AGENT_EVENTS).map_err(failed)?;
+            let start = child(&partition, after.as_deref().unwrap_or(""));
+            let end = format!("{partition}\x01");
+            let mut page = TimelinePage::default();
+            for entry in timeline.range(start.as_str()..end.as_str()).map_err(failed)? {
+                let (k, reference) = entry.map_err(failed)?;
+                if after.is_some() && k.value() == start {
+                    continue;
+                }
+                if page.entries.len() == limit {
+                    page.next = page.entries.last().map(TimelineEntry::order_key);
+                    break;
+                }
+                let reference = reference.value();
+                let entry = match reference.strip_prefix(EVENT_REF) {
+                    Some(id) => TimelineEntry::Agent(
+                        read_json(&events, &child(&partition, id))?
+                            .ok_or_else(|| corrupt(format!("timeline names missing agent event {id}")))?,
+                    ),
+                    None => TimelineEntry::Message(
+                        read_json(&messages, &child(&partition, reference))?
+                            .ok_or_else(|| corrupt(format!("timeline names missing message {reference}")))?,
+                    ),
+                };
+                page.entries.push(entry);
+            }
+            Ok(page)
+        })
+        .await
+    }
+
+    async fn agent_outcome(&self, key: &ConversationKey, order_key: &str, failed: bool) -> Result<u32, StoreError> {
+        let order_key = order_key.to_owned();
+        self.with_episode(key, move |e| {
+            if e.agent_streak_key.as_deref().is_none_or(|k| k < order_key.as_str()) {
+                e.agent_streak = if failed { e.agent_streak + 1 } else { 0 };
+                e.agent_streak_key = Some(order_key);
+            }
+            e.agent_streak
+        })
+        .await
+    }
+
+    async fn claim_handoff(&self, key: &ConversationKey, trigger: &str) -> Result<Claim, StoreError> {
+        let trigger = trigger.to_owned();
+        self.with_episode(key, move |e| match e.open_episode {
+            Some(open) => Claim {
+                episode: open,
+                trigger: e.open_trigger.clone().unwrap_or_default(),
+                opened: false,
+            },
+            None => {
+                e.episodes += 1;
+                e.open_episode = Some(e.episodes);
+                e.open_trigger = Some(trigger.clone());
+                Claim {
+                    episode: e.episodes,
+                    trigger,
+                    opened: true,
+                }
+            }
+        })
+        .await
+    }
+
+    async fn media(&self, key: &ConversationKey, wamid: &str) -> Result<Option<MediaRecord>, StoreError> {
+        let k = child(&key.partition(), wamid);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(failed)?;
+            let table = txn.open_table(MEDIA).map_err(failed)?;
+            read_json(&table, &k)
+        })
+        .await
+    }
+
+    async fn save_media(&self, record: &MediaRecord) -> Result<(), StoreError> {
+        let record = record.clone();
+        self.blocking(move |db| {
+            let k = child(&record.conversation.partition(), &record.wamid);
+            let txn = db.begin_write().map_err(failed)?;
+            {
+                let mut table = txn.open_table(MEDIA).map_err(failed)?;
+                let stored: Option<MediaRecord> = read_json(&table, &k)?;
+                if stored.is_none_or(|s| s.state != MediaState::Copied) {
+                    let bytes = serde_json::to_vec(&record).map_err(corrupt)?;
+                    table.insert(k.as_str(), bytes.as_slice()).map_err(failed)?;
+                }
+            }
+            txn.commit().map_err(failed)
+        })
+        .await
+    }
+
+    async fn handoff(&self, id: &str) -> Result<Option<HandoffRecord>, StoreError> {
+        let id = id.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(failed)?;
+            let table = txn.open_table(HANDOFFS).map_err(failed)?;
+            read_json(&table, &id)
+        })
+        .await
+    }
+
+    async fn save_handoff(&self, record: &HandoffRecord) -> Result<bool, StoreError> {
+        let record = record.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(failed)?;
+            let new = {
+                let mut table = txn.open_table(HANDOFFS).map_err(failed)?;
+                if table.get(record.id.as_str()).map_err(failed)?.is_some() {
+                    false
+                } else {
+                    let bytes = serde_json::to_vec(&record).map_err(corrupt)?;
+                    table.insert(record.id.as_str(), bytes.as_slice()).map_err(failed)?;
+                    true
+                }
+            };
+            if new {
+                append_change(&txn, &Change::Handoff(Box::new(record)))?;
+            }
+            txn.commit().map_err(failed)?;
+            Ok(new)
         })
         .await
     }

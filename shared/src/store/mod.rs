@@ -5,8 +5,9 @@
 use async_trait::async_trait;
 
 use crate::domain::{
-    Conversation, ConversationKey, DeliveryBatch, DeliveryId, MessageRecord, RawDelivery,
-    StatusRecord, WriteReport,
+    AgentEventRecord, AgentWriteReport, Claim, Conversation, ConversationKey, DeliveryBatch,
+    DeliveryId, HandoffRecord, MediaRecord, MessageRecord, RawDelivery, StatusRecord,
+    TimelineEntry, WriteReport,
 };
 
 #[cfg(feature = "test-support")]
@@ -80,6 +81,56 @@ pub trait DeliveryLog: Send + Sync {
     async fn replayable_deliveries(&self, limit: usize) -> Result<Vec<DeliveryId>, StoreError>;
 }
 
+/// The AI agent's events, each stored once (by conversation and event id) in the timeline.
+#[async_trait]
+pub trait AgentEventStore: Send + Sync {
+    async fn write_agent_events(
+        &self,
+        events: &[AgentEventRecord],
+    ) -> Result<AgentWriteReport, StoreError>;
+}
+
+/// One page of a conversation's timeline: messages and agent events in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimelinePage {
+    pub entries: Vec<TimelineEntry>,
+    /// Pass back as `after` for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// What the handoff function reads and writes.
+#[async_trait]
+pub trait HandoffStore: ConversationReader {
+    /// Messages and agent events in timeline order, `limit` at most, after the cursor.
+    async fn timeline_page(
+        &self,
+        key: &ConversationKey,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<TimelinePage, StoreError>;
+    /// Counts an agent event towards the run of consecutive failures and returns the run's length.
+    /// Each event (by its order key) is counted once, and only in order.
+    async fn agent_outcome(
+        &self,
+        key: &ConversationKey,
+        order_key: &str,
+        failed: bool,
+    ) -> Result<u32, StoreError>;
+    /// Opens a handoff episode for the conversation unless one is open; either way says which.
+    async fn claim_handoff(&self, key: &ConversationKey, trigger: &str)
+    -> Result<Claim, StoreError>;
+    async fn media(
+        &self,
+        key: &ConversationKey,
+        wamid: &str,
+    ) -> Result<Option<MediaRecord>, StoreError>;
+    /// Stores a media record; a copied file's record is never replaced by a failed one.
+    async fn save_media(&self, record: &MediaRecord) -> Result<(), StoreError>;
+    async fn handoff(&self, id: &str) -> Result<Option<HandoffRecord>, StoreError>;
+    /// Stores the handoff once; false when it was stored already.
+    async fn save_handoff(&self, record: &HandoffRecord) -> Result<bool, StoreError>;
+}
+
 /// Everything the webhook function needs from storage.
-pub trait Store: DeliveryStore + ConversationReader + DeliveryLog {}
-impl<T: DeliveryStore + ConversationReader + DeliveryLog> Store for T {}
+pub trait Store: DeliveryStore + ConversationReader + DeliveryLog + AgentEventStore {}
+impl<T: DeliveryStore + ConversationReader + DeliveryLog + AgentEventStore> Store for T {}

@@ -1,0 +1,336 @@
+//! The DynamoDB store's agent events and handoff items.
+//!
+//! | item | `pk` | `sk` | other keys |
+//! |---|---|---|---|
+//! | agent event | `CONV#…` | `EVT#<event id>` | `lsi1sk = T#<timestamp>#<received ms>#<seq>#~<event id>` |
+//! | media copy | `CONV#…` | `MEDIA#<wamid>` | |
+//! | handoff | `HANDOFF#<id>` | `HANDOFF` | |
+//!
+//! The conversation item (`META`) also holds the handoff episode (`open_episode`,
+//! `open_trigger`, `episodes`) and the agent's failure run (`agent_streak`, `agent_streak_key`).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use serde::{Deserialize, Serialize};
+
+use super::{DynamoDbStore, LSI_TIMELINE, MessageItem, from_item, n, query_page, s, sdk_error};
+use crate::domain::*;
+use crate::store::{AgentEventStore, HandoffStore, StoreError, TimelinePage};
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct AgentEventItem {
+    pk: String,
+    sk: String,
+    lsi1sk: String,
+    item_type: String,
+    phone_number_id: String,
+    customer: String,
+    event_id: String,
+    kind: AgentEventKind,
+    ts: i64,
+    received_at_ms: i64,
+    seq: u32,
+    failed: bool,
+    raw: String,
+}
+
+impl AgentEventItem {
+    pub(super) fn from_record(e: &AgentEventRecord) -> Self {
+        Self {
+            pk: e.conversation.partition(),
+            sk: format!("EVT#{}", e.event_id),
+            lsi1sk: format!("T#{}", e.order_key()),
+            item_type: "agent_event".into(),
+            phone_number_id: e.conversation.phone_number_id.clone(),
+            customer: e.conversation.customer.clone(),
+            event_id: e.event_id.clone(),
+            kind: e.kind,
+            ts: e.timestamp,
+            received_at_ms: e.received_at_ms,
+            seq: e.seq,
+            failed: e.failed,
+            raw: e.raw.clone(),
+        }
+    }
+}
+
+impl From<AgentEventItem> for AgentEventRecord {
+    fn from(i: AgentEventItem) -> Self {
+        AgentEventRecord {
+            conversation: ConversationKey::new(i.phone_number_id, i.customer),
+            event_id: i.event_id,
+            kind: i.kind,
+            timestamp: i.ts,
+            received_at_ms: i.received_at_ms,
+            seq: i.seq,
+            failed: i.failed,
+            raw: i.raw,
+        }
+    }
+}
+
+/// Reads a stream image or a stored item as a timeline entry or handoff, by `item_type`.
+pub fn change_from_item(item: HashMap<String, AttributeValue>) -> Result<Option<Change>, StoreError> {
+    let kind = match item.get("item_type") {
+        Some(AttributeValue::S(k)) => k.clone(),
+        _ => return Ok(None),
+    };
+    Ok(match kind.as_str() {
+        "message" => Some(Change::Message(from_item::<MessageItem>(item)?.into())),
+        "agent_event" => Some(Change::AgentEvent(from_item::<AgentEventItem>(item)?.into())),
+        "handoff" => Some(Change::Handoff(Box::new(json_attr(&item, "record")?))),
+        _ => None,
+    })
+}
+
+fn json_attr<T: serde::de::DeserializeOwned>(item: &HashMap<String, AttributeValue>, name: &str) -> Result<T, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(j)) => serde_json::from_str(j).map_err(|e| StoreError::Corrupt(format!("{name}: {e}"))),
+        _ => Err(StoreError::Corrupt(format!("item has no {name} attribute"))),
+    }
+}
+
+fn json(v: &impl Serialize) -> Result<AttributeValue, StoreError> {
+    serde_json::to_string(v).map(s).map_err(|e| StoreError::Rejected(e.to_string()))
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn put_failed_condition(e: &SdkError<PutItemError, aws_sdk_dynamodb::config::http::HttpResponse>) -> bool {
+    matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
+}
+
+#[async_trait]
+impl AgentEventStore for DynamoDbStore {
+    async fn write_agent_events(&self, events: &[AgentEventRecord]) -> Result<AgentWriteReport, StoreError> {
+        let mut report = AgentWriteReport::default();
+        let mut touched: Vec<&ConversationKey> = Vec::new();
+        for e in events {
+            if !touched.contains(&&e.conversation) {
+                touched.push(&e.conversation);
+                // The conversation may start with the agent: make sure it exists.
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", s(e.conversation.partition()))
+                    .key("sk", s("META"))
+                    .update_expression("SET item_type = :t, phone_number_id = if_not_exists(phone_number_id, :p), customer = if_not_exists(customer, :c)")
+                    .expression_attribute_values(":t", s("conversation"))
+                    .expression_attribute_values(":p", s(&e.conversation.phone_number_id))
+                    .expression_attribute_values(":c", s(&e.conversation.customer))
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error("UpdateItem", err))?;
+            }
+            let item = serde_dynamo::to_item(AgentEventItem::from_record(e)).map_err(|err| StoreError::Rejected(err.to_string()))?;
+            match self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await
+            {
+                Ok(_) => report.events_new += 1,
+                Err(err) if put_failed_condition(&err) => report.events_duplicate += 1,
+                Err(err) => return Err(sdk_error("PutItem", err)),
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[async_trait]
+impl HandoffStore for DynamoDbStore {
+    async fn timeline_page(&self, key: &ConversationKey, after: Option<&str>, limit: usize) -> Result<TimelinePage, StoreError> {
+        let mut page = TimelinePage::default();
+        let mut start_key = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(LSI_TIMELINE)
+                .consistent_read(true)
+                .expression_attribute_values(":pk", s(key.partition()))
+                .limit(query_page(limit - page.entries.len()))
+                .set_exclusive_start_key(start_key.take());
+            q = match after {
+                Some(cursor) => q
+                    .key_condition_expression("pk = :pk AND lsi1sk > :after")
+                    .expression_attribute_values(":after", s(format!("T#{cursor}"))),
+                None => q
+                    .key_condition_expression("pk = :pk AND begins_with(lsi1sk, :t)")
+                    .expression_attribute_values(":t", s("T#")),
+            };
+            let out = q.send().await.map_err(|e| sdk_error("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                if !string(&item, "lsi1sk").is_some_and(|k| k.starts_with("T#")) {
+                    return Ok(page);
+                }
+                match change_from_item(item)? {
+                    Some(Change::Message(m)) => page.entries.push(TimelineEntry::Message(m)),
+                    Some(Change::AgentEvent(e)) => page.entries.push(TimelineEntry::Agent(e)),
+                    _ => {}
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if page.entries.len() < limit => start_key = Some(k),
+                Some(_) => {
+                    page.next = page.entries.last().map(TimelineEntry::order_key);
+                    return Ok(page);
+                }
+                None => return Ok(page),
+            }
+        }
+    }
+
+    async fn agent_outcome(&self, key: &ConversationKey, order_key: &str, failed: bool) -> Result<u32, StoreError> {
+        let set = if failed {
+            "SET agent_streak = if_not_exists(agent_streak, :zero) + :one, agent_streak_key = :k"
+        } else {
+            "SET agent_streak = :zero, agent_streak_key = :k"
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key.partition()))
+            .key("sk", s("META"))
+            .update_expression(set)
+            .condition_expression("attribute_not_exists(agent_streak_key) OR agent_streak_key < :k")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":k", s(order_key))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let item = match result {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => match se.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(c) => c.item.unwrap_or_default(),
+                _ => HashMap::new(),
+            },
+            Err(e) => return Err(sdk_error("UpdateItem", e)),
+        };
+        Ok(number(&item, "agent_streak").unwrap_or(0).max(0) as u32)
+    }
+
+    async fn claim_handoff(&self, key: &ConversationKey, trigger: &str) -> Result<Claim, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key.partition()))
+            .key("sk", s("META"))
+            .update_expression(
+                "SET open_episode = if_not_exists(episodes, :zero) + :one, episodes = if_not_exists(episodes, :zero) + :one, open_trigger = :t, item_type = :ct, phone_number_id = if_not_exists(phone_number_id, :p), customer = if_not_exists(customer, :c)",
+            )
+            .condition_expression("attribute_not_exists(open_episode)")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":t", s(trigger))
+            .expression_attribute_values(":ct", s("conversation"))
+            .expression_attribute_values(":p", s(&key.phone_number_id))
+            .expression_attribute_values(":c", s(&key.customer))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let (item, opened) = match result {
+            Ok(out) => (out.attributes.unwrap_or_default(), true),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => match se.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(c) => (c.item.unwrap_or_default(), false),
+                _ => (HashMap::new(), false),
+            },
+            Err(e) => return Err(sdk_error("UpdateItem", e)),
+        };
+        Ok(Claim {
+            episode: number(&item, "open_episode").unwrap_or(0).max(0) as u32,
+            trigger: string(&item, "open_trigger").unwrap_or_default(),
+            opened,
+        })
+    }
+
+    async fn media(&self, key: &ConversationKey, wamid: &str) -> Result<Option<MediaRecord>, StoreError> {
+        match self.get_item(key.partition(), &format!("MEDIA#{wamid}")).await? {
+            Some(item) => json_attr(&item, "record").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn save_media(&self, record: &MediaRecord) -> Result<(), StoreError> {
+        let state = match record.state {
+            MediaState::Copied => "copied",
+            MediaState::Failed => "failed",
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(record.conversation.partition()))
+            .item("sk", s(format!("MEDIA#{}", record.wamid)))
+            .item("item_type", s("media"))
+            .item("state", s(state))
+            .item("record", json(record)?)
+            .condition_expression("attribute_not_exists(pk) OR #state <> :copied")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":copied", s("copied"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if put_failed_condition(&e) => Ok(()),
+            Err(e) => Err(sdk_error("PutItem", e)),
+        }
+    }
+
+    async fn handoff(&self, id: &str) -> Result<Option<HandoffRecord>, StoreError> {
+        match self.get_item(format!("HANDOFF#{id}"), "HANDOFF").await? {
+            Some(item) => json_attr(&item, "record").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn save_handoff(&self, record: &HandoffRecord) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("HANDOFF#{}", record.id)))
+            .item("sk", s("HANDOFF"))
+            .item("item_type", s("handoff"))
+            .item("handoff_id", s(&record.id))
+            .item("conversation", s(record.conversation.partition()))
+            .item("episode", n(record.episode))
+            .item("created_at_ms", n(record.created_at_ms))
+            .item("record", json(record)?)
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if put_failed_condition(&e) => Ok(false),
+            Err(e) => Err(sdk_error("PutItem", e)),
+        }
+    }
+}
