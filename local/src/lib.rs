@@ -2,6 +2,8 @@
 //! own handler on `BATON_LISTEN` and keeps its data in an embedded database under
 //! `BATON_DATA_DIR` — or, when `TABLE_NAME` or an AWS endpoint is configured, in DynamoDB.
 
+pub mod stream;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,10 +12,15 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use baton_shared::config::{
-    self, APP_SECRET, ConfigError, Source, TABLE_NAME, VERIFY_TOKEN, WebhookSecrets,
+    self, AGENT_EVENTS_SECRET, APP_SECRET, ConfigError, HandoffConfig, MEDIA_BUCKET, Source,
+    TABLE_NAME, VERIFY_TOKEN, WebhookSecrets,
 };
 use baton_shared::domain::MAX_BODY_BYTES;
-use baton_shared::store::{DynamoDbStore, EmbeddedStore, Store, StoreError};
+use baton_shared::handoff::Processor;
+use baton_shared::handoff::llm::LlmClient;
+use baton_shared::handoff::media::MediaCopier;
+use baton_shared::objects::{DirectoryStore, ObjectStore, S3Store};
+use baton_shared::store::{DynamoDbStore, EmbeddedStore, HandoffStore, Store, StoreError};
 use baton_shared::whatsapp::{AppSecrets, sign};
 use baton_webhook::Webhook;
 use bytes::Bytes;
@@ -46,6 +53,11 @@ pub struct LocalConfig {
     pub secrets: WebhookSecrets,
     /// True when the app secret or verify token were generated for local use.
     pub generated_secrets: bool,
+    /// True when the agent events secret was generated for local use.
+    pub generated_agent_secret: bool,
+    pub handoff: HandoffConfig,
+    /// S3 bucket for media and transcripts (`MEDIA_BUCKET`); else files under the data directory.
+    pub media_bucket: Option<String>,
 }
 
 /// Secrets generated for a local run, kept so that a restart keeps the same ones.
@@ -53,6 +65,8 @@ pub struct LocalConfig {
 struct LocalSecrets {
     app_secret: String,
     verify_token: String,
+    #[serde(default)]
+    agent_events_secret: Option<String>,
 }
 
 fn random_hex(bytes: usize) -> Result<String, ConfigError> {
@@ -72,12 +86,24 @@ fn local_secrets(data_dir: &Path) -> Result<LocalSecrets, ConfigError> {
         reason,
     };
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return serde_json::from_str(&text)
-            .map_err(|e| invalid(format!("{} is unreadable: {e}", path.display())));
+        let mut secrets: LocalSecrets = serde_json::from_str(&text)
+            .map_err(|e| invalid(format!("{} is unreadable: {e}", path.display())))?;
+        if secrets.agent_events_secret.is_none() {
+            // Written by an older baton-local: add the agent events secret.
+            secrets.agent_events_secret = Some(random_hex(32)?);
+            let text = serde_json::to_string_pretty(&secrets).expect("serialisable");
+            let tmp = path.with_extension("json.new");
+            let _ = std::fs::remove_file(&tmp);
+            write_private(&tmp, text.as_bytes())
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| invalid(format!("cannot write {}: {e}", path.display())))?;
+        }
+        return Ok(secrets);
     }
     let secrets = LocalSecrets {
         app_secret: random_hex(32)?,
         verify_token: random_hex(16)?,
+        agent_events_secret: Some(random_hex(32)?),
     };
     std::fs::create_dir_all(data_dir)
         .map_err(|e| invalid(format!("cannot create {}: {e}", data_dir.display())))?;
@@ -140,21 +166,31 @@ impl LocalConfig {
             config::optional(src, APP_SECRET),
             config::optional(src, VERIFY_TOKEN),
         );
+        let agent = config::optional(src, AGENT_EVENTS_SECRET);
         let generated_secrets = app.is_none() || token.is_none();
-        let secrets = if generated_secrets {
+        let generated_agent_secret = agent.is_none();
+        let secrets = if generated_secrets || generated_agent_secret {
             let local = local_secrets(&data_dir)?;
             let app = app.unwrap_or(local.app_secret);
             let token = token.unwrap_or(local.verify_token);
+            let agent = agent.or(local.agent_events_secret).unwrap_or_default();
             WebhookSecrets {
                 app_secrets: AppSecrets::parse(&app).ok_or(ConfigError::Invalid {
                     name: APP_SECRET,
                     reason: "it lists no secret".to_owned(),
                 })?,
                 verify_token: SecretString::from(token),
+                agent_secrets: AppSecrets::parse(&agent),
             }
         } else {
             WebhookSecrets::from_source(src)?
         };
+        if secrets.agent_secrets.is_none() {
+            return Err(ConfigError::Invalid {
+                name: AGENT_EVENTS_SECRET,
+                reason: "it lists no secret".to_owned(),
+            });
+        }
         Ok(Self {
             listen,
             data_dir,
@@ -162,20 +198,62 @@ impl LocalConfig {
             store,
             secrets,
             generated_secrets,
+            generated_agent_secret,
+            handoff: HandoffConfig::from_source(src)?,
+            media_bucket: config::optional(src, MEDIA_BUCKET),
         })
     }
 
-    pub async fn open_store(&self) -> Result<Arc<dyn Store>, StoreError> {
+    pub async fn open_store(&self) -> Result<Stores, StoreError> {
         Ok(match &self.store {
-            StoreChoice::Embedded(dir) => Arc::new(EmbeddedStore::open(dir)?),
+            StoreChoice::Embedded(dir) => {
+                let store = EmbeddedStore::open(dir)?;
+                Stores {
+                    store: Arc::new(store.clone()),
+                    handoff: Arc::new(store.clone()),
+                    feed: Feed::Embedded(store),
+                }
+            }
             StoreChoice::DynamoDb { table, create } => {
-                let store = DynamoDbStore::from_env(table.clone()).await;
+                let aws = aws_config::load_from_env().await;
+                let store = DynamoDbStore::from_config(&aws, table.clone());
                 if *create {
                     store.ensure_table().await?;
                 }
-                Arc::new(store)
+                Stores {
+                    store: Arc::new(store.clone()),
+                    handoff: Arc::new(store),
+                    feed: Feed::DynamoDb {
+                        aws,
+                        table: table.clone(),
+                    },
+                }
             }
         })
+    }
+
+    /// Where media copies and transcripts go: `MEDIA_BUCKET` on S3 (created when an endpoint
+    /// points at a local server), else `objects/` under the data directory.
+    pub async fn open_objects(&self) -> Result<Arc<dyn ObjectStore>, String> {
+        match &self.media_bucket {
+            Some(bucket) => {
+                let aws = aws_config::load_from_env().await;
+                let s3 = S3Store::from_config(&aws, bucket.clone(), self.handoff.s3_path_style);
+                if matches!(self.store, StoreChoice::DynamoDb { create: true, .. }) {
+                    s3.ensure_bucket().await.map_err(|e| e.to_string())?;
+                }
+                Ok(Arc::new(s3))
+            }
+            None => Ok(Arc::new(DirectoryStore::new(self.data_dir.join("objects")))),
+        }
+    }
+
+    /// The handoff function's logic over these stores.
+    pub async fn processor(&self, handoff: Arc<dyn HandoffStore>) -> Result<Processor, String> {
+        let objects = self.open_objects().await?;
+        let copier = MediaCopier::new(self.handoff.graph.clone(), objects)?;
+        let llm = self.handoff.llm.clone().map(LlmClient::new).transpose()?;
+        Ok(Processor::new(handoff, copier, llm, self.handoff.settings.clone()))
     }
 
     pub fn describe_store(&self) -> String {
@@ -184,6 +262,105 @@ impl LocalConfig {
                 format!("embedded database {}", dir.join("baton.redb").display())
             }
             StoreChoice::DynamoDb { table, .. } => format!("DynamoDB table {table}"),
+        }
+    }
+}
+
+/// The stores `baton-local` runs on, and where it reads their changes.
+pub struct Stores {
+    pub store: Arc<dyn Store>,
+    pub handoff: Arc<dyn HandoffStore>,
+    pub feed: Feed,
+}
+
+/// Where the handoff stage reads new messages and agent events.
+pub enum Feed {
+    /// The embedded store's change feed.
+    Embedded(EmbeddedStore),
+    /// The DynamoDB table's stream, read like Lambda's event source mapping.
+    DynamoDb {
+        aws: aws_config::SdkConfig,
+        table: String,
+    },
+}
+
+/// Hands every pending change of the embedded feed to the processor, in order; returns how many.
+/// A change that fails in a way a retry could fix stops the run there, to be tried again.
+pub async fn drain_embedded(store: &EmbeddedStore, processor: &Processor) -> Result<usize, String> {
+    const CONSUMER: &str = "handoff";
+    let mut cursor = store.cursor(CONSUMER).await.map_err(|e| e.to_string())?;
+    let mut done = 0;
+    loop {
+        let changes = store
+            .changes_after(cursor, 100)
+            .await
+            .map_err(|e| e.to_string())?;
+        if changes.is_empty() {
+            return Ok(done);
+        }
+        for (seq, change) in changes {
+            match processor.process(&change).await {
+                Ok(_) => {}
+                Err(e) if e.is_retryable() => return Err(e.to_string()),
+                Err(e) => tracing::error!(error = %e, change = seq, "change dropped: it can never be processed"),
+            }
+            cursor = seq;
+            store
+                .save_cursor(CONSUMER, cursor)
+                .await
+                .map_err(|e| e.to_string())?;
+            done += 1;
+        }
+    }
+}
+
+/// Reads the table's stream once and hands each shard's records to the handoff function's batch
+/// handler, exactly as Lambda would; returns how many records were handed over.
+pub async fn drain_stream(reader: &mut stream::StreamReader, processor: &Processor) -> Result<usize, String> {
+    let mut done = 0;
+    for batch in reader.poll().await? {
+        let mut event = aws_lambda_events::event::dynamodb::Event::default();
+        event.records = batch.records.clone();
+        let response = baton_handoff::handle_batch(processor, event).await;
+        let failed = response
+            .batch_item_failures
+            .first()
+            .and_then(|f| f.item_identifier.clone());
+        done += batch.records.len();
+        reader.settle(&batch, failed.as_deref());
+    }
+    Ok(done)
+}
+
+/// Runs the handoff stage forever, polling the feed.
+pub async fn run_handoff(feed: Feed, processor: Arc<Processor>, data_dir: PathBuf) {
+    let pause = std::time::Duration::from_millis(250);
+    match feed {
+        Feed::Embedded(store) => loop {
+            if let Err(e) = drain_embedded(&store, &processor).await {
+                tracing::warn!(error = %e, "handoff stage will try again");
+                tokio::time::sleep(pause * 4).await;
+            }
+            tokio::time::sleep(pause).await;
+        },
+        Feed::DynamoDb { aws, table } => {
+            let file = data_dir.join(format!("stream-positions-{table}.json"));
+            let mut reader = loop {
+                match stream::StreamReader::open(&aws, &table, Some(file.clone())).await {
+                    Ok(r) => break r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the table's stream yet");
+                        tokio::time::sleep(pause * 8).await;
+                    }
+                }
+            };
+            loop {
+                if let Err(e) = drain_stream(&mut reader, &processor).await {
+                    tracing::warn!(error = %e, "handoff stage will try again");
+                    tokio::time::sleep(pause * 4).await;
+                }
+                tokio::time::sleep(pause).await;
+            }
         }
     }
 }

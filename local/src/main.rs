@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use baton_local::{LocalConfig, banner, router};
+use baton_local::{LocalConfig, banner, router, run_handoff};
 use baton_shared::config::ProcessEnv;
 use baton_webhook::{Webhook, replay_deliveries};
 
@@ -42,8 +42,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let store = match cfg.open_store().await {
-        Ok(store) => store,
+    let stores = match cfg.open_store().await {
+        Ok(stores) => stores,
         Err(e) => {
             eprintln!(
                 "baton-local: cannot open the store ({}): {e}",
@@ -53,7 +53,7 @@ async fn main() -> ExitCode {
         }
     };
     if command == "replay" {
-        return match replay_deliveries(store.as_ref(), usize::MAX).await {
+        return match replay_deliveries(stores.store.as_ref(), usize::MAX).await {
             Ok(summary) => {
                 println!(
                     "{}",
@@ -80,7 +80,15 @@ async fn main() -> ExitCode {
     let bound = listener.local_addr().unwrap_or(cfg.listen);
     // A closed stdout (a piped reader gone) must not stop the server.
     let _ = writeln!(std::io::stdout().lock(), "{}", banner(&cfg, bound));
-    let app = Webhook::new(store, cfg.secrets.clone());
+    let processor = match cfg.processor(stores.handoff.clone()).await {
+        Ok(p) => std::sync::Arc::new(p),
+        Err(e) => {
+            eprintln!("baton-local: cannot start the handoff stage: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio::spawn(run_handoff(stores.feed, processor, cfg.data_dir.clone()));
+    let app = Webhook::new(stores.store, cfg.secrets.clone());
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -58,12 +58,17 @@ pub const APP_SECRET: &str = "WHATSAPP_APP_SECRET";
 pub const VERIFY_TOKEN: &str = "WHATSAPP_VERIFY_TOKEN";
 pub const TABLE_NAME: &str = "TABLE_NAME";
 
+pub const AGENT_EVENTS_SECRET: &str = "AGENT_EVENTS_SECRET";
+
 /// What the webhook function needs to verify deliveries.
 #[derive(Debug, Clone)]
 pub struct WebhookSecrets {
     /// One or more Meta App Secrets (comma-separated while rotating).
     pub app_secrets: AppSecrets,
     pub verify_token: SecretString,
+    /// Keys of the AI agent's event signatures (comma-separated while rotating); `None` refuses
+    /// every agent event.
+    pub agent_secrets: Option<AppSecrets>,
 }
 
 impl WebhookSecrets {
@@ -85,6 +90,7 @@ impl WebhookSecrets {
         Ok(Self {
             app_secrets,
             verify_token: SecretString::from(verify_token),
+            agent_secrets: optional(src, AGENT_EVENTS_SECRET).and_then(|l| AppSecrets::parse(&l)),
         })
     }
 }
@@ -163,6 +169,81 @@ impl WebhookSecrets {
     }
 }
 
+pub const MEDIA_BUCKET: &str = "MEDIA_BUCKET";
+pub const ACCESS_TOKEN: &str = "WHATSAPP_ACCESS_TOKEN";
+pub const GRAPH_API_BASE_URL: &str = "GRAPH_API_BASE_URL";
+pub const GRAPH_API_VERSION: &str = "GRAPH_API_VERSION";
+pub const HANDOFF_FAILURES: &str = "BATON_HANDOFF_FAILURES";
+pub const HANDOFF_KEYWORDS: &str = "BATON_HANDOFF_KEYWORDS";
+pub const S3_PATH_STYLE: &str = "BATON_S3_PATH_STYLE";
+pub const LLM_BASE_URL: &str = "LLM_BASE_URL";
+pub const LLM_MODEL: &str = "LLM_MODEL";
+pub const LLM_API_KEY: &str = "LLM_API_KEY";
+pub const LLM_TIMEOUT_MS: &str = "LLM_TIMEOUT_MS";
+
+/// What the handoff function is configured with.
+#[derive(Debug, Clone)]
+pub struct HandoffConfig {
+    pub graph: crate::handoff::media::GraphConfig,
+    pub settings: crate::handoff::HandoffSettings,
+    pub llm: Option<crate::handoff::llm::LlmConfig>,
+    /// Path-style S3 addressing, for S3-compatible servers.
+    pub s3_path_style: bool,
+}
+
+fn number<T: std::str::FromStr>(src: &dyn Source, name: &'static str, default: T) -> Result<T, ConfigError> {
+    match optional(src, name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+            name,
+            reason: format!("{v:?} is not a whole number"),
+        }),
+    }
+}
+
+impl HandoffConfig {
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        use crate::handoff::media::GraphConfig;
+        let graph = GraphConfig::new(
+            optional(src, GRAPH_API_BASE_URL).unwrap_or_else(|| GraphConfig::DEFAULT_BASE_URL.into()),
+            optional(src, GRAPH_API_VERSION).unwrap_or_else(|| GraphConfig::DEFAULT_VERSION.into()),
+            optional(src, ACCESS_TOKEN).map(SecretString::from),
+        );
+        if !(graph.base_url.starts_with("https://") || graph.base_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: GRAPH_API_BASE_URL,
+                reason: "it must be an http(s) URL".into(),
+            });
+        }
+        let keywords = match optional(src, HANDOFF_KEYWORDS) {
+            None => Default::default(),
+            Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError::Invalid {
+                name: HANDOFF_KEYWORDS,
+                reason: format!(r#"it must be a JSON object of language → keywords, e.g. {{"en":["chargeback"]}}: {e}"#),
+            })?,
+        };
+        let settings = crate::handoff::HandoffSettings {
+            failure_threshold: number(src, HANDOFF_FAILURES, 3)?,
+            keywords,
+        };
+        let llm = match optional(src, LLM_BASE_URL) {
+            None => None,
+            Some(base_url) => Some(crate::handoff::llm::LlmConfig {
+                base_url,
+                model: required(src, LLM_MODEL, "name the chat model the LLM endpoint should use")?,
+                api_key: optional(src, LLM_API_KEY).map(SecretString::from),
+                timeout: std::time::Duration::from_millis(number(src, LLM_TIMEOUT_MS, 8000)?),
+            }),
+        };
+        Ok(Self {
+            graph,
+            settings,
+            llm,
+            s3_path_style: optional(src, S3_PATH_STYLE).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +304,27 @@ mod tests {
         assert_eq!(s.app_secrets.len(), 2);
         let shown = format!("{s:?}");
         assert!(!shown.contains("Zq81"), "{shown}");
+    }
+
+    #[test]
+    fn handoff_settings_have_defaults_and_name_what_is_wrong() {
+        let c = HandoffConfig::from_source(&[("X", "y")]).unwrap();
+        assert_eq!(c.graph.base_url, "https://graph.facebook.com");
+        assert!(c.graph.token.is_none() && c.llm.is_none());
+        assert_eq!(c.settings.failure_threshold, 3);
+        let c = HandoffConfig::from_source(&[
+            (HANDOFF_KEYWORDS, r#"{"en":["chargeback"]}"#),
+            (HANDOFF_FAILURES, "0"),
+            (LLM_BASE_URL, "http://127.0.0.1:1/v1"),
+            (LLM_MODEL, "m"),
+        ])
+        .unwrap();
+        assert_eq!(c.settings.keywords["en"], ["chargeback"]);
+        assert_eq!(c.settings.failure_threshold, 0);
+        assert_eq!(c.llm.unwrap().timeout.as_millis(), 8000);
+        let err = HandoffConfig::from_source(&[(HANDOFF_KEYWORDS, "[1]")]).unwrap_err();
+        assert!(err.to_string().starts_with("BATON_HANDOFF_KEYWORDS is invalid"));
+        let err = HandoffConfig::from_source(&[(LLM_BASE_URL, "http://x")]).unwrap_err();
+        assert!(err.to_string().starts_with("LLM_MODEL is not set"));
     }
 }

@@ -70,6 +70,19 @@ impl DeliveryLog for NullStore {
     }
 }
 
+#[async_trait]
+impl AgentEventStore for NullStore {
+    async fn write_agent_events(
+        &self,
+        events: &[AgentEventRecord],
+    ) -> Result<AgentWriteReport, StoreError> {
+        Ok(AgentWriteReport {
+            events_new: events.len() as u32,
+            events_duplicate: 0,
+        })
+    }
+}
+
 /// A compact, Meta-shaped delivery of `n` text messages from one customer, with realistic text.
 fn delivery(n: usize, tag: &str) -> Vec<u8> {
     let msgs: Vec<Value> = (0..n)

@@ -13,13 +13,19 @@
 //! | signed, stored (whether it could be read, partly read, or not at all) | 200 with what was stored |
 //! | signed, but the store refuses its items for good | 200; the body alone is kept for replay |
 //! | signed, but the store is unavailable | 503, so that Meta delivers it again |
+//! | `POST /agent/events` larger than 1 MB | 413, nothing stored |
+//! | `POST /agent/events` with a missing or wrong `X-Baton-Signature-256` (or no `AGENT_EVENTS_SECRET`) | 401, nothing stored |
+//! | `POST /agent/events`, signed, but not valid events | 400 naming the problem; the body is kept for replay |
+//! | `POST /agent/events`, signed and valid | 200 with how many events were new and how many seen before |
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use baton_shared::agent;
 use baton_shared::config::WebhookSecrets;
 use baton_shared::domain::{
-    BatchOrigin, DeliveryBatch, MAX_BODY_BYTES, ParseState, WriteReport, build_batch,
+    BatchOrigin, DeliveryBatch, DeliveryId, MAX_BODY_BYTES, ParseState, RawDelivery, WriteReport,
+    build_batch,
 };
 use baton_shared::store::{Store, StoreError};
 use baton_shared::whatsapp::{SIGNATURE_HEADER, verify_handshake};
@@ -28,6 +34,10 @@ use http::{Method, Request, Response, StatusCode, header};
 use serde::Serialize;
 
 pub const WEBHOOK_PATH: &str = "/webhook";
+pub const AGENT_EVENTS_PATH: &str = "/agent/events";
+
+/// Problems of a kept agent-events body start with this, so replay knows what it is.
+const AGENT_PROBLEM: &str = "agent events: ";
 
 /// Milliseconds since the Unix epoch; injectable so tests control arrival times.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -78,6 +88,15 @@ impl Webhook {
 
     /// Routes one request.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
+        if req.uri().path() == AGENT_EVENTS_PATH {
+            if req.method() != Method::POST {
+                let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+                r.headers_mut()
+                    .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+                return r;
+            }
+            return self.agent_events(req).await;
+        }
         if req.uri().path() != WEBHOOK_PATH {
             return text(StatusCode::NOT_FOUND, "Not Found");
         }
@@ -149,6 +168,87 @@ impl Webhook {
                 )
             }
         }
+    }
+
+    async fn agent_events(&self, req: Request<Bytes>) -> Response<Bytes> {
+        let body = req.body();
+        if body.len() > agent::MAX_BODY_BYTES {
+            tracing::warn!(bytes = body.len(), "agent events refused: body over 1 MB");
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "body larger than 1 MB");
+        }
+        let Some(secrets) = &self.secrets.agent_secrets else {
+            tracing::warn!("agent events refused: AGENT_EVENTS_SECRET is not configured");
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "agent events are not enabled: AGENT_EVENTS_SECRET is not configured",
+            );
+        };
+        let signatures = req
+            .headers()
+            .get_all(agent::SIGNATURE_HEADER)
+            .iter()
+            .map(|v| v.as_bytes());
+        if let Err(e) = secrets.verify(signatures, body) {
+            tracing::warn!(reason = %e, "agent events refused: bad signature");
+            let reason = e.to_string().replace("X-Hub-Signature-256", "X-Baton-Signature-256");
+            let reason = reason.replace("app secret", "agent events secret");
+            return error(StatusCode::UNAUTHORIZED, &reason);
+        }
+        let now = (self.clock)();
+        let events = match agent::parse_events(body, now) {
+            Ok(events) => events,
+            Err(e) => {
+                // Signed by the agent, so kept: a later Baton (or a fixed agent) can replay it.
+                let kept = self.keep_agent_body(body.clone(), now, &e.to_string()).await;
+                tracing::warn!(kept = kept.is_ok(), "agent events refused: not valid events");
+                tracing::debug!(problem = %e, "what was wrong");
+                return error(StatusCode::BAD_REQUEST, &e.to_string());
+            }
+        };
+        match self.store.write_agent_events(&events).await {
+            Ok(report) => {
+                tracing::info!(
+                    events_new = report.events_new,
+                    events_duplicate = report.events_duplicate,
+                    "agent events stored"
+                );
+                json(StatusCode::OK, serde_json::to_vec(&report).unwrap_or_default())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, retryable = e.is_retryable(), "agent events not stored");
+                if e.is_retryable() {
+                    error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "storage unavailable; send again later",
+                    )
+                } else {
+                    let _ = self.keep_agent_body(body.clone(), now, &e.to_string()).await;
+                    error(StatusCode::BAD_REQUEST, &e.to_string())
+                }
+            }
+        }
+    }
+
+    /// Keeps a signed agent-events body that could not be stored as events, for replay.
+    async fn keep_agent_body(&self, body: Bytes, now: i64, problem: &str) -> Result<(), StoreError> {
+        let batch = DeliveryBatch {
+            origin: BatchOrigin::Webhook,
+            delivery: RawDelivery {
+                id: DeliveryId::of(&body),
+                received_at_ms: now,
+                body,
+                state: ParseState::Unparsed,
+                problems: vec![format!("{AGENT_PROBLEM}{problem}")],
+                errors: Vec::new(),
+                ignored_fields: Vec::new(),
+                message_count: 0,
+                status_count: 0,
+            },
+            conversations: Vec::new(),
+            messages: Vec::new(),
+            statuses: Vec::new(),
+        };
+        self.store.write_batch(&batch).await.map(|_| ())
     }
 
     /// Stores the raw delivery alone, marked partial with the store's reason, for a later replay.
@@ -290,6 +390,10 @@ pub async fn replay_deliveries(
         let Some(raw) = store.delivery(&id).await? else {
             continue;
         };
+        if raw.problems.first().is_some_and(|p| p.starts_with(AGENT_PROBLEM)) {
+            replay_agent_body(store, raw, &mut summary).await?;
+            continue;
+        }
         let batch = build_batch(raw.body, raw.received_at_ms, BatchOrigin::Replay);
         let report = store.write_batch(&batch).await?;
         summary.deliveries += 1;
@@ -303,6 +407,36 @@ pub async fn replay_deliveries(
         }
     }
     Ok(summary)
+}
+
+/// Replays a kept agent-events body: stores its events if it reads now.
+async fn replay_agent_body(
+    store: &dyn Store,
+    mut raw: RawDelivery,
+    summary: &mut ReplaySummary,
+) -> Result<(), StoreError> {
+    summary.deliveries += 1;
+    match agent::parse_events(&raw.body, raw.received_at_ms) {
+        Ok(events) => {
+            let report = store.write_agent_events(&events).await?;
+            summary.messages_new += report.events_new;
+            summary.now_parsed += 1;
+            raw.state = ParseState::Parsed;
+            raw.problems.clear();
+        }
+        Err(e) => {
+            summary.still_unreadable += 1;
+            raw.problems = vec![format!("{AGENT_PROBLEM}{e}")];
+        }
+    }
+    let batch = DeliveryBatch {
+        origin: BatchOrigin::Replay,
+        delivery: raw,
+        conversations: Vec::new(),
+        messages: Vec::new(),
+        statuses: Vec::new(),
+    };
+    store.write_batch(&batch).await.map(|_| ())
 }
 
 /// Translates an API Gateway request into the handler's types and back. API Gateway has already

@@ -5,8 +5,10 @@ pub mod detect;
 pub mod insights;
 pub mod llm;
 pub mod media;
+pub mod process;
 mod phrases;
 pub mod text;
 pub mod transcript;
 
 pub use detect::{Detection, DetectionKind, Detector};
+pub use process::{HandoffSettings, Outcome, ProcessError, Processor};

@@ -11,7 +11,10 @@ use crate::agent::AgentEvent;
 use crate::domain::{
     AgentEventKind, AgentEventRecord, MediaRecord, MediaState, MessageRecord, TimelineEntry,
 };
-use crate::whatsapp::{Content, InboundMessage, Interactive};
+use crate::whatsapp::{Content, InboundMessage, Interactive, Media};
+
+/// Marks where a media line's copy goes until the copies are known (see [`Rendered::text`]).
+const MEDIA_MARK: char = '\u{0}';
 
 /// Longest quote of an earlier message in a reply or reaction line.
 const EXCERPT_CHARS: usize = 60;
@@ -30,50 +33,83 @@ pub fn utc(ts: i64) -> String {
 }
 
 fn excerpt(text: &str) -> String {
+    excerpt_of(text, EXCERPT_CHARS)
+}
+
+/// `text` on one line, cut to `max` characters with an ellipsis.
+pub fn excerpt_of(text: &str, max: usize) -> String {
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() <= EXCERPT_CHARS {
+    if one_line.chars().count() <= max {
         one_line
     } else {
-        one_line.chars().take(EXCERPT_CHARS - 1).collect::<String>() + "…"
+        one_line.chars().take(max.saturating_sub(1)).collect::<String>() + "…"
     }
+}
+
+/// A media file a transcript line refers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRef {
+    pub wamid: String,
+    pub kind: String,
+    pub media: Media,
 }
 
 /// What the transcript builder produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rendered {
-    pub text: String,
+    /// The lines, with a mark where each media line's copy goes.
+    marked: String,
     pub messages: u32,
     pub agent_events: u32,
     /// The customer's own words, message by message, for the insights.
     pub customer_texts: Vec<String>,
-    /// wamids of the customer's media messages, in order.
-    pub media_wamids: Vec<String>,
+    /// The customer's media messages, in order.
+    pub media: Vec<MediaRef>,
+}
+
+impl Rendered {
+    /// The transcript, each media line ending with its copy (`link` of the object key) or why
+    /// the file is missing. One pass over the text.
+    pub fn text(&self, copies: &HashMap<String, MediaRecord>, link: &dyn Fn(&str) -> String) -> String {
+        let mut out = String::with_capacity(self.marked.len() + copies.len() * 80);
+        let mut parts = self.marked.split(MEDIA_MARK);
+        if let Some(first) = parts.next() {
+            out.push_str(first);
+        }
+        // Marks come in pairs around a wamid: wamid, then the text up to the next mark.
+        while let (Some(wamid), Some(rest)) = (parts.next(), parts.next()) {
+            match copies.get(wamid) {
+                Some(r) if r.state == MediaState::Copied => {
+                    let _ = write!(out, " — {}", link(r.key.as_deref().unwrap_or_default()));
+                    if r.sha256_matches == Some(false) {
+                        out.push_str(" (its checksum differs from WhatsApp's)");
+                    }
+                }
+                Some(r) => {
+                    let _ = write!(out, " — FILE MISSING: {}", r.error.as_deref().unwrap_or("not copied"));
+                }
+                None => out.push_str(" — FILE MISSING: not copied yet"),
+            }
+            out.push_str(rest);
+        }
+        out
+    }
 }
 
 /// Builds a transcript page by page.
-pub struct Transcript<'a> {
+pub struct Transcript {
     customer: String,
-    media: &'a HashMap<String, MediaRecord>,
-    link: &'a dyn Fn(&str) -> String,
     excerpts: HashMap<String, String>,
     out: Rendered,
 }
 
-impl<'a> Transcript<'a> {
-    /// `customer` names the customer in each line; `media` holds the copies by wamid; `link`
-    /// turns an object key into what the rep can open.
-    pub fn new(
-        title: &str,
-        customer: &str,
-        media: &'a HashMap<String, MediaRecord>,
-        link: &'a dyn Fn(&str) -> String,
-    ) -> Self {
+impl Transcript {
+    /// `title` heads the transcript; `customer` names the customer in each line.
+    pub fn new(title: &str, customer: &str) -> Self {
         let mut out = Rendered::default();
-        let _ = writeln!(out.text, "{title}\n");
+        let _ = writeln!(out.marked, "{title}\n");
         Self {
             customer: format!("Customer ({customer})"),
-            media,
-            link,
             excerpts: HashMap::new(),
             out,
         }
@@ -91,7 +127,7 @@ impl<'a> Transcript<'a> {
     }
 
     fn line(&mut self, ts: i64, who: &str, text: &str) {
-        let _ = writeln!(self.out.text, "[{}] {who}: {text}", utc(ts));
+        let _ = writeln!(self.out.marked, "[{}] {who}: {text}", utc(ts));
     }
 
     fn quote(&self, wamid: &str) -> String {
@@ -208,7 +244,11 @@ impl<'a> Transcript<'a> {
             | Content::Video(media)
             | Content::Document(media)
             | Content::Sticker(media) => {
-                self.out.media_wamids.push(msg.id.clone());
+                self.out.media.push(MediaRef {
+                    wamid: msg.id.clone(),
+                    kind: msg.kind.clone(),
+                    media: media.clone(),
+                });
                 let kind = match (&msg.content, media.voice) {
                     (Content::Audio(_), Some(true)) => "voice note".to_owned(),
                     (Content::Sticker(_), _) => "sticker".to_owned(),
@@ -222,23 +262,8 @@ impl<'a> Transcript<'a> {
                 if let Some(cap) = media.caption.as_deref().filter(|c| !c.is_empty()) {
                     let _ = write!(line, " {cap}");
                 }
-                match self.media.get(&msg.id) {
-                    Some(r) if r.state == MediaState::Copied => {
-                        let key = r.key.as_deref().unwrap_or_default();
-                        let _ = write!(line, " — {}", (self.link)(key));
-                        if r.sha256_matches == Some(false) {
-                            line.push_str(" (its checksum differs from WhatsApp's)");
-                        }
-                    }
-                    Some(r) => {
-                        let _ = write!(
-                            line,
-                            " — FILE MISSING: {}",
-                            r.error.as_deref().unwrap_or("not copied")
-                        );
-                    }
-                    None => line.push_str(" — FILE MISSING: not copied yet"),
-                }
+                // The copy's link or why it is missing goes here once known.
+                let _ = write!(line, "{MEDIA_MARK}{}{MEDIA_MARK}", msg.id.replace(MEDIA_MARK, ""));
                 (c, line, media.caption.clone().filter(|c| !c.is_empty()))
             }
             Content::Location(l) => {

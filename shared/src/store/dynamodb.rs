@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 mod handoff;
 
-pub use handoff::change_from_item;
+pub use handoff::{change_from_image, change_from_item};
 
 use super::{ConversationReader, DeliveryLog, DeliveryStore, MessagePage, StoreError};
 use crate::domain::*;

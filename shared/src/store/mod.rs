@@ -15,7 +15,7 @@ pub mod contract;
 pub mod dynamodb;
 pub mod embedded;
 
-pub use dynamodb::{DynamoDbStore, RequestCounter};
+pub use dynamodb::{DynamoDbStore, RequestCounter, change_from_image, change_from_item};
 pub use embedded::EmbeddedStore;
 
 /// A storage failure, classified once: retryable failures answer 5xx so Meta delivers again.

@@ -334,3 +334,8 @@ impl HandoffStore for DynamoDbStore {
         }
     }
 }
+
+/// Reads a stream record's image (as Lambda's DynamoDB event carries it) as a change.
+pub fn change_from_image(image: serde_dynamo::Item) -> Result<Option<Change>, StoreError> {
+    change_from_item(image.into())
+}

@@ -1,0 +1,67 @@
+//! The handoff function: a DynamoDB stream consumer. Each record of a batch is read as a store
+//! change (a new message or agent event) and handed to [`Processor`], in order. A record that
+//! fails in a way a retry could fix is reported as the batch's failure (`ReportBatchItemFailures`)
+//! and the records after it are left for that retry, so a conversation's changes are processed in
+//! order; a record that can never be processed is logged and skipped.
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use baton_shared::domain::Change;
+use baton_shared::handoff::{Outcome, Processor};
+use baton_shared::store::change_from_image;
+
+/// What one record became.
+#[derive(Debug)]
+pub enum RecordResult {
+    Processed(Outcome),
+    /// Not a change this function handles (a status, a delivery, a removal).
+    Skipped,
+    /// Unreadable or refused for good; logged.
+    Dropped(String),
+    /// Worth retrying; the batch stops here.
+    Retry(String),
+}
+
+/// Reads a stream record's new image as a store change.
+pub fn change_of(record: &EventRecord) -> Result<Option<Change>, String> {
+    if record.event_name != "INSERT" {
+        return Ok(None);
+    }
+    change_from_image(record.change.new_image.clone()).map_err(|e| e.to_string())
+}
+
+/// Processes one record.
+pub async fn process_record(processor: &Processor, record: &EventRecord) -> RecordResult {
+    let change = match change_of(record) {
+        Ok(Some(c)) => c,
+        Ok(None) => return RecordResult::Skipped,
+        Err(e) => return RecordResult::Dropped(e),
+    };
+    match processor.process(&change).await {
+        Ok(outcome) => RecordResult::Processed(outcome),
+        Err(e) if e.is_retryable() => RecordResult::Retry(e.to_string()),
+        Err(e) => RecordResult::Dropped(e.to_string()),
+    }
+}
+
+/// Handles one batch from the event source mapping.
+pub async fn handle_batch(processor: &Processor, event: Event) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    for record in &event.records {
+        let sequence = record.change.sequence_number.clone();
+        match process_record(processor, record).await {
+            RecordResult::Processed(_) | RecordResult::Skipped => {}
+            RecordResult::Dropped(reason) => {
+                tracing::error!(event_id = %record.event_id, reason = %reason, "stream record dropped: it can never be processed");
+            }
+            RecordResult::Retry(reason) => {
+                tracing::warn!(event_id = %record.event_id, reason = %reason, "stream record failed; it and the records after it will be retried");
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = sequence;
+                response.batch_item_failures.push(failure);
+                break;
+            }
+        }
+    }
+    response
+}

@@ -1,0 +1,429 @@
+//! What the handoff function does with each change the store reports: copy a new message's media
+//! at once, decide whether the message or agent event calls for a person, and if so open the
+//! conversation's handoff episode (once) and write the handoff record with transcript, insights and
+//! media.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::detect::{DetectionKind, Detector};
+use super::insights;
+use super::llm::LlmClient;
+use super::media::{MediaCopier, MediaJob};
+use super::transcript::{Transcript, excerpt_of};
+use crate::agent::{AgentEvent, HandoffRequest};
+use crate::domain::*;
+use crate::objects::{ObjectError, ObjectMeta};
+use crate::store::{HandoffStore, StoreError};
+use crate::whatsapp::{Content, InboundMessage, Interactive};
+
+/// Media types copied to storage.
+pub const MEDIA_KINDS: &[&str] = &["image", "audio", "video", "document", "sticker"];
+
+/// Timeline entries read per page while building a transcript.
+pub const PAGE_SIZE: usize = 500;
+
+/// The built-in summary's length.
+pub const SUMMARY_CHARS: usize = 400;
+
+/// Messages of the customer the insights read (the latest ones).
+const INSIGHT_MESSAGES: usize = 200;
+
+#[derive(Debug, Clone)]
+pub struct HandoffSettings {
+    /// Consecutive agent events marked `failed` that open a handoff; 0 turns the rule off.
+    pub failure_threshold: u32,
+    /// Extra keywords per language (`BATON_HANDOFF_KEYWORDS`).
+    pub keywords: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for HandoffSettings {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 3,
+            keywords: BTreeMap::new(),
+        }
+    }
+}
+
+/// A failure worth retrying the change for (the stream delivers it again).
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Objects(#[from] ObjectError),
+}
+
+impl ProcessError {
+    /// Whether another attempt could succeed; a change that can never be processed is skipped
+    /// (and logged) instead of blocking the conversation's later changes.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_retryable(),
+            Self::Objects(e) => matches!(e, ObjectError::Unavailable(_)),
+        }
+    }
+}
+
+/// What processing one change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing for this function (a status, a handoff, an event that asks for nothing).
+    Nothing,
+    /// The message's file was copied (or its failure recorded); no handoff.
+    MediaSaved(MediaState),
+    /// A handoff was opened and its record written.
+    Opened { handoff_id: String },
+    /// A handoff is already open for this conversation; nothing new.
+    AlreadyOpen { handoff_id: String },
+}
+
+/// The handoff function's logic, independent of Lambda.
+pub struct Processor {
+    store: Arc<dyn HandoffStore>,
+    copier: MediaCopier,
+    llm: Option<LlmClient>,
+    detector: Detector,
+    settings: HandoffSettings,
+    clock: fn() -> i64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Processor {
+    pub fn new(store: Arc<dyn HandoffStore>, copier: MediaCopier, llm: Option<LlmClient>, settings: HandoffSettings) -> Self {
+        Self {
+            store,
+            copier,
+            llm,
+            detector: Detector::with_keywords(&settings.keywords),
+            settings,
+            clock: now_ms,
+        }
+    }
+
+    /// A fixed clock, for tests.
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub async fn process(&self, change: &Change) -> Result<Outcome, ProcessError> {
+        match change {
+            Change::Message(m) => self.message(m).await,
+            Change::AgentEvent(e) => self.agent_event(e).await,
+            Change::Handoff(_) => Ok(Outcome::Nothing),
+        }
+    }
+
+    async fn message(&self, m: &MessageRecord) -> Result<Outcome, ProcessError> {
+        let msg: InboundMessage = match serde_json::from_str(&m.raw) {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::warn!(wamid = %m.wamid, error = %e, "stored message could not be read; skipped");
+                return Ok(Outcome::Nothing);
+            }
+        };
+        let mut outcome = Outcome::Nothing;
+        if let Some(media) = msg.content.media()
+            && MEDIA_KINDS.contains(&m.kind.as_str())
+        {
+            let stored = self.store.media(&m.conversation, &m.wamid).await?;
+            let state = match stored {
+                Some(r) if r.state == MediaState::Copied || !r.retryable => r.state,
+                stored => {
+                    let job = MediaJob {
+                        conversation: m.conversation.clone(),
+                        wamid: m.wamid.clone(),
+                        kind: m.kind.clone(),
+                        media: media.clone(),
+                        attempts_before: stored.map_or(0, |r| r.attempts),
+                    };
+                    let record = self.copier.copy(&job, (self.clock)()).await;
+                    self.store.save_media(&record).await?;
+                    record.state
+                }
+            };
+            outcome = Outcome::MediaSaved(state);
+        }
+        let Some(text) = customer_words(&msg) else {
+            return Ok(outcome);
+        };
+        let Some(found) = self.detector.detect(&text) else {
+            return Ok(outcome);
+        };
+        tracing::info!(wamid = %m.wamid, language = found.language, "the customer asked for a person");
+        tracing::debug!(phrase = %found.phrase, "matched");
+        let (kind, detail) = match found.kind {
+            DetectionKind::CustomerAsked => (TriggerKind::CustomerAsked, found.phrase.clone()),
+            DetectionKind::Keyword => (TriggerKind::Keyword, found.phrase.clone()),
+        };
+        let trigger = Trigger {
+            kind,
+            source_id: m.wamid.clone(),
+            at: m.timestamp,
+            detail,
+            language: (found.language != "und").then(|| found.language.to_owned()),
+        };
+        let reason = match kind {
+            TriggerKind::Keyword => Reason {
+                category: "keyword".into(),
+                text: format!("The customer's message matched the keyword “{}”: “{}”", found.phrase, excerpt_of(&text, 200)),
+            },
+            _ => Reason {
+                category: "customer_request".into(),
+                text: format!("The customer asked for a person: “{}”", excerpt_of(&text, 200)),
+            },
+        };
+        self.open(&m.conversation, trigger, reason, None).await
+    }
+
+    async fn agent_event(&self, e: &AgentEventRecord) -> Result<Outcome, ProcessError> {
+        let event = match AgentEvent::parse(&e.raw) {
+            Ok(ev) => ev,
+            Err(err) => {
+                tracing::warn!(event_id = %e.event_id, error = %err, "stored agent event could not be read; skipped");
+                return Ok(Outcome::Nothing);
+            }
+        };
+        if e.kind == AgentEventKind::Handoff
+            && let Some(request) = event.handoff
+        {
+            tracing::info!(event_id = %e.event_id, category = %request.category, "the AI agent asked for a person");
+            let trigger = Trigger {
+                kind: TriggerKind::AgentRequest,
+                source_id: e.event_id.clone(),
+                at: e.timestamp,
+                detail: request.category.clone(),
+                language: request.language.clone(),
+            };
+            let reason = Reason {
+                category: request.category.clone(),
+                text: request.reason.clone(),
+            };
+            return self.open(&e.conversation, trigger, reason, Some(request)).await;
+        }
+        // Reasoning neither fails nor succeeds; replies and tool calls do.
+        if self.settings.failure_threshold == 0 || e.kind == AgentEventKind::Reasoning {
+            return Ok(Outcome::Nothing);
+        }
+        let run = self.store.agent_outcome(&e.conversation, &e.order_key(), e.failed).await?;
+        if !e.failed || run < self.settings.failure_threshold {
+            return Ok(Outcome::Nothing);
+        }
+        tracing::info!(event_id = %e.event_id, run, "the AI agent failed too many times in a row");
+        let trigger = Trigger {
+            kind: TriggerKind::AgentFailures,
+            source_id: e.event_id.clone(),
+            at: e.timestamp,
+            detail: run.to_string(),
+            language: None,
+        };
+        let reason = Reason {
+            category: "agent_failures".into(),
+            text: format!("The AI agent could not help {run} times in a row."),
+        };
+        self.open(&e.conversation, trigger, reason, None).await
+    }
+
+    /// Opens the episode (or finds it open) and writes its handoff record once.
+    async fn open(
+        &self,
+        key: &ConversationKey,
+        trigger: Trigger,
+        reason: Reason,
+        request: Option<HandoffRequest>,
+    ) -> Result<Outcome, ProcessError> {
+        let claim = self.store.claim_handoff(key, &trigger.source_id).await?;
+        let handoff_id = HandoffRecord::id_for(key, claim.episode);
+        // Another trigger opened this episode; its own change writes the record.
+        if !claim.opened && claim.trigger != trigger.source_id {
+            tracing::info!(handoff_id = %handoff_id, "a handoff is already open for this conversation");
+            return Ok(Outcome::AlreadyOpen { handoff_id });
+        }
+        // This change opened the episode before (a redelivery): finish what was started.
+        if self.store.handoff(&handoff_id).await?.is_some() {
+            return Ok(Outcome::AlreadyOpen { handoff_id });
+        }
+        let record = self.build(key, claim.episode, handoff_id.clone(), trigger, reason, request).await?;
+        if self.store.save_handoff(&record).await? {
+            tracing::info!(handoff_id = %handoff_id, media = record.media.len(), messages = record.transcript.messages, "handoff written");
+        }
+        Ok(Outcome::Opened { handoff_id })
+    }
+
+    async fn build(
+        &self,
+        key: &ConversationKey,
+        episode: u32,
+        id: String,
+        trigger: Trigger,
+        reason: Reason,
+        request: Option<HandoffRequest>,
+    ) -> Result<HandoffRecord, ProcessError> {
+        let conversation = self.store.conversation(key).await?;
+        let customer = conversation.as_ref().map_or_else(Customer::default, |c| Customer {
+            wa_id: c.wa_id.clone(),
+            user_id: c.user_id.clone(),
+            username: c.username.clone(),
+            profile_name: c.profile_name.clone(),
+            display_phone_number: c.display_phone_number.clone(),
+        });
+        let name = customer
+            .profile_name
+            .clone()
+            .or_else(|| customer.username.clone())
+            .unwrap_or_else(|| "customer".into());
+        let who = customer.wa_id.as_deref().map(|w| format!("+{}", w.trim_start_matches('+'))).or_else(|| customer.user_id.clone()).unwrap_or_else(|| key.customer.clone());
+        let title = format!("WhatsApp conversation with {name} ({who}) — handoff {id}");
+
+        // The timeline, a page at a time.
+        let mut transcript = Transcript::new(&title, &name);
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.timeline_page(key, after.as_deref(), PAGE_SIZE).await?;
+            for entry in &page.entries {
+                transcript.push(entry);
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let rendered = transcript.finish();
+
+        // Every file, copied on arrival or now; a file that can't be fetched doesn't block.
+        let mut copies: HashMap<String, MediaRecord> = HashMap::new();
+        let mut media = Vec::with_capacity(rendered.media.len());
+        for m in &rendered.media {
+            let stored = self.store.media(key, &m.wamid).await?;
+            let record = match stored {
+                Some(r) if r.state == MediaState::Copied || !r.retryable => r,
+                stored => {
+                    let job = MediaJob {
+                        conversation: key.clone(),
+                        wamid: m.wamid.clone(),
+                        kind: m.kind.clone(),
+                        media: m.media.clone(),
+                        attempts_before: stored.map_or(0, |r| r.attempts),
+                    };
+                    let r = self.copier.copy(&job, (self.clock)()).await;
+                    self.store.save_media(&r).await?;
+                    r
+                }
+            };
+            copies.insert(m.wamid.clone(), record.clone());
+            media.push(record);
+        }
+        let objects = self.copier.objects().clone();
+        let text = rendered.text(&copies, &|k| objects.link(k));
+        let transcript_key = format!("transcripts/{id}.txt");
+        let bytes = Bytes::from(text);
+        let size = bytes.len() as u64;
+        let meta = ObjectMeta {
+            content_type: "text/plain; charset=utf-8".into(),
+            filename: Some(format!("transcript-{id}.txt")),
+            metadata: vec![("handoff-id".into(), id.clone())],
+        };
+        objects.put(&transcript_key, bytes.clone(), &meta).await?;
+
+        let insights = self.insights(&rendered.customer_texts, &bytes, &trigger, request.as_ref()).await;
+        Ok(HandoffRecord {
+            id,
+            conversation: key.clone(),
+            episode,
+            trigger,
+            reason,
+            customer,
+            insights,
+            transcript: TranscriptRef {
+                key: transcript_key,
+                bytes: size,
+                messages: rendered.messages,
+                agent_events: rendered.agent_events,
+            },
+            media,
+            reply_window_closes_at: conversation.and_then(|c| c.reply_window()).map(|w| w.closes_at()),
+            created_at_ms: (self.clock)(),
+        })
+    }
+
+    async fn insights(&self, texts: &[String], transcript: &[u8], trigger: &Trigger, request: Option<&HandoffRequest>) -> Insights {
+        let recent = &texts[texts.len().saturating_sub(INSIGHT_MESSAGES)..];
+        let joined: String = recent.join("\n");
+        let hint = trigger.language.as_deref();
+        let (language, language_source) = match request.and_then(|r| r.language.clone()).filter(|l| !l.trim().is_empty()) {
+            Some(l) => (Some(l), Source::Agent),
+            None => (insights::language(&joined, hint), Source::Builtin),
+        };
+        let (label, score) = insights::sentiment(recent);
+        let sentiment = match request.and_then(|r| r.sentiment.as_deref()).and_then(SentimentLabel::parse) {
+            Some(agent_label) => Sentiment {
+                label: agent_label,
+                score: if agent_label == label { score } else { canonical_score(agent_label) },
+                source: Source::Agent,
+            },
+            None => Sentiment {
+                label,
+                score,
+                source: Source::Builtin,
+            },
+        };
+        let (summary, summary_source) = match request.and_then(|r| r.summary.clone()).filter(|s| !s.trim().is_empty()) {
+            Some(s) => (s, Source::Agent),
+            None => match &self.llm {
+                Some(llm) => match llm.summarize(&String::from_utf8_lossy(transcript)).await {
+                    Ok(s) => (s, Source::Llm),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the LLM summary failed; using the built-in one");
+                        (builtin_summary(recent), Source::Builtin)
+                    }
+                },
+                None => (builtin_summary(recent), Source::Builtin),
+            },
+        };
+        Insights {
+            language,
+            language_source,
+            sentiment,
+            summary,
+            summary_source,
+        }
+    }
+}
+
+fn builtin_summary(texts: &[String]) -> String {
+    let s = insights::summary(texts, SUMMARY_CHARS);
+    if s.is_empty() {
+        "The customer sent no text (media or reactions only).".into()
+    } else {
+        s
+    }
+}
+
+fn canonical_score(label: SentimentLabel) -> f64 {
+    match label {
+        SentimentLabel::Negative => -0.5,
+        SentimentLabel::Neutral => 0.0,
+        SentimentLabel::Positive => 0.5,
+    }
+}
+
+/// What the customer wrote in a message, for detection: text, a caption, a tapped reply.
+pub fn customer_words(msg: &InboundMessage) -> Option<String> {
+    match &msg.content {
+        Content::Text(t) => Some(t.body.clone()),
+        Content::Button(b) => Some(b.text.clone()),
+        Content::Interactive(Interactive::ButtonReply { title, .. } | Interactive::ListReply { title, .. }) => Some(title.clone()),
+        Content::Edit(e) => e.message.as_ref().and_then(customer_words),
+        other => other.media().and_then(|m| m.caption.clone()),
+    }
+    .filter(|t| !t.trim().is_empty())
+}
