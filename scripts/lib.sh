@@ -6,6 +6,7 @@ DDB_VERSION=11.1.0     # bundles DynamoDB Local 3.3.1
 SAM_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
 MOTO_VERSION=5.2.5
+S3S_VERSION=0.14.1     # later versions need a newer rustc
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -26,6 +27,14 @@ install_tools() {
     python3 -m venv "$TOOLS/venv"
     "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check \
       "aws-sam-cli==$SAM_VERSION" "cfn-lint==$CFN_LINT_VERSION" "moto[server]==$MOTO_VERSION"
+  fi
+  install_s3s
+}
+
+install_s3s() {
+  if [ ! -x "$TOOLS/s3s/bin/s3s-fs" ]; then
+    step "building s3s-fs $S3S_VERSION, an S3 server that checks SigV4 (crates.io, about 2 minutes)"
+    cargo install --quiet --locked "s3s-fs@$S3S_VERSION" --features binary --root "$TOOLS/s3s"
   fi
 }
 
@@ -76,4 +85,17 @@ start_moto() {
   PIDS+=($!)
   wait_for "moto" "$!" "$port" "$TOOLS/moto.log"
   export BATON_TEST_MOTO="http://127.0.0.1:$port"
+}
+
+start_s3s() {
+  local port data
+  port=$(free_port)
+  data="$TOOLS/s3-data"
+  rm -rf "$data" && mkdir -p "$data"
+  step "starting s3s-fs (S3) on 127.0.0.1:$port"
+  "$TOOLS/s3s/bin/s3s-fs" --host 127.0.0.1 --port "$port" --access-key test --secret-key test "$data" \
+    >"$TOOLS/s3s.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "s3s-fs" "$!" "$port" "$TOOLS/s3s.log"
+  export BATON_TEST_S3="http://127.0.0.1:$port"
 }

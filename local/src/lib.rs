@@ -253,7 +253,12 @@ impl LocalConfig {
         let objects = self.open_objects().await?;
         let copier = MediaCopier::new(self.handoff.graph.clone(), objects)?;
         let llm = self.handoff.llm.clone().map(LlmClient::new).transpose()?;
-        Ok(Processor::new(handoff, copier, llm, self.handoff.settings.clone()))
+        Ok(Processor::new(
+            handoff,
+            copier,
+            llm,
+            self.handoff.settings.clone(),
+        ))
     }
 
     pub fn describe_store(&self) -> String {
@@ -302,7 +307,9 @@ pub async fn drain_embedded(store: &EmbeddedStore, processor: &Processor) -> Res
             match processor.process(&change).await {
                 Ok(_) => {}
                 Err(e) if e.is_retryable() => return Err(e.to_string()),
-                Err(e) => tracing::error!(error = %e, change = seq, "change dropped: it can never be processed"),
+                Err(e) => {
+                    tracing::error!(error = %e, change = seq, "change dropped: it can never be processed")
+                }
             }
             cursor = seq;
             store
@@ -316,7 +323,10 @@ pub async fn drain_embedded(store: &EmbeddedStore, processor: &Processor) -> Res
 
 /// Reads the table's stream once and hands each shard's records to the handoff function's batch
 /// handler, exactly as Lambda would; returns how many records were handed over.
-pub async fn drain_stream(reader: &mut stream::StreamReader, processor: &Processor) -> Result<usize, String> {
+pub async fn drain_stream(
+    reader: &mut stream::StreamReader,
+    processor: &Processor,
+) -> Result<usize, String> {
     let mut done = 0;
     for batch in reader.poll().await? {
         let mut event = aws_lambda_events::event::dynamodb::Event::default();
@@ -445,7 +455,24 @@ mod tests {
         assert!(first.generated_secrets);
         assert_eq!(first.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(first.store, StoreChoice::Embedded(d.clone()));
+        assert!(first.generated_agent_secret);
         let second = LocalConfig::from_source(&[(DATA_DIR, data)]).unwrap();
+        assert_eq!(
+            first
+                .secrets
+                .agent_secrets
+                .as_ref()
+                .unwrap()
+                .current()
+                .expose_secret(),
+            second
+                .secrets
+                .agent_secrets
+                .as_ref()
+                .unwrap()
+                .current()
+                .expose_secret()
+        );
         assert_eq!(
             first.secrets.verify_token.expose_secret(),
             second.secrets.verify_token.expose_secret()
@@ -464,9 +491,10 @@ mod tests {
             (DATA_DIR, data),
             (APP_SECRET, "s1,s2"),
             (VERIFY_TOKEN, "tok"),
+            (AGENT_EVENTS_SECRET, "agent-secret"),
         ])
         .unwrap();
-        assert!(!cfg.generated_secrets);
+        assert!(!cfg.generated_secrets && !cfg.generated_agent_secret);
         assert_eq!(cfg.secrets.app_secrets.len(), 2);
         assert!(
             !d.join(LOCAL_SECRETS_FILE).exists(),

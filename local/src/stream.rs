@@ -54,7 +54,12 @@ impl StreamReader {
             .table_name(table)
             .send()
             .await
-            .map_err(|e| format!("DescribeTable: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                format!(
+                    "DescribeTable: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                )
+            })?;
         let stream_arn = desc
             .table()
             .and_then(|t| t.latest_stream_arn())
@@ -155,7 +160,11 @@ impl StreamReader {
                 self.iterators.remove(&batch.shard);
                 Position::At(seq.to_owned())
             }
-            None => match batch.records.last().and_then(|r| r.change.sequence_number.clone()) {
+            None => match batch
+                .records
+                .last()
+                .and_then(|r| r.change.sequence_number.clone())
+            {
                 Some(seq) => Position::After(seq),
                 None => return,
             },
@@ -165,7 +174,10 @@ impl StreamReader {
             && let Ok(text) = serde_json::to_string(&self.positions)
         {
             let tmp = f.with_extension("tmp");
-            if std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, f)).is_err() {
+            if std::fs::write(&tmp, text)
+                .and_then(|()| std::fs::rename(&tmp, f))
+                .is_err()
+            {
                 tracing::warn!(file = %f.display(), "could not save the stream positions");
             }
         }

@@ -76,13 +76,9 @@ pub struct HandoffRequest {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum Body<'a> {
-    Many {
-        #[serde(borrow)]
-        events: Vec<&'a RawValue>,
-    },
-    One(&'a RawValue),
+struct Many<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
 }
 
 /// Why a request of agent events was refused (answered 400, nothing stored).
@@ -172,11 +168,13 @@ pub fn parse_events(
     body: &[u8],
     received_at_ms: i64,
 ) -> Result<Vec<AgentEventRecord>, AgentEventError> {
-    let parsed: Body<'_> =
-        serde_json::from_slice(body).map_err(|e| AgentEventError::NotJson(e.to_string()))?;
-    let raws = match parsed {
-        Body::Many { events } => events,
-        Body::One(one) => vec![one],
+    let raws = match serde_json::from_slice::<Many<'_>>(body) {
+        Ok(many) => many.events,
+        Err(_) => {
+            let one: &RawValue = serde_json::from_slice(body)
+                .map_err(|e| AgentEventError::NotJson(e.to_string()))?;
+            vec![one]
+        }
     };
     if raws.is_empty() {
         return Err(AgentEventError::Empty);

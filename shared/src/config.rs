@@ -191,7 +191,11 @@ pub struct HandoffConfig {
     pub s3_path_style: bool,
 }
 
-fn number<T: std::str::FromStr>(src: &dyn Source, name: &'static str, default: T) -> Result<T, ConfigError> {
+fn number<T: std::str::FromStr>(
+    src: &dyn Source,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
     match optional(src, name) {
         None => Ok(default),
         Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
@@ -205,7 +209,8 @@ impl HandoffConfig {
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
         use crate::handoff::media::GraphConfig;
         let graph = GraphConfig::new(
-            optional(src, GRAPH_API_BASE_URL).unwrap_or_else(|| GraphConfig::DEFAULT_BASE_URL.into()),
+            optional(src, GRAPH_API_BASE_URL)
+                .unwrap_or_else(|| GraphConfig::DEFAULT_BASE_URL.into()),
             optional(src, GRAPH_API_VERSION).unwrap_or_else(|| GraphConfig::DEFAULT_VERSION.into()),
             optional(src, ACCESS_TOKEN).map(SecretString::from),
         );
@@ -230,7 +235,11 @@ impl HandoffConfig {
             None => None,
             Some(base_url) => Some(crate::handoff::llm::LlmConfig {
                 base_url,
-                model: required(src, LLM_MODEL, "name the chat model the LLM endpoint should use")?,
+                model: required(
+                    src,
+                    LLM_MODEL,
+                    "name the chat model the LLM endpoint should use",
+                )?,
                 api_key: optional(src, LLM_API_KEY).map(SecretString::from),
                 timeout: std::time::Duration::from_millis(number(src, LLM_TIMEOUT_MS, 8000)?),
             }),
@@ -239,7 +248,8 @@ impl HandoffConfig {
             graph,
             settings,
             llm,
-            s3_path_style: optional(src, S3_PATH_STYLE).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+            s3_path_style: optional(src, S3_PATH_STYLE)
+                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
         })
     }
 }
@@ -323,7 +333,10 @@ mod tests {
         assert_eq!(c.settings.failure_threshold, 0);
         assert_eq!(c.llm.unwrap().timeout.as_millis(), 8000);
         let err = HandoffConfig::from_source(&[(HANDOFF_KEYWORDS, "[1]")]).unwrap_err();
-        assert!(err.to_string().starts_with("BATON_HANDOFF_KEYWORDS is invalid"));
+        assert!(
+            err.to_string()
+                .starts_with("BATON_HANDOFF_KEYWORDS is invalid")
+        );
         let err = HandoffConfig::from_source(&[(LLM_BASE_URL, "http://x")]).unwrap_err();
         assert!(err.to_string().starts_with("LLM_MODEL is not set"));
     }

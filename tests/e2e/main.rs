@@ -3,6 +3,8 @@
 //! `BATON_TEST_DYNAMODB` (set by scripts/test); without it they are skipped, unless
 //! `BATON_REQUIRE_EMULATORS` is set, when they fail.
 
+mod graph;
+mod handoff;
 mod lambda;
 mod secrets;
 mod store_contract;

@@ -89,8 +89,63 @@ pub fn secrets() -> WebhookSecrets {
             &*format!("{APP_SECRET},{OLD_APP_SECRET}"),
         ),
         ("WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN),
+        ("AGENT_EVENTS_SECRET", AGENT_SECRET),
     ])
     .unwrap()
+}
+
+pub const AGENT_SECRET: &str = "test-agent-events-secret";
+
+/// A request to `/agent/events` signed with the agent events secret.
+pub fn agent_post(body: impl Into<Bytes>) -> Request<Bytes> {
+    let body = body.into();
+    let sig = sign(AGENT_SECRET, &body);
+    Request::post("/agent/events")
+        .header("content-type", "application/json")
+        .header("x-baton-signature-256", sig)
+        .body(body)
+        .unwrap()
+}
+
+/// s3s-fs's endpoint, or `None` (test skipped) when it does not run and is not required.
+pub fn s3_endpoint() -> Option<String> {
+    match std::env::var("BATON_TEST_S3") {
+        Ok(e) if !e.is_empty() => Some(e),
+        _ if std::env::var_os("BATON_REQUIRE_EMULATORS").is_some() => {
+            panic!("BATON_TEST_S3 is not set but BATON_REQUIRE_EMULATORS is: run scripts/test")
+        }
+        _ => {
+            eprintln!("skipped: s3s-fs is not running (scripts/test starts it)");
+            None
+        }
+    }
+}
+
+/// A fresh bucket on s3s-fs, with SigV4 credentials it checks.
+pub async fn s3_store() -> Option<baton_shared::objects::S3Store> {
+    let endpoint = s3_endpoint()?;
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "baton-tests",
+        ))
+        .build();
+    let store = baton_shared::objects::S3Store::new(
+        aws_sdk_s3::Client::from_conf(conf),
+        unique("baton-media"),
+    );
+    store
+        .ensure_bucket()
+        .await
+        .expect("create bucket on s3s-fs");
+    Some(store)
 }
 
 pub fn webhook(store: Arc<dyn Store>) -> Webhook {

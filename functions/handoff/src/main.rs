@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use baton_shared::config::{self, HandoffConfig, MEDIA_BUCKET, ProcessEnv, Settings, TABLE_NAME};
+use baton_shared::handoff::Processor;
 use baton_shared::handoff::llm::LlmClient;
 use baton_shared::handoff::media::MediaCopier;
-use baton_shared::handoff::Processor;
 use baton_shared::objects::S3Store;
 use baton_shared::store::DynamoDbStore;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -13,13 +13,23 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let table = config::required(&ProcessEnv, TABLE_NAME, "template.yaml sets it to the Baton table")?;
-    let bucket = config::required(&ProcessEnv, MEDIA_BUCKET, "template.yaml sets it to the media bucket")?;
+    let table = config::required(
+        &ProcessEnv,
+        TABLE_NAME,
+        "template.yaml sets it to the Baton table",
+    )?;
+    let bucket = config::required(
+        &ProcessEnv,
+        MEDIA_BUCKET,
+        "template.yaml sets it to the media bucket",
+    )?;
     let aws = aws_config::load_from_env().await;
     let settings = Settings::load(&aws).await?;
     let cfg = HandoffConfig::from_source(&settings)?;
     if cfg.graph.token.is_none() {
-        tracing::error!("WHATSAPP_ACCESS_TOKEN is not set: media cannot be copied until it is put into the stack's secret");
+        tracing::error!(
+            "WHATSAPP_ACCESS_TOKEN is not set: media cannot be copied until it is put into the stack's secret"
+        );
     }
     let objects = Arc::new(S3Store::from_config(&aws, bucket, cfg.s3_path_style));
     let copier = MediaCopier::new(cfg.graph, objects)?;

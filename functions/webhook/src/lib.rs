@@ -190,7 +190,9 @@ impl Webhook {
             .map(|v| v.as_bytes());
         if let Err(e) = secrets.verify(signatures, body) {
             tracing::warn!(reason = %e, "agent events refused: bad signature");
-            let reason = e.to_string().replace("X-Hub-Signature-256", "X-Baton-Signature-256");
+            let reason = e
+                .to_string()
+                .replace("X-Hub-Signature-256", "X-Baton-Signature-256");
             let reason = reason.replace("app secret", "agent events secret");
             return error(StatusCode::UNAUTHORIZED, &reason);
         }
@@ -199,8 +201,13 @@ impl Webhook {
             Ok(events) => events,
             Err(e) => {
                 // Signed by the agent, so kept: a later Baton (or a fixed agent) can replay it.
-                let kept = self.keep_agent_body(body.clone(), now, &e.to_string()).await;
-                tracing::warn!(kept = kept.is_ok(), "agent events refused: not valid events");
+                let kept = self
+                    .keep_agent_body(body.clone(), now, &e.to_string())
+                    .await;
+                tracing::warn!(
+                    kept = kept.is_ok(),
+                    "agent events refused: not valid events"
+                );
                 tracing::debug!(problem = %e, "what was wrong");
                 return error(StatusCode::BAD_REQUEST, &e.to_string());
             }
@@ -212,7 +219,10 @@ impl Webhook {
                     events_duplicate = report.events_duplicate,
                     "agent events stored"
                 );
-                json(StatusCode::OK, serde_json::to_vec(&report).unwrap_or_default())
+                json(
+                    StatusCode::OK,
+                    serde_json::to_vec(&report).unwrap_or_default(),
+                )
             }
             Err(e) => {
                 tracing::error!(error = %e, retryable = e.is_retryable(), "agent events not stored");
@@ -222,7 +232,9 @@ impl Webhook {
                         "storage unavailable; send again later",
                     )
                 } else {
-                    let _ = self.keep_agent_body(body.clone(), now, &e.to_string()).await;
+                    let _ = self
+                        .keep_agent_body(body.clone(), now, &e.to_string())
+                        .await;
                     error(StatusCode::BAD_REQUEST, &e.to_string())
                 }
             }
@@ -230,7 +242,12 @@ impl Webhook {
     }
 
     /// Keeps a signed agent-events body that could not be stored as events, for replay.
-    async fn keep_agent_body(&self, body: Bytes, now: i64, problem: &str) -> Result<(), StoreError> {
+    async fn keep_agent_body(
+        &self,
+        body: Bytes,
+        now: i64,
+        problem: &str,
+    ) -> Result<(), StoreError> {
         let batch = DeliveryBatch {
             origin: BatchOrigin::Webhook,
             delivery: RawDelivery {
@@ -390,7 +407,11 @@ pub async fn replay_deliveries(
         let Some(raw) = store.delivery(&id).await? else {
             continue;
         };
-        if raw.problems.first().is_some_and(|p| p.starts_with(AGENT_PROBLEM)) {
+        if raw
+            .problems
+            .first()
+            .is_some_and(|p| p.starts_with(AGENT_PROBLEM))
+        {
             replay_agent_body(store, raw, &mut summary).await?;
             continue;
         }

@@ -72,7 +72,10 @@ impl LlmClient {
     /// A summary of `transcript` (its last [`MAX_PROMPT_CHARS`] characters), or why not.
     pub async fn summarize(&self, transcript: &str) -> Result<String, String> {
         let chars = transcript.chars().count();
-        let tail: String = transcript.chars().skip(chars.saturating_sub(MAX_PROMPT_CHARS)).collect();
+        let tail: String = transcript
+            .chars()
+            .skip(chars.saturating_sub(MAX_PROMPT_CHARS))
+            .collect();
         let body = json!({
             "model": self.config.model,
             "temperature": 0.2,
@@ -82,14 +85,20 @@ impl LlmClient {
                 {"role": "user", "content": tail},
             ],
         });
-        let url = format!("{}/chat/completions", self.config.base_url.trim_end_matches('/'));
+        let url = format!(
+            "{}/chat/completions",
+            self.config.base_url.trim_end_matches('/')
+        );
         let mut req = self.http.post(url).json(&body);
         if let Some(key) = &self.config.api_key {
             req = req.bearer_auth(key.expose_secret());
         }
         let resp = req.send().await.map_err(|e| {
             if e.is_timeout() {
-                format!("the LLM did not answer within {} ms", self.config.timeout.as_millis())
+                format!(
+                    "the LLM did not answer within {} ms",
+                    self.config.timeout.as_millis()
+                )
             } else {
                 format!("the LLM could not be reached: {e}")
             }

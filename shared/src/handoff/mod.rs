@@ -5,8 +5,8 @@ pub mod detect;
 pub mod insights;
 pub mod llm;
 pub mod media;
-pub mod process;
 mod phrases;
+pub mod process;
 pub mod text;
 pub mod transcript;
 

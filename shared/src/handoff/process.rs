@@ -98,7 +98,12 @@ fn now_ms() -> i64 {
 }
 
 impl Processor {
-    pub fn new(store: Arc<dyn HandoffStore>, copier: MediaCopier, llm: Option<LlmClient>, settings: HandoffSettings) -> Self {
+    pub fn new(
+        store: Arc<dyn HandoffStore>,
+        copier: MediaCopier,
+        llm: Option<LlmClient>,
+        settings: HandoffSettings,
+    ) -> Self {
         Self {
             store,
             copier,
@@ -175,11 +180,18 @@ impl Processor {
         let reason = match kind {
             TriggerKind::Keyword => Reason {
                 category: "keyword".into(),
-                text: format!("The customer's message matched the keyword “{}”: “{}”", found.phrase, excerpt_of(&text, 200)),
+                text: format!(
+                    "The customer's message matched the keyword “{}”: “{}”",
+                    found.phrase,
+                    excerpt_of(&text, 200)
+                ),
             },
             _ => Reason {
                 category: "customer_request".into(),
-                text: format!("The customer asked for a person: “{}”", excerpt_of(&text, 200)),
+                text: format!(
+                    "The customer asked for a person: “{}”",
+                    excerpt_of(&text, 200)
+                ),
             },
         };
         self.open(&m.conversation, trigger, reason, None).await
@@ -208,13 +220,18 @@ impl Processor {
                 category: request.category.clone(),
                 text: request.reason.clone(),
             };
-            return self.open(&e.conversation, trigger, reason, Some(request)).await;
+            return self
+                .open(&e.conversation, trigger, reason, Some(request))
+                .await;
         }
         // Reasoning neither fails nor succeeds; replies and tool calls do.
         if self.settings.failure_threshold == 0 || e.kind == AgentEventKind::Reasoning {
             return Ok(Outcome::Nothing);
         }
-        let run = self.store.agent_outcome(&e.conversation, &e.order_key(), e.failed).await?;
+        let run = self
+            .store
+            .agent_outcome(&e.conversation, &e.order_key(), e.failed)
+            .await?;
         if !e.failed || run < self.settings.failure_threshold {
             return Ok(Outcome::Nothing);
         }
@@ -252,7 +269,16 @@ impl Processor {
         if self.store.handoff(&handoff_id).await?.is_some() {
             return Ok(Outcome::AlreadyOpen { handoff_id });
         }
-        let record = self.build(key, claim.episode, handoff_id.clone(), trigger, reason, request).await?;
+        let record = self
+            .build(
+                key,
+                claim.episode,
+                handoff_id.clone(),
+                trigger,
+                reason,
+                request,
+            )
+            .await?;
         if self.store.save_handoff(&record).await? {
             tracing::info!(handoff_id = %handoff_id, media = record.media.len(), messages = record.transcript.messages, "handoff written");
         }
@@ -269,26 +295,36 @@ impl Processor {
         request: Option<HandoffRequest>,
     ) -> Result<HandoffRecord, ProcessError> {
         let conversation = self.store.conversation(key).await?;
-        let customer = conversation.as_ref().map_or_else(Customer::default, |c| Customer {
-            wa_id: c.wa_id.clone(),
-            user_id: c.user_id.clone(),
-            username: c.username.clone(),
-            profile_name: c.profile_name.clone(),
-            display_phone_number: c.display_phone_number.clone(),
-        });
+        let customer = conversation
+            .as_ref()
+            .map_or_else(Customer::default, |c| Customer {
+                wa_id: c.wa_id.clone(),
+                user_id: c.user_id.clone(),
+                username: c.username.clone(),
+                profile_name: c.profile_name.clone(),
+                display_phone_number: c.display_phone_number.clone(),
+            });
         let name = customer
             .profile_name
             .clone()
             .or_else(|| customer.username.clone())
             .unwrap_or_else(|| "customer".into());
-        let who = customer.wa_id.as_deref().map(|w| format!("+{}", w.trim_start_matches('+'))).or_else(|| customer.user_id.clone()).unwrap_or_else(|| key.customer.clone());
+        let who = customer
+            .wa_id
+            .as_deref()
+            .map(|w| format!("+{}", w.trim_start_matches('+')))
+            .or_else(|| customer.user_id.clone())
+            .unwrap_or_else(|| key.customer.clone());
         let title = format!("WhatsApp conversation with {name} ({who}) — handoff {id}");
 
         // The timeline, a page at a time.
         let mut transcript = Transcript::new(&title, &name);
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.timeline_page(key, after.as_deref(), PAGE_SIZE).await?;
+            let page = self
+                .store
+                .timeline_page(key, after.as_deref(), PAGE_SIZE)
+                .await?;
             for entry in &page.entries {
                 transcript.push(entry);
             }
@@ -334,7 +370,9 @@ impl Processor {
         };
         objects.put(&transcript_key, bytes.clone(), &meta).await?;
 
-        let insights = self.insights(&rendered.customer_texts, &bytes, &trigger, request.as_ref()).await;
+        let insights = self
+            .insights(&rendered.customer_texts, &bytes, &trigger, request.as_ref())
+            .await;
         Ok(HandoffRecord {
             id,
             conversation: key.clone(),
@@ -350,24 +388,42 @@ impl Processor {
                 agent_events: rendered.agent_events,
             },
             media,
-            reply_window_closes_at: conversation.and_then(|c| c.reply_window()).map(|w| w.closes_at()),
+            reply_window_closes_at: conversation
+                .and_then(|c| c.reply_window())
+                .map(|w| w.closes_at()),
             created_at_ms: (self.clock)(),
         })
     }
 
-    async fn insights(&self, texts: &[String], transcript: &[u8], trigger: &Trigger, request: Option<&HandoffRequest>) -> Insights {
+    async fn insights(
+        &self,
+        texts: &[String],
+        transcript: &[u8],
+        trigger: &Trigger,
+        request: Option<&HandoffRequest>,
+    ) -> Insights {
         let recent = &texts[texts.len().saturating_sub(INSIGHT_MESSAGES)..];
         let joined: String = recent.join("\n");
         let hint = trigger.language.as_deref();
-        let (language, language_source) = match request.and_then(|r| r.language.clone()).filter(|l| !l.trim().is_empty()) {
+        let (language, language_source) = match request
+            .and_then(|r| r.language.clone())
+            .filter(|l| !l.trim().is_empty())
+        {
             Some(l) => (Some(l), Source::Agent),
             None => (insights::language(&joined, hint), Source::Builtin),
         };
         let (label, score) = insights::sentiment(recent);
-        let sentiment = match request.and_then(|r| r.sentiment.as_deref()).and_then(SentimentLabel::parse) {
+        let sentiment = match request
+            .and_then(|r| r.sentiment.as_deref())
+            .and_then(SentimentLabel::parse)
+        {
             Some(agent_label) => Sentiment {
                 label: agent_label,
-                score: if agent_label == label { score } else { canonical_score(agent_label) },
+                score: if agent_label == label {
+                    score
+                } else {
+                    canonical_score(agent_label)
+                },
                 source: Source::Agent,
             },
             None => Sentiment {
@@ -376,7 +432,10 @@ impl Processor {
                 source: Source::Builtin,
             },
         };
-        let (summary, summary_source) = match request.and_then(|r| r.summary.clone()).filter(|s| !s.trim().is_empty()) {
+        let (summary, summary_source) = match request
+            .and_then(|r| r.summary.clone())
+            .filter(|s| !s.trim().is_empty())
+        {
             Some(s) => (s, Source::Agent),
             None => match &self.llm {
                 Some(llm) => match llm.summarize(&String::from_utf8_lossy(transcript)).await {
@@ -421,7 +480,9 @@ pub fn customer_words(msg: &InboundMessage) -> Option<String> {
     match &msg.content {
         Content::Text(t) => Some(t.body.clone()),
         Content::Button(b) => Some(b.text.clone()),
-        Content::Interactive(Interactive::ButtonReply { title, .. } | Interactive::ListReply { title, .. }) => Some(title.clone()),
+        Content::Interactive(
+            Interactive::ButtonReply { title, .. } | Interactive::ListReply { title, .. },
+        ) => Some(title.clone()),
         Content::Edit(e) => e.message.as_ref().and_then(customer_words),
         other => other.media().and_then(|m| m.caption.clone()),
     }

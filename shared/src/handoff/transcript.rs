@@ -42,7 +42,11 @@ pub fn excerpt_of(text: &str, max: usize) -> String {
     if one_line.chars().count() <= max {
         one_line
     } else {
-        one_line.chars().take(max.saturating_sub(1)).collect::<String>() + "…"
+        one_line
+            .chars()
+            .take(max.saturating_sub(1))
+            .collect::<String>()
+            + "…"
     }
 }
 
@@ -70,7 +74,11 @@ pub struct Rendered {
 impl Rendered {
     /// The transcript, each media line ending with its copy (`link` of the object key) or why
     /// the file is missing. One pass over the text.
-    pub fn text(&self, copies: &HashMap<String, MediaRecord>, link: &dyn Fn(&str) -> String) -> String {
+    pub fn text(
+        &self,
+        copies: &HashMap<String, MediaRecord>,
+        link: &dyn Fn(&str) -> String,
+    ) -> String {
         let mut out = String::with_capacity(self.marked.len() + copies.len() * 80);
         let mut parts = self.marked.split(MEDIA_MARK);
         if let Some(first) = parts.next() {
@@ -86,7 +94,11 @@ impl Rendered {
                     }
                 }
                 Some(r) => {
-                    let _ = write!(out, " — FILE MISSING: {}", r.error.as_deref().unwrap_or("not copied"));
+                    let _ = write!(
+                        out,
+                        " — FILE MISSING: {}",
+                        r.error.as_deref().unwrap_or("not copied")
+                    );
                 }
                 None => out.push_str(" — FILE MISSING: not copied yet"),
             }
@@ -263,7 +275,11 @@ impl Transcript {
                     let _ = write!(line, " {cap}");
                 }
                 // The copy's link or why it is missing goes here once known.
-                let _ = write!(line, "{MEDIA_MARK}{}{MEDIA_MARK}", msg.id.replace(MEDIA_MARK, ""));
+                let _ = write!(
+                    line,
+                    "{MEDIA_MARK}{}{MEDIA_MARK}",
+                    msg.id.replace(MEDIA_MARK, "")
+                );
                 (c, line, media.caption.clone().filter(|c| !c.is_empty()))
             }
             Content::Location(l) => {

@@ -107,6 +107,10 @@ impl DynamoDbStore {
         Self::new(Client::new(aws), table)
     }
 
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub fn table(&self) -> &str {
         &self.table
     }
@@ -877,7 +881,8 @@ impl ConversationReader for DynamoDbStore {
             };
             let out = q.send().await.map_err(|e| sdk_error("Query", e))?;
             for item in out.items.unwrap_or_default() {
-                if !matches!(item.get("lsi1sk"), Some(AttributeValue::S(k)) if k.starts_with("T#")) {
+                if !matches!(item.get("lsi1sk"), Some(AttributeValue::S(k)) if k.starts_with("T#"))
+                {
                     return Ok(page);
                 }
                 if !matches!(item.get("item_type"), Some(AttributeValue::S(t)) if t == "message") {

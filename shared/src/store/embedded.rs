@@ -424,14 +424,21 @@ struct Episode {
 impl EmbeddedStore {
     /// Changes after `cursor`, oldest first, `limit` at most: the embedded stand-in for a
     /// DynamoDB stream.
-    pub async fn changes_after(&self, cursor: u64, limit: usize) -> Result<Vec<(u64, Change)>, StoreError> {
+    pub async fn changes_after(
+        &self,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Change)>, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(failed)?;
             let table = txn.open_table(CHANGES).map_err(failed)?;
             let mut out = Vec::new();
             for entry in table.range(cursor + 1..).map_err(failed)?.take(limit) {
                 let (k, v) = entry.map_err(failed)?;
-                out.push((k.value(), serde_json::from_slice(v.value()).map_err(corrupt)?));
+                out.push((
+                    k.value(),
+                    serde_json::from_slice(v.value()).map_err(corrupt)?,
+                ));
             }
             Ok(out)
         })
@@ -444,7 +451,10 @@ impl EmbeddedStore {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(failed)?;
             let table = txn.open_table(CURSORS).map_err(failed)?;
-            Ok(table.get(name.as_str()).map_err(failed)?.map_or(0, |v| v.value()))
+            Ok(table
+                .get(name.as_str())
+                .map_err(failed)?
+                .map_or(0, |v| v.value()))
         })
         .await
     }
@@ -476,7 +486,9 @@ impl EmbeddedStore {
                 let mut episode: Episode = read_json(&table, &partition)?.unwrap_or_default();
                 let out = f(&mut episode);
                 let bytes = serde_json::to_vec(&episode).map_err(corrupt)?;
-                table.insert(partition.as_str(), bytes.as_slice()).map_err(failed)?;
+                table
+                    .insert(partition.as_str(), bytes.as_slice())
+                    .map_err(failed)?;
                 out
             };
             txn.commit().map_err(failed)?;
@@ -488,7 +500,10 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl AgentEventStore for EmbeddedStore {
-    async fn write_agent_events(&self, events: &[AgentEventRecord]) -> Result<AgentWriteReport, StoreError> {
+    async fn write_agent_events(
+        &self,
+        events: &[AgentEventRecord],
+    ) -> Result<AgentWriteReport, StoreError> {
         let events = events.to_vec();
         self.blocking(move |db| {
             let mut report = AgentWriteReport::default();
@@ -504,7 +519,11 @@ impl AgentEventStore for EmbeddedStore {
                         report.events_duplicate += 1;
                         continue;
                     }
-                    if conversations.get(partition.as_str()).map_err(failed)?.is_none() {
+                    if conversations
+                        .get(partition.as_str())
+                        .map_err(failed)?
+                        .is_none()
+                    {
                         let c = Conversation {
                             key: e.conversation.clone(),
                             display_phone_number: String::new(),
@@ -515,13 +534,20 @@ impl AgentEventStore for EmbeddedStore {
                             last_inbound_at: None,
                         };
                         let bytes = serde_json::to_vec(&c).map_err(corrupt)?;
-                        conversations.insert(partition.as_str(), bytes.as_slice()).map_err(failed)?;
+                        conversations
+                            .insert(partition.as_str(), bytes.as_slice())
+                            .map_err(failed)?;
                     }
                     let bytes = serde_json::to_vec(e).map_err(corrupt)?;
-                    table.insert(key.as_str(), bytes.as_slice()).map_err(failed)?;
+                    table
+                        .insert(key.as_str(), bytes.as_slice())
+                        .map_err(failed)?;
                     let reference = format!("{EVENT_REF}{}", e.event_id);
                     timeline
-                        .insert(child(&partition, &e.order_key()).as_str(), reference.as_str())
+                        .insert(
+                            child(&partition, &e.order_key()).as_str(),
+                            reference.as_str(),
+                        )
                         .map_err(failed)?;
                     append_change(&txn, &Change::AgentEvent(e.clone()))?;
                     report.events_new += 1;
@@ -536,7 +562,12 @@ impl AgentEventStore for EmbeddedStore {
 
 #[async_trait]
 impl HandoffStore for EmbeddedStore {
-    async fn timeline_page(&self, key: &ConversationKey, after: Option<&str>, limit: usize) -> Result<TimelinePage, StoreError> {
+    async fn timeline_page(
+        &self,
+        key: &ConversationKey,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<TimelinePage, StoreError> {
         let partition = key.partition();
         let after = after.map(str::to_owned);
         self.blocking(move |db| {
@@ -547,7 +578,10 @@ impl HandoffStore for EmbeddedStore {
             let start = child(&partition, after.as_deref().unwrap_or(""));
             let end = format!("{partition}\x01");
             let mut page = TimelinePage::default();
-            for entry in timeline.range(start.as_str()..end.as_str()).map_err(failed)? {
+            for entry in timeline
+                .range(start.as_str()..end.as_str())
+                .map_err(failed)?
+            {
                 let (k, reference) = entry.map_err(failed)?;
                 if after.is_some() && k.value() == start {
                     continue;
@@ -559,12 +593,14 @@ impl HandoffStore for EmbeddedStore {
                 let reference = reference.value();
                 let entry = match reference.strip_prefix(EVENT_REF) {
                     Some(id) => TimelineEntry::Agent(
-                        read_json(&events, &child(&partition, id))?
-                            .ok_or_else(|| corrupt(format!("timeline names missing agent event {id}")))?,
+                        read_json(&events, &child(&partition, id))?.ok_or_else(|| {
+                            corrupt(format!("timeline names missing agent event {id}"))
+                        })?,
                     ),
                     None => TimelineEntry::Message(
-                        read_json(&messages, &child(&partition, reference))?
-                            .ok_or_else(|| corrupt(format!("timeline names missing message {reference}")))?,
+                        read_json(&messages, &child(&partition, reference))?.ok_or_else(|| {
+                            corrupt(format!("timeline names missing message {reference}"))
+                        })?,
                     ),
                 };
                 page.entries.push(entry);
@@ -574,10 +610,18 @@ impl HandoffStore for EmbeddedStore {
         .await
     }
 
-    async fn agent_outcome(&self, key: &ConversationKey, order_key: &str, failed: bool) -> Result<u32, StoreError> {
+    async fn agent_outcome(
+        &self,
+        key: &ConversationKey,
+        order_key: &str,
+        failed: bool,
+    ) -> Result<u32, StoreError> {
         let order_key = order_key.to_owned();
         self.with_episode(key, move |e| {
-            if e.agent_streak_key.as_deref().is_none_or(|k| k < order_key.as_str()) {
+            if e.agent_streak_key
+                .as_deref()
+                .is_none_or(|k| k < order_key.as_str())
+            {
                 e.agent_streak = if failed { e.agent_streak + 1 } else { 0 };
                 e.agent_streak_key = Some(order_key);
             }
@@ -586,7 +630,11 @@ impl HandoffStore for EmbeddedStore {
         .await
     }
 
-    async fn claim_handoff(&self, key: &ConversationKey, trigger: &str) -> Result<Claim, StoreError> {
+    async fn claim_handoff(
+        &self,
+        key: &ConversationKey,
+        trigger: &str,
+    ) -> Result<Claim, StoreError> {
         let trigger = trigger.to_owned();
         self.with_episode(key, move |e| match e.open_episode {
             Some(open) => Claim {
@@ -608,7 +656,11 @@ impl HandoffStore for EmbeddedStore {
         .await
     }
 
-    async fn media(&self, key: &ConversationKey, wamid: &str) -> Result<Option<MediaRecord>, StoreError> {
+    async fn media(
+        &self,
+        key: &ConversationKey,
+        wamid: &str,
+    ) -> Result<Option<MediaRecord>, StoreError> {
         let k = child(&key.partition(), wamid);
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(failed)?;
@@ -656,7 +708,9 @@ impl HandoffStore for EmbeddedStore {
                     false
                 } else {
                     let bytes = serde_json::to_vec(&record).map_err(corrupt)?;
-                    table.insert(record.id.as_str(), bytes.as_slice()).map_err(failed)?;
+                    table
+                        .insert(record.id.as_str(), bytes.as_slice())
+                        .map_err(failed)?;
                     true
                 }
             };

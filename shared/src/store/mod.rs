@@ -117,8 +117,11 @@ pub trait HandoffStore: ConversationReader {
         failed: bool,
     ) -> Result<u32, StoreError>;
     /// Opens a handoff episode for the conversation unless one is open; either way says which.
-    async fn claim_handoff(&self, key: &ConversationKey, trigger: &str)
-    -> Result<Claim, StoreError>;
+    async fn claim_handoff(
+        &self,
+        key: &ConversationKey,
+        trigger: &str,
+    ) -> Result<Claim, StoreError>;
     async fn media(
         &self,
         key: &ConversationKey,

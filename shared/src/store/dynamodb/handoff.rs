@@ -75,28 +75,39 @@ impl From<AgentEventItem> for AgentEventRecord {
 }
 
 /// Reads a stream image or a stored item as a timeline entry or handoff, by `item_type`.
-pub fn change_from_item(item: HashMap<String, AttributeValue>) -> Result<Option<Change>, StoreError> {
+pub fn change_from_item(
+    item: HashMap<String, AttributeValue>,
+) -> Result<Option<Change>, StoreError> {
     let kind = match item.get("item_type") {
         Some(AttributeValue::S(k)) => k.clone(),
         _ => return Ok(None),
     };
     Ok(match kind.as_str() {
         "message" => Some(Change::Message(from_item::<MessageItem>(item)?.into())),
-        "agent_event" => Some(Change::AgentEvent(from_item::<AgentEventItem>(item)?.into())),
+        "agent_event" => Some(Change::AgentEvent(
+            from_item::<AgentEventItem>(item)?.into(),
+        )),
         "handoff" => Some(Change::Handoff(Box::new(json_attr(&item, "record")?))),
         _ => None,
     })
 }
 
-fn json_attr<T: serde::de::DeserializeOwned>(item: &HashMap<String, AttributeValue>, name: &str) -> Result<T, StoreError> {
+fn json_attr<T: serde::de::DeserializeOwned>(
+    item: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<T, StoreError> {
     match item.get(name) {
-        Some(AttributeValue::S(j)) => serde_json::from_str(j).map_err(|e| StoreError::Corrupt(format!("{name}: {e}"))),
+        Some(AttributeValue::S(j)) => {
+            serde_json::from_str(j).map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
+        }
         _ => Err(StoreError::Corrupt(format!("item has no {name} attribute"))),
     }
 }
 
 fn json(v: &impl Serialize) -> Result<AttributeValue, StoreError> {
-    serde_json::to_string(v).map(s).map_err(|e| StoreError::Rejected(e.to_string()))
+    serde_json::to_string(v)
+        .map(s)
+        .map_err(|e| StoreError::Rejected(e.to_string()))
 }
 
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
@@ -113,13 +124,18 @@ fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> 
     }
 }
 
-fn put_failed_condition(e: &SdkError<PutItemError, aws_sdk_dynamodb::config::http::HttpResponse>) -> bool {
+fn put_failed_condition(
+    e: &SdkError<PutItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> bool {
     matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
 }
 
 #[async_trait]
 impl AgentEventStore for DynamoDbStore {
-    async fn write_agent_events(&self, events: &[AgentEventRecord]) -> Result<AgentWriteReport, StoreError> {
+    async fn write_agent_events(
+        &self,
+        events: &[AgentEventRecord],
+    ) -> Result<AgentWriteReport, StoreError> {
         let mut report = AgentWriteReport::default();
         let mut touched: Vec<&ConversationKey> = Vec::new();
         for e in events {
@@ -139,7 +155,8 @@ impl AgentEventStore for DynamoDbStore {
                     .await
                     .map_err(|err| sdk_error("UpdateItem", err))?;
             }
-            let item = serde_dynamo::to_item(AgentEventItem::from_record(e)).map_err(|err| StoreError::Rejected(err.to_string()))?;
+            let item = serde_dynamo::to_item(AgentEventItem::from_record(e))
+                .map_err(|err| StoreError::Rejected(err.to_string()))?;
             match self
                 .client
                 .put_item()
@@ -160,7 +177,12 @@ impl AgentEventStore for DynamoDbStore {
 
 #[async_trait]
 impl HandoffStore for DynamoDbStore {
-    async fn timeline_page(&self, key: &ConversationKey, after: Option<&str>, limit: usize) -> Result<TimelinePage, StoreError> {
+    async fn timeline_page(
+        &self,
+        key: &ConversationKey,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<TimelinePage, StoreError> {
         let mut page = TimelinePage::default();
         let mut start_key = None;
         loop {
@@ -203,7 +225,12 @@ impl HandoffStore for DynamoDbStore {
         }
     }
 
-    async fn agent_outcome(&self, key: &ConversationKey, order_key: &str, failed: bool) -> Result<u32, StoreError> {
+    async fn agent_outcome(
+        &self,
+        key: &ConversationKey,
+        order_key: &str,
+        failed: bool,
+    ) -> Result<u32, StoreError> {
         let set = if failed {
             "SET agent_streak = if_not_exists(agent_streak, :zero) + :one, agent_streak_key = :k"
         } else {
@@ -226,16 +253,24 @@ impl HandoffStore for DynamoDbStore {
             .await;
         let item = match result {
             Ok(out) => out.attributes.unwrap_or_default(),
-            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => match se.into_err() {
-                UpdateItemError::ConditionalCheckFailedException(c) => c.item.unwrap_or_default(),
-                _ => HashMap::new(),
-            },
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                match se.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => {
+                        c.item.unwrap_or_default()
+                    }
+                    _ => HashMap::new(),
+                }
+            }
             Err(e) => return Err(sdk_error("UpdateItem", e)),
         };
         Ok(number(&item, "agent_streak").unwrap_or(0).max(0) as u32)
     }
 
-    async fn claim_handoff(&self, key: &ConversationKey, trigger: &str) -> Result<Claim, StoreError> {
+    async fn claim_handoff(
+        &self,
+        key: &ConversationKey,
+        trigger: &str,
+    ) -> Result<Claim, StoreError> {
         let result = self
             .client
             .update_item()
@@ -258,10 +293,14 @@ impl HandoffStore for DynamoDbStore {
             .await;
         let (item, opened) = match result {
             Ok(out) => (out.attributes.unwrap_or_default(), true),
-            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => match se.into_err() {
-                UpdateItemError::ConditionalCheckFailedException(c) => (c.item.unwrap_or_default(), false),
-                _ => (HashMap::new(), false),
-            },
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                match se.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => {
+                        (c.item.unwrap_or_default(), false)
+                    }
+                    _ => (HashMap::new(), false),
+                }
+            }
             Err(e) => return Err(sdk_error("UpdateItem", e)),
         };
         Ok(Claim {
@@ -271,8 +310,15 @@ impl HandoffStore for DynamoDbStore {
         })
     }
 
-    async fn media(&self, key: &ConversationKey, wamid: &str) -> Result<Option<MediaRecord>, StoreError> {
-        match self.get_item(key.partition(), &format!("MEDIA#{wamid}")).await? {
+    async fn media(
+        &self,
+        key: &ConversationKey,
+        wamid: &str,
+    ) -> Result<Option<MediaRecord>, StoreError> {
+        match self
+            .get_item(key.partition(), &format!("MEDIA#{wamid}"))
+            .await?
+        {
             Some(item) => json_attr(&item, "record").map(Some),
             None => Ok(None),
         }

@@ -1,0 +1,289 @@
+//! A local Graph API that keeps Meta's media contract (whatsapp-contract.md §5, §7): the media
+//! lookup needs the Bearer token, the download needs the token and a User-Agent, download URLs
+//! expire, errors come in Graph's JSON shape. Each file can be told to fail, hang or be slow.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::json;
+use sha2::Digest;
+
+pub const TOKEN: &str = "test-graph-token";
+pub const VERSION: &str = "v23.0";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// The next `n` lookups answer 500.
+    FailLookups(u32),
+    /// Every download answers 500.
+    FailDownloads,
+    /// Downloads send the headers and then nothing.
+    HangDownload,
+    /// Downloads send 64 KiB every `ms` milliseconds.
+    SlowDownload(u64),
+    /// The sha256 reported is not the file's.
+    WrongSha,
+}
+
+#[derive(Clone)]
+pub struct MediaFile {
+    pub bytes: Bytes,
+    pub mime: String,
+    pub fault: Fault,
+}
+
+pub fn sha256_b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(bytes))
+}
+
+struct GraphState {
+    base: Mutex<String>,
+    files: Mutex<HashMap<String, MediaFile>>,
+    url_ttl_ms: u64,
+    pub lookups: AtomicU32,
+    pub downloads: AtomicU32,
+    pub refused: AtomicU32,
+}
+
+#[derive(Clone)]
+pub struct GraphServer {
+    pub base_url: String,
+    state: Arc<GraphState>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn graph_error(status: StatusCode, code: i64, message: &str) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        json!({"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "AbCdEf"}}).to_string(),
+    )
+        .into_response()
+}
+
+fn bearer_ok(headers: &HeaderMap) -> bool {
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"))
+}
+
+impl GraphServer {
+    pub async fn start(url_ttl: Duration) -> Self {
+        let state = Arc::new(GraphState {
+            base: Mutex::new(String::new()),
+            files: Mutex::new(HashMap::new()),
+            url_ttl_ms: url_ttl.as_millis() as u64,
+            lookups: AtomicU32::new(0),
+            downloads: AtomicU32::new(0),
+            refused: AtomicU32::new(0),
+        });
+        let app = axum::Router::new()
+            .route(
+                "/whatsapp_business/attachments/",
+                axum::routing::get(download),
+            )
+            .route("/{version}/{media_id}", axum::routing::get(lookup))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        *state.base.lock().unwrap() = base_url.clone();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { base_url, state }
+    }
+
+    pub fn add(&self, id: &str, bytes: impl Into<Bytes>, mime: &str, fault: Fault) {
+        self.state.files.lock().unwrap().insert(
+            id.to_owned(),
+            MediaFile {
+                bytes: bytes.into(),
+                mime: mime.to_owned(),
+                fault,
+            },
+        );
+    }
+
+    /// A download URL as Meta would put in a webhook, valid for the server's TTL from now.
+    pub fn fresh_url(&self, id: &str) -> String {
+        format!(
+            "{}/whatsapp_business/attachments/?mid={id}&ext={}",
+            self.base_url,
+            now_ms() + self.state.url_ttl_ms
+        )
+    }
+
+    /// A download URL that expired a minute ago.
+    pub fn expired_url(&self, id: &str) -> String {
+        format!(
+            "{}/whatsapp_business/attachments/?mid={id}&ext={}",
+            self.base_url,
+            now_ms() - 60_000
+        )
+    }
+
+    pub fn lookups(&self) -> u32 {
+        self.state.lookups.load(Ordering::SeqCst)
+    }
+
+    pub fn downloads(&self) -> u32 {
+        self.state.downloads.load(Ordering::SeqCst)
+    }
+
+    /// Requests refused for a missing token or User-Agent.
+    pub fn refused(&self) -> u32 {
+        self.state.refused.load(Ordering::SeqCst)
+    }
+}
+
+async fn lookup(
+    State(state): State<Arc<GraphState>>,
+    Path((version, media_id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    state.lookups.fetch_add(1, Ordering::SeqCst);
+    if version != VERSION {
+        return graph_error(StatusCode::BAD_REQUEST, 2500, "Unknown path components");
+    }
+    if !bearer_ok(&headers) {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return graph_error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Invalid OAuth access token - Cannot parse access token",
+        );
+    }
+    if query.get("phone_number_id").is_some_and(|p| p.is_empty()) {
+        return graph_error(StatusCode::BAD_REQUEST, 100, "Invalid parameter");
+    }
+    let file = {
+        let mut files = state.files.lock().unwrap();
+        match files.get_mut(&media_id) {
+            None => None,
+            Some(f) => {
+                if let Fault::FailLookups(n) = f.fault {
+                    if n > 0 {
+                        f.fault = Fault::FailLookups(n - 1);
+                        return graph_error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            2,
+                            "Service temporarily unavailable",
+                        );
+                    }
+                }
+                Some(f.clone())
+            }
+        }
+    };
+    let Some(file) = file else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            &format!(
+                "Unsupported get request. Object with ID '{media_id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation."
+            ),
+        );
+    };
+    let sha = if file.fault == Fault::WrongSha {
+        sha256_b64(b"something else")
+    } else {
+        sha256_b64(&file.bytes)
+    };
+    let base = state.base.lock().unwrap().clone();
+    let url = format!(
+        "{base}/whatsapp_business/attachments/?mid={media_id}&ext={}",
+        now_ms() + state.url_ttl_ms
+    );
+    axum::Json(json!({
+        "messaging_product": "whatsapp",
+        "url": url,
+        "mime_type": file.mime,
+        "sha256": sha,
+        "file_size": file.bytes.len().to_string(),
+        "id": media_id,
+    }))
+    .into_response()
+}
+
+async fn download(
+    State(state): State<Arc<GraphState>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    state.downloads.fetch_add(1, Ordering::SeqCst);
+    if !bearer_ok(&headers) {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return graph_error(StatusCode::UNAUTHORIZED, 190, "Authentication Error");
+    }
+    if headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|ua| ua.trim().is_empty())
+    {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::FORBIDDEN,
+            [("content-type", "text/html")],
+            "<html><body>Sorry, something went wrong.</body></html>",
+        )
+            .into_response();
+    }
+    let expired = query
+        .get("ext")
+        .and_then(|e| e.parse::<u64>().ok())
+        .is_none_or(|ext| ext < now_ms());
+    let file = query
+        .get("mid")
+        .and_then(|m| state.files.lock().unwrap().get(m).cloned());
+    let (Some(file), false) = (file, expired) else {
+        return (StatusCode::NOT_FOUND, "URL signature expired").into_response();
+    };
+    match file.fault {
+        Fault::FailDownloads => return (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
+        Fault::HangDownload => {
+            let stream = futures_util::stream::once(async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok::<Bytes, std::io::Error>(Bytes::new())
+            });
+            return Response::builder()
+                .header("content-type", file.mime)
+                .body(Body::from_stream(stream))
+                .unwrap();
+        }
+        _ => {}
+    }
+    let delay = match file.fault {
+        Fault::SlowDownload(ms) => Some(Duration::from_millis(ms)),
+        _ => None,
+    };
+    let chunks: Vec<Bytes> = file
+        .bytes
+        .chunks(64 * 1024)
+        .map(Bytes::copy_from_slice)
+        .collect();
+    let stream = futures_util::stream::iter(chunks).then(move |c| async move {
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        Ok::<Bytes, std::io::Error>(c)
+    });
+    Response::builder()
+        .header("content-type", file.mime)
+        .header("content-length", file.bytes.len())
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+use futures_util::StreamExt as _;
