@@ -387,3 +387,424 @@ async fn a_real_conversation_makes_exactly_one_handoff_with_transcript_insights_
     assert_eq!(rig.handoffs().await.len(), 1);
     assert_eq!(rig.graph.lookups(), 3, "copied files are not fetched again");
 }
+
+#[tokio::test]
+async fn files_that_cannot_be_fetched_do_not_block_the_handoff_and_the_transcript_says_why() {
+    let Some(mut rig) = rig(HandoffSettings::default(), None).await else {
+        return;
+    };
+    let ok = pattern(30_000, 7);
+    rig.graph.add(
+        "media-broken",
+        pattern(1000, 1),
+        "image/jpeg",
+        Fault::FailDownloads,
+    );
+    rig.graph.add(
+        "media-hang",
+        pattern(1000, 2),
+        "video/mp4",
+        Fault::HangDownload,
+    );
+    rig.graph
+        .add("media-expired", ok.clone(), "image/png", Fault::None);
+    rig.graph.add(
+        "media-badsha",
+        pattern(5000, 3),
+        "image/webp",
+        Fault::WrongSha,
+    );
+    rig.graph.add(
+        "media-slow",
+        pattern(200_000, 4),
+        "image/jpeg",
+        Fault::SlowDownload(20),
+    );
+
+    let mut msgs = Vec::new();
+    for (i, (fixture_name, kind, id)) in [
+        ("image.json", "image", "media-gone"),
+        ("image.json", "image", "media-broken"),
+        ("video.json", "video", "media-hang"),
+        ("image.json", "image", "media-expired"),
+        ("sticker_static.json", "sticker", "media-badsha"),
+        ("image.json", "image", "media-slow"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut m = message(fixture_name, &format!("wamid.f{i}"), T0 + i as i64);
+        let url = (id == "media-expired").then(|| rig.graph.expired_url(id));
+        media(&mut m, kind, id, &pattern(10, 0), url);
+        msgs.push(m);
+    }
+    rig.deliver_twice(deliver(msgs)).await;
+    rig.run_stream(false).await;
+    let after_arrival = rig.graph.downloads();
+
+    rig.deliver_twice(deliver(vec![bodies::text(
+        "wamid.f9",
+        CUSTOMER,
+        T0 + 60,
+        "quiero hablar con un asesor",
+    )]))
+    .await;
+    rig.run_stream(false).await;
+    let handoffs = rig.handoffs().await;
+    assert_eq!(handoffs.len(), 1);
+    let h = &handoffs[0];
+    assert_eq!(h.trigger.language.as_deref(), Some("es"));
+    let by_id = |id: &str| {
+        h.media
+            .iter()
+            .find(|m| m.media_id == id)
+            .unwrap_or_else(|| panic!("{id} missing"))
+    };
+
+    let gone = by_id("media-gone");
+    assert_eq!((gone.state, gone.retryable), (MediaState::Failed, false));
+    assert!(
+        gone.error.as_deref().unwrap().contains("Graph error 100"),
+        "{gone:?}"
+    );
+    assert_eq!(
+        gone.attempts, 1,
+        "a media id that does not exist is not asked for again"
+    );
+
+    let broken = by_id("media-broken");
+    assert_eq!((broken.state, broken.retryable), (MediaState::Failed, true));
+    assert!(
+        broken.error.as_deref().unwrap().contains("500"),
+        "{broken:?}"
+    );
+    assert_eq!(
+        broken.attempts, 6,
+        "three attempts on arrival, three more at handoff"
+    );
+
+    let hang = by_id("media-hang");
+    assert_eq!(hang.state, MediaState::Failed);
+    assert!(
+        hang.error.as_deref().unwrap().contains("timed out")
+            || hang.error.as_deref().unwrap().contains("broke off"),
+        "{hang:?}"
+    );
+
+    let expired = by_id("media-expired");
+    assert_eq!(
+        expired.state,
+        MediaState::Copied,
+        "an expired URL is looked up again: {expired:?}"
+    );
+    assert_eq!(
+        rig.objects
+            .get(expired.key.as_deref().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .as_ref(),
+        ok.as_slice()
+    );
+
+    let badsha = by_id("media-badsha");
+    assert_eq!(
+        (badsha.state, badsha.sha256_matches),
+        (MediaState::Copied, Some(false)),
+        "kept, mismatch recorded"
+    );
+    assert_eq!(
+        by_id("media-slow").state,
+        MediaState::Copied,
+        "a slow but steady download completes"
+    );
+    assert!(
+        rig.graph.downloads() > after_arrival,
+        "failed files are tried again at handoff time"
+    );
+    assert_eq!(
+        rig.graph.refused(),
+        0,
+        "every request carried the token and a User-Agent"
+    );
+
+    let transcript = String::from_utf8(
+        rig.objects
+            .get(&h.transcript.key)
+            .await
+            .unwrap()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let missing: Vec<&str> = transcript
+        .lines()
+        .filter(|l| l.contains("FILE MISSING:"))
+        .collect();
+    assert_eq!(missing.len(), 3, "{transcript}");
+    assert!(missing[0].contains("does not exist"), "{}", missing[0]);
+    assert!(
+        transcript.contains("(its checksum differs from WhatsApp's)"),
+        "{transcript}"
+    );
+}
+
+#[tokio::test]
+async fn the_agents_request_and_values_win_and_a_second_request_makes_no_second_handoff() {
+    let Some(mut rig) = rig(HandoffSettings::default(), None).await else {
+        return;
+    };
+    rig.deliver_twice(deliver(vec![bodies::text(
+        "wamid.a1",
+        CUSTOMER,
+        T0,
+        "Olá, quero cancelar meu plano",
+    )]))
+    .await;
+    let handoff = json!({"id": "evt-h1", "type": "handoff", "phone_number_id": PNID, "customer": CUSTOMER, "timestamp": T0 + 3,
+        "handoff": {"category": "cancellation", "reason": "Cancellations need a person to approve.",
+                    "summary": "Customer wants to cancel plan P-77.", "sentiment": "neutral", "language": "pt-BR"}});
+    let first = rig.agent(handoff.clone()).await;
+    assert_eq!(first["events_new"], 1);
+    let again = rig.agent(handoff).await;
+    assert_eq!(
+        (
+            again["events_new"].as_u64(),
+            again["events_duplicate"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+    rig.deliver_twice(deliver(vec![bodies::text(
+        "wamid.a2",
+        CUSTOMER,
+        T0 + 10,
+        "quero falar com um atendente",
+    )]))
+    .await;
+    rig.run_stream(true).await;
+
+    let handoffs = rig.handoffs().await;
+    assert_eq!(handoffs.len(), 1);
+    let h = &handoffs[0];
+    assert_eq!(h.trigger.kind, TriggerKind::AgentRequest);
+    assert_eq!(h.trigger.source_id, "evt-h1");
+    assert_eq!(
+        (h.reason.category.as_str(), h.reason.text.as_str()),
+        ("cancellation", "Cancellations need a person to approve.")
+    );
+    assert_eq!(
+        (h.insights.summary.as_str(), h.insights.summary_source),
+        ("Customer wants to cancel plan P-77.", Source::Agent)
+    );
+    assert_eq!(
+        (h.insights.language.as_deref(), h.insights.language_source),
+        (Some("pt-BR"), Source::Agent)
+    );
+    assert_eq!(
+        (h.insights.sentiment.label, h.insights.sentiment.source),
+        (SentimentLabel::Neutral, Source::Agent)
+    );
+    let transcript = String::from_utf8(
+        rig.objects
+            .get(&h.transcript.key)
+            .await
+            .unwrap()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        transcript
+            .contains("System: the AI agent handed the conversation to a person (cancellation)"),
+        "{transcript}"
+    );
+}
+
+#[tokio::test]
+async fn consecutive_agent_failures_open_a_handoff_and_a_success_resets_the_count() {
+    let settings = HandoffSettings {
+        failure_threshold: 3,
+        ..HandoffSettings::default()
+    };
+    let Some(mut rig) = rig(settings, None).await else {
+        return;
+    };
+    let ev = |id: &str, kind: &str, ts: i64, failed: bool| {
+        let mut e = json!({"id": id, "type": kind, "phone_number_id": PNID, "customer": CUSTOMER, "timestamp": ts, "failed": failed});
+        match kind {
+            "tool_call" => e["tool"] = json!({"name": "search_kb", "error": "no results"}),
+            _ => e["text"] = json!("Sorry, I could not find that."),
+        }
+        e
+    };
+    rig.deliver_twice(deliver(vec![bodies::text(
+        "wamid.c1",
+        CUSTOMER,
+        T0,
+        "How do I reset the router?",
+    )]))
+    .await;
+    rig.agent(json!({"events": [
+        ev("f1", "tool_call", T0 + 1, true), ev("f2", "message", T0 + 2, true),
+        ev("ok", "message", T0 + 3, false),
+        ev("f3", "tool_call", T0 + 4, true), ev("f4", "reasoning", T0 + 5, true), ev("f5", "message", T0 + 6, true),
+    ]}))
+    .await;
+    rig.run_stream(true).await;
+    let early = rig.handoffs().await;
+    assert!(
+        early.is_empty(),
+        "two failures, a success, two failures (reasoning doesn't count): no handoff, got {:?}",
+        early.first().map(|h| &h.trigger)
+    );
+    rig.agent(json!(ev("f6", "tool_call", T0 + 7, true))).await;
+    rig.run_stream(true).await;
+    let handoffs = rig.handoffs().await;
+    assert_eq!(handoffs.len(), 1);
+    assert_eq!(
+        (
+            handoffs[0].trigger.kind,
+            handoffs[0].trigger.source_id.as_str()
+        ),
+        (TriggerKind::AgentFailures, "f6")
+    );
+    assert_eq!(
+        handoffs[0].reason.text,
+        "The AI agent could not help 3 times in a row."
+    );
+}
+
+/// A chat-completions endpoint that checks the key and model, and answers, fails or stalls.
+async fn llm_server(behaviour: &'static str) -> String {
+    use axum::http::HeaderMap;
+    async fn complete(
+        axum::extract::State(b): axum::extract::State<&'static str>,
+        headers: HeaderMap,
+        body: String,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer llm-key") {
+            return (StatusCode::UNAUTHORIZED, "bad key").into_response();
+        }
+        let req: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(req["model"], "summary-model");
+        assert!(
+            req["messages"][1]["content"]
+                .as_str()
+                .unwrap()
+                .contains("48213")
+        );
+        match b {
+            "stall" => {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                StatusCode::OK.into_response()
+            }
+            "fail" => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+            _ => axum::Json(json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": " Order 48213 arrived broken; customer wants a person. "}}]})).into_response(),
+        }
+    }
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", axum::routing::post(complete))
+        .with_state(behaviour);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// baton-local's own path: the embedded store's change feed, files under a directory.
+async fn embedded_handoff(llm: Option<LlmConfig>) -> (HandoffRecord, String, Duration) {
+    use baton_shared::objects::DirectoryStore;
+    let store = embedded_store();
+    let dir = std::env::temp_dir().join(unique("baton-objects"));
+    let objects = Arc::new(DirectoryStore::new(&dir));
+    let graph = GraphServer::start(Duration::from_secs(300)).await;
+    let copier = MediaCopier::new(graph_config(&graph), objects.clone()).unwrap();
+    let processor = Processor::new(
+        Arc::new(store.clone()),
+        copier,
+        llm.map(|c| LlmClient::new(c).unwrap()),
+        HandoffSettings::default(),
+    );
+    let app = webhook(Arc::new(store.clone()) as Arc<dyn Store>);
+    let body = deliver(vec![
+        bodies::text("wamid.e1", CUSTOMER, T0, "My order 48213 arrived broken."),
+        bodies::text(
+            "wamid.e2",
+            CUSTOMER,
+            T0 + 5,
+            "Ich möchte mit einem Menschen sprechen",
+        ),
+    ]);
+    for _ in 0..2 {
+        assert_eq!(call(&app, signed(body.clone())).await.0, StatusCode::OK);
+    }
+    let started = std::time::Instant::now();
+    let done = baton_local::drain_embedded(&store, &processor)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(done, 3, "one change per new message, and the handoff");
+    assert_eq!(
+        baton_local::drain_embedded(&store, &processor)
+            .await
+            .unwrap(),
+        0,
+        "the cursor is kept"
+    );
+    let id = HandoffRecord::id_for(&key(), 1);
+    let h = store.handoff(&id).await.unwrap().expect("handoff written");
+    let transcript = String::from_utf8(
+        objects
+            .get(&h.transcript.key)
+            .await
+            .unwrap()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    (h, transcript, took)
+}
+
+fn llm_config(url: String) -> LlmConfig {
+    LlmConfig {
+        base_url: url,
+        model: "summary-model".into(),
+        api_key: Some("llm-key".to_owned().into()),
+        timeout: Duration::from_millis(400),
+    }
+}
+
+#[tokio::test]
+async fn baton_local_runs_the_handoff_on_the_embedded_feed_and_an_llm_may_write_the_summary() {
+    let (h, transcript, _) = embedded_handoff(None).await;
+    assert_eq!(h.trigger.language.as_deref(), Some("de"));
+    assert_eq!(h.insights.summary_source, Source::Builtin);
+    assert!(
+        transcript.contains("Ich möchte mit einem Menschen sprechen"),
+        "{transcript}"
+    );
+
+    let (h, _, _) = embedded_handoff(Some(llm_config(llm_server("answer").await))).await;
+    assert_eq!(
+        (h.insights.summary.as_str(), h.insights.summary_source),
+        (
+            "Order 48213 arrived broken; customer wants a person.",
+            Source::Llm
+        )
+    );
+
+    for behaviour in ["fail", "stall"] {
+        let (h, _, took) = embedded_handoff(Some(llm_config(llm_server(behaviour).await))).await;
+        assert_eq!(h.insights.summary_source, Source::Builtin, "{behaviour}");
+        assert!(
+            h.insights.summary.contains("48213"),
+            "{behaviour}: {}",
+            h.insights.summary
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "{behaviour}: a stalled LLM costs its timeout only ({took:?})"
+        );
+    }
+}

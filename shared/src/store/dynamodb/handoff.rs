@@ -231,21 +231,21 @@ impl HandoffStore for DynamoDbStore {
         order_key: &str,
         failed: bool,
     ) -> Result<u32, StoreError> {
-        let set = if failed {
-            "SET agent_streak = if_not_exists(agent_streak, :zero) + :one, agent_streak_key = :k"
-        } else {
-            "SET agent_streak = :zero, agent_streak_key = :k"
-        };
+        // A success sets the run to 0 + 0, a failure adds 1.
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(key.partition()))
             .key("sk", s("META"))
-            .update_expression(set)
+            .update_expression(if failed {
+                "SET agent_streak = if_not_exists(agent_streak, :zero) + :step, agent_streak_key = :k"
+            } else {
+                "SET agent_streak = :zero + :step, agent_streak_key = :k"
+            })
             .condition_expression("attribute_not_exists(agent_streak_key) OR agent_streak_key < :k")
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":step", n(u8::from(failed)))
             .expression_attribute_values(":k", s(order_key))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
