@@ -808,3 +808,71 @@ async fn baton_local_runs_the_handoff_on_the_embedded_feed_and_an_llm_may_write_
         );
     }
 }
+
+fn stream_record(
+    event_name: &str,
+    seq: &str,
+    image: Value,
+) -> aws_lambda_events::event::dynamodb::EventRecord {
+    serde_json::from_value(json!({
+        "eventID": format!("id-{seq}"), "eventName": event_name, "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {"ApproximateCreationDateTime": 1_763_990_000, "Keys": {}, "NewImage": image, "SequenceNumber": seq,
+                     "SizeBytes": 100, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_lambda_reports_the_first_retryable_failure_and_leaves_the_rest_for_the_retry() {
+    // A store nobody listens on: every read fails as retryable.
+    let sdk = aws("http://127.0.0.1:9");
+    let store = DynamoDbStore::from_config(&sdk, "no-table");
+    let objects = Arc::new(baton_shared::objects::DirectoryStore::new(
+        std::env::temp_dir().join(unique("baton-objects")),
+    ));
+    let mut graph = GraphConfig::new("http://127.0.0.1:9", graph::VERSION, None);
+    graph.attempts = 1;
+    let processor = Processor::new(
+        Arc::new(store),
+        MediaCopier::new(graph, objects).unwrap(),
+        None,
+        HandoffSettings::default(),
+    );
+    let message = |wamid: &str, text: &str| {
+        json!({
+            "pk": {"S": format!("CONV#{PNID}#{CUSTOMER}")}, "sk": {"S": format!("MSG#{wamid}")},
+            "lsi1sk": {"S": format!("T#00{T0}#0000000000000#000000#{wamid}")}, "item_type": {"S": "message"},
+            "phone_number_id": {"S": PNID}, "customer": {"S": CUSTOMER}, "wamid": {"S": wamid}, "ts": {"N": T0.to_string()},
+            "kind": {"S": "text"}, "received_at_ms": {"N": "0"}, "seq": {"N": "0"}, "delivery_id": {"S": "d"},
+            "raw": {"S": bodies::text(wamid, CUSTOMER, T0, text).to_string()}
+        })
+    };
+    let mut event = aws_lambda_events::event::dynamodb::Event::default();
+    event.records = vec![
+        stream_record("MODIFY", "100", json!({"item_type": {"S": "status"}})),
+        stream_record(
+            "INSERT",
+            "101",
+            json!({"item_type": {"S": "message"}, "pk": {"S": "broken"}}),
+        ),
+        stream_record("INSERT", "102", message("wamid.x1", "thanks, all good")),
+        stream_record(
+            "INSERT",
+            "103",
+            message("wamid.x2", "I want to speak to a human"),
+        ),
+        stream_record("INSERT", "104", message("wamid.x3", "hello?")),
+    ];
+    let response = baton_handoff::handle_batch(&processor, event).await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(
+        failed,
+        [Some("103".to_owned())],
+        "a MODIFY is skipped, an unreadable record dropped, a plain text needs no store, the request fails retryably"
+    );
+}

@@ -3,6 +3,7 @@
 //! `BATON_TEST_DYNAMODB` (set by scripts/test); without it they are skipped, unless
 //! `BATON_REQUIRE_EMULATORS` is set, when they fail.
 
+mod agent_events;
 mod graph;
 mod handoff;
 mod lambda;
