@@ -59,6 +59,14 @@ pub const VERIFY_TOKEN: &str = "WHATSAPP_VERIFY_TOKEN";
 pub const TABLE_NAME: &str = "TABLE_NAME";
 
 pub const AGENT_EVENTS_SECRET: &str = "AGENT_EVENTS_SECRET";
+/// template.yaml's placeholders: a secret still set to one counts as not set (a published value
+/// must never sign anything).
+pub const AGENT_EVENTS_SECRET_PLACEHOLDER: &str = "replace-with-a-long-random-secret";
+pub const ACCESS_TOKEN_PLACEHOLDER: &str = "replace-with-your-whatsapp-access-token";
+
+fn unless_placeholder(value: Option<String>, placeholder: &str) -> Option<String> {
+    value.filter(|v| v != placeholder)
+}
 
 /// What the webhook function needs to verify deliveries.
 #[derive(Debug, Clone)]
@@ -90,7 +98,11 @@ impl WebhookSecrets {
         Ok(Self {
             app_secrets,
             verify_token: SecretString::from(verify_token),
-            agent_secrets: optional(src, AGENT_EVENTS_SECRET).and_then(|l| AppSecrets::parse(&l)),
+            agent_secrets: unless_placeholder(
+                optional(src, AGENT_EVENTS_SECRET),
+                AGENT_EVENTS_SECRET_PLACEHOLDER,
+            )
+            .and_then(|l| AppSecrets::parse(&l)),
         })
     }
 }
@@ -212,7 +224,8 @@ impl HandoffConfig {
             optional(src, GRAPH_API_BASE_URL)
                 .unwrap_or_else(|| GraphConfig::DEFAULT_BASE_URL.into()),
             optional(src, GRAPH_API_VERSION).unwrap_or_else(|| GraphConfig::DEFAULT_VERSION.into()),
-            optional(src, ACCESS_TOKEN).map(SecretString::from),
+            unless_placeholder(optional(src, ACCESS_TOKEN), ACCESS_TOKEN_PLACEHOLDER)
+                .map(SecretString::from),
         );
         if !(graph.base_url.starts_with("https://") || graph.base_url.starts_with("http://")) {
             return Err(ConfigError::Invalid {
@@ -332,6 +345,21 @@ mod tests {
         assert_eq!(c.settings.keywords["en"], ["chargeback"]);
         assert_eq!(c.settings.failure_threshold, 0);
         assert_eq!(c.llm.unwrap().timeout.as_millis(), 8000);
+        let c = HandoffConfig::from_source(&[(ACCESS_TOKEN, ACCESS_TOKEN_PLACEHOLDER)]).unwrap();
+        assert!(
+            c.graph.token.is_none(),
+            "the template's placeholder is no token"
+        );
+        let w = WebhookSecrets::from_source(&[
+            (APP_SECRET, "a"),
+            (VERIFY_TOKEN, "t"),
+            (AGENT_EVENTS_SECRET, AGENT_EVENTS_SECRET_PLACEHOLDER),
+        ])
+        .unwrap();
+        assert!(
+            w.agent_secrets.is_none(),
+            "the template's placeholder signs nothing"
+        );
         let err = HandoffConfig::from_source(&[(HANDOFF_KEYWORDS, "[1]")]).unwrap_err();
         assert!(
             err.to_string()
