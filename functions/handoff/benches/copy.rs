@@ -1,0 +1,172 @@
+//! Media copy benchmark: peak memory while copying a 10 MB and a 100 MB document, and copy
+//! throughput against a plain download of the same file over loopback.
+//!
+//! The parent serves a Graph-like API that generates the file on the fly (so its own memory does
+//! not count) and runs each measurement in a fresh child process, which reports its peak RSS
+//! (`VmHWM`). Objects go to s3s-fs when `BATON_TEST_S3` names it (scripts/bench starts it), else
+//! to a temporary directory.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use baton_shared::domain::{ConversationKey, MediaState};
+use baton_shared::handoff::media::{GraphConfig, MediaCopier, MediaJob};
+use baton_shared::objects::{DirectoryStore, ObjectStore, S3Store};
+use baton_shared::whatsapp::Media;
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+const TOKEN: &str = "bench-token";
+const MB: usize = 1024 * 1024;
+
+fn chunk() -> Bytes {
+    Bytes::from((0..64 * 1024).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>())
+}
+
+async fn lookup(State(base): State<Arc<String>>, Path((_v, id)): Path<(String, String)>) -> Response {
+    let size: usize = id.trim_start_matches("doc-").parse().unwrap();
+    axum::Json(serde_json::json!({"messaging_product": "whatsapp", "url": format!("{base}/file?size={size}"),
+        "mime_type": "application/pdf", "file_size": size.to_string(), "id": id}))
+    .into_response()
+}
+
+async fn file(Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+    let size: usize = q["size"].parse().unwrap();
+    let c = chunk();
+    let full = size / c.len();
+    let rest = size % c.len();
+    let stream = futures_util::stream::iter((0..full).map(move |_| c.clone()).chain(std::iter::once(chunk().slice(..rest))))
+        .map(Ok::<Bytes, std::io::Error>);
+    Response::builder()
+        .header("content-type", "application/pdf")
+        .header("content-length", size)
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+async fn serve() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/file", axum::routing::get(file))
+        .route("/{v}/{id}", axum::routing::get(lookup))
+        .with_state(Arc::new(base.clone()));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+async fn objects() -> Arc<dyn ObjectStore> {
+    match std::env::var("BATON_TEST_S3") {
+        Ok(endpoint) if !endpoint.is_empty() => {
+            let conf = aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .endpoint_url(endpoint)
+                .force_path_style(true)
+                .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "bench"))
+                .build();
+            let bucket = format!("baton-bench-{}", std::process::id());
+            let s3 = S3Store::new(aws_sdk_s3::Client::from_conf(conf), bucket);
+            s3.ensure_bucket().await.unwrap();
+            Arc::new(s3)
+        }
+        _ => Arc::new(DirectoryStore::new(std::env::temp_dir().join(format!("baton-bench-{}", std::process::id())))),
+    }
+}
+
+/// Child: one measurement; prints `seconds peak_kib`.
+async fn child(mode: &str, size: usize, base: &str) {
+    let started = Instant::now();
+    match mode {
+        "download" => {
+            let client = reqwest::Client::new();
+            let resp = client.get(format!("{base}/file?size={size}")).bearer_auth(TOKEN).send().await.unwrap();
+            let mut stream = resp.bytes_stream();
+            let mut total = 0;
+            while let Some(c) = stream.next().await {
+                total += c.unwrap().len();
+            }
+            assert_eq!(total, size);
+        }
+        _ => {
+            let objects = objects().await;
+            let mut graph = GraphConfig::new(base, "v23.0", Some(TOKEN.to_owned().into()));
+            graph.read_timeout = Duration::from_secs(60);
+            let copier = MediaCopier::new(graph, objects.clone()).unwrap();
+            let job = MediaJob {
+                conversation: ConversationKey::new("1", format!("bench-{}", std::process::id())),
+                wamid: format!("wamid.bench-{size}"),
+                kind: "document".into(),
+                media: Media {
+                    id: format!("doc-{size}"),
+                    filename: Some("big.pdf".into()),
+                    ..Media::default()
+                },
+                attempts_before: 0,
+            };
+            let record = copier.copy(&job, 0).await;
+            assert_eq!(record.state, MediaState::Copied, "{record:?}");
+            assert_eq!(record.bytes, Some(size as u64));
+        }
+    }
+    println!("{} {}", started.elapsed().as_secs_f64(), peak_rss_kib());
+}
+
+fn measure(mode: &str, size: usize, base: &str) -> (f64, u64) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--child", mode, &size.to_string(), base])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut parts = text.split_whitespace();
+    (parts.next().unwrap().parse().unwrap(), parts.next().unwrap().parse().unwrap())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        rt.block_on(child(&args[i + 1], args[i + 2].parse().unwrap(), &args[i + 3]));
+        return;
+    }
+    let base = rt.block_on(serve());
+    let target = if std::env::var("BATON_TEST_S3").is_ok_and(|e| !e.is_empty()) { "s3s-fs" } else { "a local directory" };
+    println!("media copy to {target} (parts of {} MiB, two uploading while the next is read)", baton_shared::objects::PART_BYTES / MB);
+    for size in [10 * MB, 100 * MB] {
+        let runs = 3;
+        let downloads: Vec<(f64, u64)> = (0..runs).map(|_| measure("download", size, &base)).collect();
+        let copies: Vec<(f64, u64)> = (0..runs).map(|_| measure("copy", size, &base)).collect();
+        let d = median(downloads.iter().map(|x| x.0).collect());
+        let c = median(copies.iter().map(|x| x.0).collect());
+        let rss = copies.iter().map(|x| x.1).max().unwrap() as f64 / 1024.0;
+        let base_rss = downloads.iter().map(|x| x.1).max().unwrap() as f64 / 1024.0;
+        println!(
+            "{:>4} MB: copy {:.3} s ({:.0} MB/s), plain download {:.3} s ({:.0} MB/s), throughput ratio {:.2}x; peak RSS copy {:.1} MiB (download alone {:.1} MiB)",
+            size / MB,
+            c,
+            size as f64 / MB as f64 / c,
+            d,
+            size as f64 / MB as f64 / d,
+            d / c,
+            rss,
+            base_rss
+        );
+    }
+}
