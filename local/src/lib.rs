@@ -224,7 +224,7 @@ impl LocalConfig {
                     store: Arc::new(store.clone()),
                     handoff: Arc::new(store),
                     feed: Feed::DynamoDb {
-                        aws,
+                        aws: Box::new(aws),
                         table: table.clone(),
                     },
                 }
@@ -284,7 +284,7 @@ pub enum Feed {
     Embedded(EmbeddedStore),
     /// The DynamoDB table's stream, read like Lambda's event source mapping.
     DynamoDb {
-        aws: aws_config::SdkConfig,
+        aws: Box<aws_config::SdkConfig>,
         table: String,
     },
 }
@@ -428,6 +428,25 @@ pub fn banner(cfg: &LocalConfig, bound: SocketAddr) -> String {
              For real traffic set WHATSAPP_APP_SECRET to your Meta App Secret (App Dashboard > Settings > Basic).\n",
             cfg.data_dir.join(LOCAL_SECRETS_FILE).display()
         ));
+    }
+    let agent_secret_source = if cfg.generated_agent_secret {
+        format!(
+            "the agent_events_secret in {}",
+            cfg.data_dir.join(LOCAL_SECRETS_FILE).display()
+        )
+    } else {
+        "AGENT_EVENTS_SECRET".to_owned()
+    };
+    out.push_str(&format!(
+        "\nYour AI agent posts its events to {base}/agent/events, signed in X-Baton-Signature-256 with {agent_secret_source}.\n\
+         Handoffs (transcripts and media copies) go to {}.\n",
+        match &cfg.media_bucket {
+            Some(b) => format!("S3 bucket {b}"),
+            None => cfg.data_dir.join("objects").display().to_string(),
+        }
+    ));
+    if cfg.handoff.graph.token.is_none() {
+        out.push_str("  (Set WHATSAPP_ACCESS_TOKEN so the customer's media can be downloaded from WhatsApp.)\n");
     }
     out.push_str(&format!(
         "\nTry it (a signed delivery with one text message; run it twice to see the duplicate caught):\n  \

@@ -173,15 +173,15 @@ async fn lookup(
         match files.get_mut(&media_id) {
             None => None,
             Some(f) => {
-                if let Fault::FailLookups(n) = f.fault {
-                    if n > 0 {
-                        f.fault = Fault::FailLookups(n - 1);
-                        return graph_error(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            2,
-                            "Service temporarily unavailable",
-                        );
-                    }
+                if let Fault::FailLookups(n) = f.fault
+                    && n > 0
+                {
+                    f.fault = Fault::FailLookups(n - 1);
+                    return graph_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        2,
+                        "Service temporarily unavailable",
+                    );
                 }
                 Some(f.clone())
             }

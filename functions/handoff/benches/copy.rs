@@ -24,10 +24,17 @@ const TOKEN: &str = "bench-token";
 const MB: usize = 1024 * 1024;
 
 fn chunk() -> Bytes {
-    Bytes::from((0..64 * 1024).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>())
+    Bytes::from(
+        (0..64 * 1024)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    )
 }
 
-async fn lookup(State(base): State<Arc<String>>, Path((_v, id)): Path<(String, String)>) -> Response {
+async fn lookup(
+    State(base): State<Arc<String>>,
+    Path((_v, id)): Path<(String, String)>,
+) -> Response {
     let size: usize = id.trim_start_matches("doc-").parse().unwrap();
     axum::Json(serde_json::json!({"messaging_product": "whatsapp", "url": format!("{base}/file?size={size}"),
         "mime_type": "application/pdf", "file_size": size.to_string(), "id": id}))
@@ -39,8 +46,12 @@ async fn file(Query(q): Query<std::collections::HashMap<String, String>>) -> Res
     let c = chunk();
     let full = size / c.len();
     let rest = size % c.len();
-    let stream = futures_util::stream::iter((0..full).map(move |_| c.clone()).chain(std::iter::once(chunk().slice(..rest))))
-        .map(Ok::<Bytes, std::io::Error>);
+    let stream = futures_util::stream::iter(
+        (0..full)
+            .map(move |_| c.clone())
+            .chain(std::iter::once(chunk().slice(..rest))),
+    )
+    .map(Ok::<Bytes, std::io::Error>);
     Response::builder()
         .header("content-type", "application/pdf")
         .header("content-length", size)
@@ -62,7 +73,11 @@ async fn serve() -> String {
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -74,14 +89,18 @@ async fn objects() -> Arc<dyn ObjectStore> {
                 .region(aws_sdk_s3::config::Region::new("us-east-1"))
                 .endpoint_url(endpoint)
                 .force_path_style(true)
-                .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "bench"))
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    "test", "test", None, None, "bench",
+                ))
                 .build();
             let bucket = format!("baton-bench-{}", std::process::id());
             let s3 = S3Store::new(aws_sdk_s3::Client::from_conf(conf), bucket);
             s3.ensure_bucket().await.unwrap();
             Arc::new(s3)
         }
-        _ => Arc::new(DirectoryStore::new(std::env::temp_dir().join(format!("baton-bench-{}", std::process::id())))),
+        _ => Arc::new(DirectoryStore::new(
+            std::env::temp_dir().join(format!("baton-bench-{}", std::process::id())),
+        )),
     }
 }
 
@@ -91,7 +110,12 @@ async fn child(mode: &str, size: usize, base: &str) {
     match mode {
         "download" => {
             let client = reqwest::Client::new();
-            let resp = client.get(format!("{base}/file?size={size}")).bearer_auth(TOKEN).send().await.unwrap();
+            let resp = client
+                .get(format!("{base}/file?size={size}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
             let mut stream = resp.bytes_stream();
             let mut total = 0;
             while let Some(c) = stream.next().await {
@@ -128,10 +152,17 @@ fn measure(mode: &str, size: usize, base: &str) -> (f64, u64) {
         .args(["--child", mode, &size.to_string(), base])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let mut parts = text.split_whitespace();
-    (parts.next().unwrap().parse().unwrap(), parts.next().unwrap().parse().unwrap())
+    (
+        parts.next().unwrap().parse().unwrap(),
+        parts.next().unwrap().parse().unwrap(),
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -141,17 +172,33 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     if let Some(i) = args.iter().position(|a| a == "--child") {
-        rt.block_on(child(&args[i + 1], args[i + 2].parse().unwrap(), &args[i + 3]));
+        rt.block_on(child(
+            &args[i + 1],
+            args[i + 2].parse().unwrap(),
+            &args[i + 3],
+        ));
         return;
     }
     let base = rt.block_on(serve());
-    let target = if std::env::var("BATON_TEST_S3").is_ok_and(|e| !e.is_empty()) { "s3s-fs" } else { "a local directory" };
-    println!("media copy to {target} (parts of {} MiB, two uploading while the next is read)", baton_shared::objects::PART_BYTES / MB);
+    let target = if std::env::var("BATON_TEST_S3").is_ok_and(|e| !e.is_empty()) {
+        "s3s-fs"
+    } else {
+        "a local directory"
+    };
+    println!(
+        "media copy to {target} (parts of {} MiB, two uploading while the next is read)",
+        baton_shared::objects::PART_BYTES / MB
+    );
     for size in [10 * MB, 100 * MB] {
         let runs = 3;
-        let downloads: Vec<(f64, u64)> = (0..runs).map(|_| measure("download", size, &base)).collect();
+        let downloads: Vec<(f64, u64)> = (0..runs)
+            .map(|_| measure("download", size, &base))
+            .collect();
         let copies: Vec<(f64, u64)> = (0..runs).map(|_| measure("copy", size, &base)).collect();
         let d = median(downloads.iter().map(|x| x.0).collect());
         let c = median(copies.iter().map(|x| x.0).collect());

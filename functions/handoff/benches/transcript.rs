@@ -77,7 +77,11 @@ fn main() {
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         bytes = text.len();
     }
-    println!("transcript of {n} messages ({} KiB): median {:.1} ms over 21 runs (target < 50 ms)", bytes / 1024, median(times));
+    println!(
+        "transcript of {n} messages ({} KiB): median {:.1} ms over 21 runs (target < 50 ms)",
+        bytes / 1024,
+        median(times)
+    );
 
     let d = Detector::default();
     let corpus = [
@@ -99,5 +103,9 @@ fn main() {
         }
     }
     let per = started.elapsed().as_secs_f64() * 1e6 / (rounds * corpus.len()) as f64;
-    println!("detection: {per:.1} µs per message (12 languages, {} of {} sample messages are requests)", hits / rounds, corpus.len());
+    println!(
+        "detection: {per:.1} µs per message (12 languages, {} of {} sample messages are requests)",
+        hits / rounds,
+        corpus.len()
+    );
 }
