@@ -8,6 +8,7 @@ use crate::support::{dynamodb_store, embedded_store};
 #[tokio::test]
 async fn embedded_store_meets_the_contract() {
     contract::run_all(&embedded_store(), "emb").await;
+    contract::run_handoff(&embedded_store(), "emb").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,6 +17,7 @@ async fn dynamodb_store_meets_the_contract() {
         return;
     };
     contract::run_all(&store, "ddb").await;
+    contract::run_handoff(&store, "ddb").await;
 }
 
 #[tokio::test]

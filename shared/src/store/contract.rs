@@ -528,3 +528,216 @@ pub async fn unreadable_bodies_are_kept_whole_and_replayable(store: &dyn Store, 
         .unwrap();
     assert_eq!((d.state, d.received_at_ms), (ParseState::Parsed, 44));
 }
+
+/// The handoff function's side of the contract: agent events in the timeline, episodes claimed
+/// once, failure runs counted once and in order, media and handoffs never overwritten.
+pub async fn run_handoff<S: Store + crate::store::HandoffStore>(store: &S, ns: &str) {
+    use crate::domain::*;
+    let p = pnid(ns, "handoff");
+    let key = ConversationKey::new(p.as_str(), "16505551234");
+    // Messages at t = 100..=105 and agent events in between, one of them at a message's second.
+    write_texts(
+        store,
+        &p,
+        "16505551234",
+        &[("wamid.h0", 100), ("wamid.h1", 101), ("wamid.h2", 105)],
+        1_000,
+    )
+    .await;
+    let event = |id: &str, ts: i64, seq: u32, failed: bool| AgentEventRecord {
+        conversation: key.clone(),
+        event_id: id.to_owned(),
+        kind: AgentEventKind::Message,
+        timestamp: ts,
+        received_at_ms: 2_000,
+        seq,
+        failed,
+        raw: format!(
+            r#"{{"id":"{id}","type":"message","phone_number_id":"{p}","customer":"16505551234","text":"x"}}"#
+        ),
+    };
+    let events = [
+        event("e1", 101, 0, true),
+        event("e2", 103, 1, true),
+        event("e3", 104, 2, false),
+    ];
+    let r = store
+        .write_agent_events(&events)
+        .await
+        .expect("agent events");
+    assert_eq!((r.events_new, r.events_duplicate), (3, 0));
+    let r = store
+        .write_agent_events(&events[..2])
+        .await
+        .expect("agent events again");
+    assert_eq!((r.events_new, r.events_duplicate), (0, 2));
+
+    // The timeline interleaves both kinds in order, page by page; messages_page stays messages.
+    let mut order = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .timeline_page(&key, after.as_deref(), 2)
+            .await
+            .expect("timeline");
+        assert!(page.entries.len() <= 2);
+        order.extend(page.entries.iter().map(|e| match e {
+            TimelineEntry::Message(m) => m.wamid.clone(),
+            TimelineEntry::Agent(a) => a.event_id.clone(),
+        }));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(
+        order,
+        ["wamid.h0", "wamid.h1", "e1", "e2", "e3", "wamid.h2"]
+    );
+    assert_eq!(all_messages(store, &key, 2).await.len(), 3);
+
+    // Failure runs: counted once per event, in order; a success resets.
+    let ok = |e: &AgentEventRecord| e.order_key();
+    assert_eq!(
+        store
+            .agent_outcome(&key, &ok(&events[0]), true)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .agent_outcome(&key, &ok(&events[0]), true)
+            .await
+            .unwrap(),
+        1,
+        "a redelivery counts nothing"
+    );
+    assert_eq!(
+        store
+            .agent_outcome(&key, &ok(&events[1]), true)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .agent_outcome(&key, &ok(&events[0]), true)
+            .await
+            .unwrap(),
+        2,
+        "an older event counts nothing"
+    );
+    assert_eq!(
+        store
+            .agent_outcome(&key, &ok(&events[2]), false)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // Episodes: the first claim opens, later ones see who opened it.
+    let first = store.claim_handoff(&key, "wamid.h1").await.unwrap();
+    assert_eq!(
+        (first.episode, first.trigger.as_str(), first.opened),
+        (1, "wamid.h1", true)
+    );
+    let second = store.claim_handoff(&key, "e2").await.unwrap();
+    assert_eq!(
+        (second.episode, second.trigger.as_str(), second.opened),
+        (1, "wamid.h1", false)
+    );
+    let other = ConversationKey::new(p.as_str(), "other-customer");
+    assert!(
+        store.claim_handoff(&other, "x").await.unwrap().opened,
+        "episodes are per conversation"
+    );
+
+    // Media: a copied record is never replaced by a failed one.
+    let media = |state: MediaState, error: Option<&str>| MediaRecord {
+        conversation: key.clone(),
+        wamid: "wamid.h1".into(),
+        kind: "image".into(),
+        media_id: "m1".into(),
+        state,
+        key: (state == MediaState::Copied).then(|| "media/a/b/image.jpg".to_owned()),
+        content_type: Some("image/jpeg".into()),
+        filename: "image.jpg".into(),
+        bytes: Some(10),
+        sha256_expected: None,
+        sha256_matches: None,
+        error: error.map(str::to_owned),
+        retryable: state == MediaState::Failed,
+        attempts: 1,
+        updated_at_ms: 5,
+    };
+    assert!(store.media(&key, "wamid.h1").await.unwrap().is_none());
+    store
+        .save_media(&media(MediaState::Failed, Some("500")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.media(&key, "wamid.h1").await.unwrap().unwrap().state,
+        MediaState::Failed
+    );
+    store
+        .save_media(&media(MediaState::Copied, None))
+        .await
+        .unwrap();
+    store
+        .save_media(&media(MediaState::Failed, Some("late failure")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.media(&key, "wamid.h1").await.unwrap(),
+        Some(media(MediaState::Copied, None))
+    );
+
+    // Handoffs: stored once.
+    let record = HandoffRecord {
+        id: HandoffRecord::id_for(&key, 1),
+        conversation: key.clone(),
+        episode: 1,
+        trigger: Trigger {
+            kind: TriggerKind::CustomerAsked,
+            source_id: "wamid.h1".into(),
+            at: 101,
+            detail: "human".into(),
+            language: Some("en".into()),
+        },
+        reason: Reason {
+            category: "customer_request".into(),
+            text: "asked".into(),
+        },
+        customer: Customer::default(),
+        insights: Insights {
+            language: Some("en".into()),
+            language_source: Source::Builtin,
+            sentiment: Sentiment {
+                label: SentimentLabel::Neutral,
+                score: 0.0,
+                source: Source::Builtin,
+            },
+            summary: "s".into(),
+            summary_source: Source::Builtin,
+        },
+        transcript: TranscriptRef {
+            key: "transcripts/x.txt".into(),
+            bytes: 1,
+            messages: 3,
+            agent_events: 3,
+        },
+        media: vec![media(MediaState::Copied, None)],
+        reply_window_closes_at: Some(105 + 86_400),
+        created_at_ms: 9,
+    };
+    assert!(store.handoff(&record.id).await.unwrap().is_none());
+    assert!(store.save_handoff(&record).await.unwrap());
+    let mut changed = record.clone();
+    changed.reason.text = "a second writer".into();
+    assert!(
+        !store.save_handoff(&changed).await.unwrap(),
+        "the second write is refused"
+    );
+    assert_eq!(store.handoff(&record.id).await.unwrap(), Some(record));
+}
