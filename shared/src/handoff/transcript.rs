@@ -457,3 +457,143 @@ impl Transcript {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ConversationKey, DeliveryId};
+
+    /// The first message of a fixture under tests/fixtures/whatsapp, as the store keeps it.
+    fn fixture(name: &str, seq: u32) -> TimelineEntry {
+        let path = format!(
+            "{}/../tests/fixtures/whatsapp/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let m = body["entry"][0]["changes"][0]["value"]["messages"][0].clone();
+        TimelineEntry::Message(MessageRecord {
+            conversation: ConversationKey::new("1", "2"),
+            wamid: m["id"].as_str().unwrap().to_owned(),
+            timestamp: m["timestamp"].as_str().unwrap().parse().unwrap(),
+            kind: m["type"].as_str().unwrap_or("").to_owned(),
+            received_at_ms: 0,
+            seq,
+            delivery_id: DeliveryId("d".into()),
+            raw: m.to_string(),
+        })
+    }
+
+    fn render(names: &[&str]) -> String {
+        let mut t = Transcript::new("Title", "Ana");
+        for (i, n) in names.iter().enumerate() {
+            t.push(&fixture(n, i as u32));
+        }
+        t.finish().text(&HashMap::new(), &|k| format!("s3://b/{k}"))
+    }
+
+    #[test]
+    fn every_message_type_reads_as_a_line() {
+        let cases: &[(&str, &str)] = &[
+            ("text.json", "Customer (Ana): "),
+            ("contacts.json", "shared a contact: "),
+            ("interactive_button_reply.json", "tapped “"),
+            ("interactive_list_reply.json", "chose “"),
+            ("interactive_nfm_reply.json", "submitted the form "),
+            (
+                "interactive_with_value_errors.json",
+                "[UNSUPPORTED MESSAGE: type interactive",
+            ),
+            ("button.json", "tapped “"),
+            ("order.json", "placed an order (catalog "),
+            ("system_user_changed_number.json", "System: User "),
+            ("unsupported.json", "[UNSUPPORTED MESSAGE: "),
+            ("unsupported_no_subtype.json", "[UNSUPPORTED MESSAGE: "),
+            (
+                "unknown_legacy.json",
+                "[UNSUPPORTED MESSAGE: unknown type — Message type is not currently supported]",
+            ),
+            ("revoke.json", "deleted an earlier message"),
+            ("edit_image.json", "edited an earlier message to: "),
+            (
+                "sticker_animated.json",
+                "[sticker] — FILE MISSING: not copied yet",
+            ),
+            ("audio_voice.json", "[voice note]"),
+            ("video.json", "(forwarded) [video] caption"),
+            (
+                "text_frequently_forwarded.json",
+                "(forwarded many times) text forwarded",
+            ),
+            (
+                "text_message_business_button.json",
+                "(asking about product ",
+            ),
+            ("text_referral_ctwa.json", "(came from an ad: "),
+            (
+                "reaction_removed.json",
+                "removed their reaction to an earlier message",
+            ),
+            (
+                "location_current.json",
+                "https://maps.google.com/?q=12.25089,",
+            ),
+        ];
+        for (name, want) in cases {
+            let text = render(&[name]);
+            assert!(text.contains(want), "{name}: {want:?} not in\n{text}");
+            assert_eq!(
+                text.lines().filter(|l| l.starts_with('[')).count(),
+                1,
+                "{name}: one line\n{text}"
+            );
+        }
+        let contacts = render(&["contacts.json"]);
+        assert!(
+            contacts.chars().any(|c| c.is_ascii_digit()),
+            "a shared contact shows its number: {contacts}"
+        );
+    }
+
+    #[test]
+    fn media_lines_point_at_their_copies_or_say_why_not() {
+        let mut t = Transcript::new("Title", "Ana");
+        t.push(&fixture("image.json", 0));
+        t.push(&fixture("document.json", 1));
+        let rendered = t.finish();
+        assert_eq!(rendered.media.len(), 2);
+        let mut copies = HashMap::new();
+        let base = MediaRecord {
+            conversation: ConversationKey::new("1", "2"),
+            wamid: rendered.media[0].wamid.clone(),
+            kind: "image".into(),
+            media_id: "m".into(),
+            state: MediaState::Copied,
+            key: Some("media/x/y/image.jpg".into()),
+            content_type: None,
+            filename: "image.jpg".into(),
+            bytes: Some(1),
+            sha256_expected: None,
+            sha256_matches: Some(true),
+            error: None,
+            retryable: false,
+            attempts: 1,
+            updated_at_ms: 0,
+        };
+        copies.insert(rendered.media[0].wamid.clone(), base.clone());
+        // Both fixtures share a wamid: the document's line resolves to the same record. Use a
+        // failed record for the check of a missing file instead.
+        let text = rendered.text(&copies, &|k| format!("s3://b/{k}"));
+        assert!(text.contains("— s3://b/media/x/y/image.jpg"), "{text}");
+        let mut failed = base;
+        failed.state = MediaState::Failed;
+        failed.error = Some("download refused (500 Internal Server Error)".into());
+        copies.insert(rendered.media[0].wamid.clone(), failed);
+        let text = rendered.text(&copies, &|k| format!("s3://b/{k}"));
+        assert!(
+            text.contains("— FILE MISSING: download refused (500 Internal Server Error)"),
+            "{text}"
+        );
+        assert!(!text.contains('\u{0}'), "no marks left");
+    }
+}
