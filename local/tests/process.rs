@@ -144,6 +144,30 @@ async fn starts_with_no_settings_answers_meta_and_survives_a_crash() {
         .unwrap();
     assert_eq!(huge.status(), 413);
 
+    // The sample asks for a person: the handoff stage writes its transcript.
+    let transcripts = dir.join("objects").join("transcripts");
+    let mut written = Vec::new();
+    for _ in 0..100 {
+        written = std::fs::read_dir(&transcripts)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if !written.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        written.len(),
+        1,
+        "one handoff transcript under {}",
+        transcripts.display()
+    );
+    let transcript = std::fs::read_to_string(&written[0]).unwrap();
+    assert!(
+        transcript.contains("Customer (Test Customer): Hello! Can I talk to a person?"),
+        "{transcript}"
+    );
+
     // Killed without warning, then started again on the same data: same token, nothing lost.
     let token = first.verify_token.clone();
     drop(first);
@@ -157,6 +181,12 @@ async fn starts_with_no_settings_answers_meta_and_survives_a_crash() {
         ),
         (Some(1), Some(true)),
         "{answer}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(
+        std::fs::read_dir(&transcripts).unwrap().count(),
+        1,
+        "the restart processes nothing twice"
     );
     drop(second);
 
