@@ -81,7 +81,50 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn objects() -> Arc<dyn ObjectStore> {
+/// Keeps nothing: what the copy costs without storage.
+struct Discard;
+
+struct DiscardWriter(u64);
+
+#[async_trait::async_trait]
+impl baton_shared::objects::ObjectWriter for DiscardWriter {
+    async fn part(&mut self, part: Bytes) -> Result<(), baton_shared::objects::ObjectError> {
+        self.0 += part.len() as u64;
+        Ok(())
+    }
+    async fn finish(self: Box<Self>) -> Result<u64, baton_shared::objects::ObjectError> {
+        Ok(self.0)
+    }
+    async fn abort(self: Box<Self>) {}
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Discard {
+    async fn head(&self, _: &str) -> Result<Option<u64>, baton_shared::objects::ObjectError> {
+        Ok(None)
+    }
+    async fn put(&self, _: &str, _: Bytes, _: &baton_shared::objects::ObjectMeta) -> Result<(), baton_shared::objects::ObjectError> {
+        Ok(())
+    }
+    async fn start(
+        &self,
+        _: &str,
+        _: &baton_shared::objects::ObjectMeta,
+    ) -> Result<Box<dyn baton_shared::objects::ObjectWriter>, baton_shared::objects::ObjectError> {
+        Ok(Box::new(DiscardWriter(0)))
+    }
+    async fn get(&self, _: &str) -> Result<Option<Bytes>, baton_shared::objects::ObjectError> {
+        Ok(None)
+    }
+    fn link(&self, key: &str) -> String {
+        key.to_owned()
+    }
+}
+
+async fn objects(mode: &str) -> Arc<dyn ObjectStore> {
+    if mode == "discard" {
+        return Arc::new(Discard);
+    }
     match std::env::var("BATON_TEST_S3") {
         Ok(endpoint) if !endpoint.is_empty() => {
             let conf = aws_sdk_s3::Config::builder()
@@ -124,7 +167,7 @@ async fn child(mode: &str, size: usize, base: &str) {
             assert_eq!(total, size);
         }
         _ => {
-            let objects = objects().await;
+            let objects = objects(mode).await;
             let mut graph = GraphConfig::new(base, "v23.0", Some(TOKEN.to_owned().into()));
             graph.read_timeout = Duration::from_secs(60);
             let copier = MediaCopier::new(graph, objects.clone()).unwrap();
@@ -194,18 +237,20 @@ fn main() {
         "media copy to {target} (parts of {} MiB, two uploading while the next is read)",
         baton_shared::objects::PART_BYTES / MB
     );
-    for size in [10 * MB, 100 * MB] {
+    for size in [10 * MB, 50 * MB, 100 * MB] {
         let runs = 3;
         let downloads: Vec<(f64, u64)> = (0..runs)
             .map(|_| measure("download", size, &base))
             .collect();
         let copies: Vec<(f64, u64)> = (0..runs).map(|_| measure("copy", size, &base)).collect();
+        let discards: Vec<(f64, u64)> = (0..runs).map(|_| measure("discard", size, &base)).collect();
+        let x = median(discards.iter().map(|x| x.0).collect());
         let d = median(downloads.iter().map(|x| x.0).collect());
         let c = median(copies.iter().map(|x| x.0).collect());
         let rss = copies.iter().map(|x| x.1).max().unwrap() as f64 / 1024.0;
         let base_rss = downloads.iter().map(|x| x.1).max().unwrap() as f64 / 1024.0;
         println!(
-            "{:>4} MB: copy {:.3} s ({:.0} MB/s), plain download {:.3} s ({:.0} MB/s), throughput ratio {:.2}x; peak RSS copy {:.1} MiB (download alone {:.1} MiB)",
+            "{:>4} MB: copy {:.3} s ({:.0} MB/s), plain download {:.3} s ({:.0} MB/s), throughput ratio {:.2}x; peak RSS copy {:.1} MiB (download alone {:.1} MiB); copy into nothing {:.3} s",
             size / MB,
             c,
             size as f64 / MB as f64 / c,
@@ -213,7 +258,8 @@ fn main() {
             size as f64 / MB as f64 / d,
             d / c,
             rss,
-            base_rss
+            base_rss,
+            x
         );
     }
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use super::phrases::{TABLES, Table};
-use super::text::{Word, distance_within, fold, words};
+use super::text::{Word, distance_chars, fold, words};
 
 /// Words that make a following person word someone else's ("my agent said…").
 const POSSESSIVES: &[&str] = &[
@@ -228,12 +228,7 @@ fn word_matches(token: &[char], p: &PatWord) -> bool {
 }
 
 fn fuzzy(a: &[char], b: &[char], max: usize) -> bool {
-    if a.len().abs_diff(b.len()) > max {
-        return false;
-    }
-    let a: String = a.iter().collect();
-    let b: String = b.iter().collect();
-    distance_within(&a, &b, max).is_some()
+    distance_chars(a, b, max).is_some()
 }
 
 /// A match of a pattern on words `start..end`.

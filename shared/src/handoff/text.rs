@@ -99,13 +99,24 @@ pub fn words(folded: &str) -> Vec<Word> {
 pub fn distance_within(a: &str, b: &str, max: usize) -> Option<usize> {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    if a.len().abs_diff(b.len()) > max {
-        return None;
+    distance_chars(&a, &b, max)
+}
+
+/// Longest word compared with typos; longer ones must match exactly.
+const MAX_FUZZY_CHARS: usize = 31;
+
+/// [`distance_within`] on characters, without allocating (words up to 31 characters).
+pub fn distance_chars(a: &[char], b: &[char], max: usize) -> Option<usize> {
+    if a.len().abs_diff(b.len()) > max || a.len() > MAX_FUZZY_CHARS || b.len() > MAX_FUZZY_CHARS {
+        return (a == b).then_some(0);
     }
     let width = b.len() + 1;
-    let mut prev2 = vec![0usize; width];
-    let mut prev: Vec<usize> = (0..width).collect();
-    let mut cur = vec![0usize; width];
+    let mut prev2 = [0usize; MAX_FUZZY_CHARS + 1];
+    let mut prev = [0usize; MAX_FUZZY_CHARS + 1];
+    let mut cur = [0usize; MAX_FUZZY_CHARS + 1];
+    for (j, p) in prev.iter_mut().enumerate().take(width) {
+        *p = j;
+    }
     for i in 1..=a.len() {
         cur[0] = i;
         let mut row_min = cur[0];
@@ -121,8 +132,8 @@ pub fn distance_within(a: &str, b: &str, max: usize) -> Option<usize> {
         if row_min > max {
             return None;
         }
-        std::mem::swap(&mut prev2, &mut prev);
-        std::mem::swap(&mut prev, &mut cur);
+        prev2 = prev;
+        prev = cur;
     }
     let d = prev[b.len()];
     (d <= max).then_some(d)
