@@ -497,7 +497,15 @@ impl MediaCopier {
             ],
         };
         let mut writer = self.objects.start(key, &meta).await.map_err(storage)?;
-        let mut hasher = Sha256::new();
+        // The checksum is computed on another thread while the download goes on.
+        let (to_hasher, mut chunks) = tokio::sync::mpsc::channel::<Bytes>(32);
+        let hasher = tokio::task::spawn_blocking(move || {
+            let mut hasher = Sha256::new();
+            while let Some(chunk) = chunks.blocking_recv() {
+                hasher.update(&chunk);
+            }
+            hasher.finalize()
+        });
         let mut total: u64 = 0;
         let mut buf = BytesMut::with_capacity(PART_BYTES);
         let mut stream = resp.bytes_stream();
@@ -515,7 +523,9 @@ impl MediaCopier {
                         "the file is over WhatsApp's {MAX_MEDIA_BYTES}-byte limit"
                     )));
                 }
-                hasher.update(&chunk);
+                if to_hasher.send(chunk.clone()).await.is_err() {
+                    return Err(Failure::retry("the checksum worker stopped"));
+                }
                 let mut rest = chunk;
                 while !rest.is_empty() {
                     let take = (PART_BYTES - buf.len()).min(rest.len());
@@ -543,12 +553,15 @@ impl MediaCopier {
             Ok(())
         }
         .await;
+        drop(to_hasher);
         if let Err(f) = outcome {
             writer.abort().await;
             return Err(f);
         }
         let written = writer.finish().await.map_err(storage)?;
-        let digest = hasher.finalize();
+        let digest = hasher
+            .await
+            .map_err(|e| Failure::retry(format!("the checksum worker stopped: {e}")))?;
         record.bytes = Some(written);
         record.sha256_matches = record.sha256_expected.as_deref().map(|expected| {
             let expected = expected.trim();
