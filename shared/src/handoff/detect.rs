@@ -228,6 +228,22 @@ fn word_matches(token: &[char], p: &PatWord) -> bool {
 }
 
 fn fuzzy(a: &[char], b: &[char], max: usize) -> bool {
+    // A typo stays within its script: Latin never meets Cyrillic, Arabic or Devanagari.
+    let block = |w: &[char]| w.first().map(|c| *c as u32 >> 8);
+    if block(a) != block(b) {
+        return false;
+    }
+    // With one edit, one of the first two characters survives in place or one step over.
+    if max == 1
+        && a.len() > 1
+        && b.len() > 1
+        && a[0] != b[0]
+        && a[1] != b[1]
+        && a[0] != b[1]
+        && a[1] != b[0]
+    {
+        return false;
+    }
     distance_chars(a, b, max).is_some()
 }
 
