@@ -53,5 +53,11 @@ async fn build(table: String) -> Webhook {
              until the Meta App Secret is put into the stack's secret (see the README)"
         );
     }
+    if secrets.agent_secrets.is_none() {
+        tracing::warn!(
+            "AGENT_EVENTS_SECRET is not set (or still the placeholder): POST /agent/events answers \
+             401 until it is put into the stack's secret"
+        );
+    }
     Webhook::new(Arc::new(DynamoDbStore::from_config(&aws, table)), secrets)
 }
