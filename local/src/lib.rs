@@ -322,7 +322,8 @@ pub async fn drain_embedded(store: &EmbeddedStore, processor: &Processor) -> Res
 }
 
 /// Reads the table's stream once and hands each shard's records to the handoff function's batch
-/// handler, exactly as Lambda would; returns how many records were handed over.
+/// handler, exactly as Lambda would (filtered as template.yaml filters them); returns how many
+/// records were handed over.
 pub async fn drain_stream(
     reader: &mut stream::StreamReader,
     processor: &Processor,
@@ -330,13 +331,24 @@ pub async fn drain_stream(
     let mut done = 0;
     for batch in reader.poll().await? {
         let mut event = aws_lambda_events::event::dynamodb::Event::default();
-        event.records = batch.records.clone();
+        // Only what template.yaml's FilterCriteria lets through reaches the function.
+        event.records = batch
+            .records
+            .iter()
+            .filter(|r| baton_handoff::passes_filter(r))
+            .cloned()
+            .collect();
+        if event.records.is_empty() {
+            reader.settle(&batch, None);
+            continue;
+        }
+        let handed = event.records.len();
         let response = baton_handoff::handle_batch(processor, event).await;
         let failed = response
             .batch_item_failures
             .first()
             .and_then(|f| f.item_identifier.clone());
-        done += batch.records.len();
+        done += handed;
         reader.settle(&batch, failed.as_deref());
     }
     Ok(done)

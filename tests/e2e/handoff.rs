@@ -876,3 +876,83 @@ async fn the_lambda_reports_the_first_retryable_failure_and_leaves_the_rest_for_
         "a MODIFY is skipped, an unreadable record dropped, a plain text needs no store, the request fails retryably"
     );
 }
+
+#[tokio::test]
+async fn baton_local_on_dynamodb_reads_the_stream_like_lambda_and_resumes_where_it_stopped() {
+    let Some(rig) = rig(HandoffSettings::default(), None).await else {
+        return;
+    };
+    let positions = std::env::temp_dir()
+        .join(unique("stream-positions"))
+        .with_extension("json");
+    let sdk = aws(&dynamodb_endpoint().unwrap());
+    let mut reader = StreamReader::open(&sdk, rig.store.table(), Some(positions.clone()))
+        .await
+        .unwrap();
+    rig.deliver_twice(deliver(vec![bodies::text(
+        "wamid.s1", CUSTOMER, T0, "Hallo",
+    )]))
+    .await;
+    assert_eq!(
+        baton_local::drain_stream(&mut reader, &rig.processor)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(rig.handoffs().await.is_empty());
+    drop(reader);
+
+    // A new reader (a restart) starts after what was processed.
+    rig.deliver_twice(deliver(vec![bodies::text(
+        "wamid.s2",
+        CUSTOMER,
+        T0 + 5,
+        "ik wil met een medewerker praten",
+    )]))
+    .await;
+    let mut reader = StreamReader::open(&sdk, rig.store.table(), Some(positions))
+        .await
+        .unwrap();
+    assert_eq!(
+        baton_local::drain_stream(&mut reader, &rig.processor)
+            .await
+            .unwrap(),
+        1,
+        "only the new message"
+    );
+    let handoffs = rig.handoffs().await;
+    assert_eq!(handoffs.len(), 1);
+    assert_eq!(handoffs[0].trigger.language.as_deref(), Some("nl"));
+}
+
+#[test]
+fn baton_local_filters_the_stream_as_template_yaml_does() {
+    let template =
+        std::fs::read_to_string(format!("{}/template.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let line = template
+        .lines()
+        .find(|l| l.trim_start().starts_with("- Pattern:"))
+        .expect("a FilterCriteria pattern");
+    let json_text = line
+        .split_once("Pattern:")
+        .unwrap()
+        .1
+        .trim()
+        .trim_matches('\'');
+    let pattern: Value = serde_json::from_str(json_text).unwrap();
+    assert_eq!(pattern["eventName"], json!(["INSERT"]));
+    assert_eq!(
+        pattern["dynamodb"]["NewImage"]["item_type"]["S"],
+        json!(baton_handoff::FILTERED_ITEM_TYPES)
+    );
+    let record = |name: &str, item_type: &str| {
+        stream_record(name, "1", json!({"item_type": {"S": item_type}}))
+    };
+    assert!(baton_handoff::passes_filter(&record("INSERT", "message")));
+    assert!(baton_handoff::passes_filter(&record(
+        "INSERT",
+        "agent_event"
+    )));
+    assert!(!baton_handoff::passes_filter(&record("MODIFY", "message")));
+    assert!(!baton_handoff::passes_filter(&record("INSERT", "delivery")));
+}

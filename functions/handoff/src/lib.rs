@@ -22,6 +22,19 @@ pub enum RecordResult {
     Retry(String),
 }
 
+/// The item types whose INSERTs invoke the function: template.yaml's `FilterCriteria`.
+pub const FILTERED_ITEM_TYPES: &[&str] = &["message", "agent_event"];
+
+/// Whether Lambda's event source mapping would hand `record` to the function (template.yaml's
+/// `FilterCriteria`); `baton-local` applies it to the stream it reads.
+pub fn passes_filter(record: &EventRecord) -> bool {
+    record.event_name == "INSERT"
+        && matches!(
+            record.change.new_image.get("item_type"),
+            Some(serde_dynamo::AttributeValue::S(t)) if FILTERED_ITEM_TYPES.contains(&t.as_str())
+        )
+}
+
 /// Reads a stream record's new image as a store change.
 pub fn change_of(record: &EventRecord) -> Result<Option<Change>, String> {
     if record.event_name != "INSERT" {
