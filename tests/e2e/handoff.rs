@@ -57,6 +57,7 @@ fn graph_config(graph: &GraphServer) -> GraphConfig {
     g.attempts = 3;
     g.backoff = Duration::from_millis(20);
     g.read_timeout = Duration::from_millis(700);
+    g.attempt_timeout = Duration::from_secs(1);
     g
 }
 
@@ -429,6 +430,7 @@ async fn files_that_cannot_be_fetched_do_not_block_the_handoff_and_the_transcrip
         ("image.json", "image", "media-expired"),
         ("sticker_static.json", "sticker", "media-badsha"),
         ("image.json", "image", "media-slow"),
+        ("video.json", "video", "media-crawl"),
     ]
     .into_iter()
     .enumerate()
@@ -479,8 +481,8 @@ async fn files_that_cannot_be_fetched_do_not_block_the_handoff_and_the_transcrip
         "{broken:?}"
     );
     assert_eq!(
-        broken.attempts, 6,
-        "three attempts on arrival, three more at handoff"
+        broken.attempts, 4,
+        "three attempts on arrival, one more at handoff"
     );
 
     let hang = by_id("media-hang");
@@ -541,7 +543,7 @@ async fn files_that_cannot_be_fetched_do_not_block_the_handoff_and_the_transcrip
         .lines()
         .filter(|l| l.contains("FILE MISSING:"))
         .collect();
-    assert_eq!(missing.len(), 3, "{transcript}");
+    assert_eq!(missing.len(), 4, "{transcript}");
     assert!(missing[0].contains("does not exist"), "{}", missing[0]);
     assert!(
         transcript.contains("(its checksum differs from WhatsApp's)"),

@@ -37,6 +37,8 @@ pub struct GraphConfig {
     pub connect_timeout: Duration,
     /// Longest silence from the server before an attempt is given up.
     pub read_timeout: Duration,
+    /// Longest one attempt (lookup and whole download) may take.
+    pub attempt_timeout: Duration,
 }
 
 impl std::fmt::Debug for GraphConfig {
@@ -73,6 +75,7 @@ impl GraphConfig {
             backoff: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(20),
+            attempt_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -86,6 +89,9 @@ pub struct MediaJob {
     pub media: Media,
     /// Attempts made by earlier calls (from the stored record).
     pub attempts_before: u32,
+    /// Attempts this call may make; `None` for the configured number. The handoff makes one, so
+    /// files that keep failing can't hold it up.
+    pub attempts: Option<u32>,
 }
 
 /// Why one attempt failed, and whether another could succeed.
@@ -319,16 +325,24 @@ impl MediaCopier {
         let mut url = job.media.url.clone();
         let mut delay = self.graph.backoff;
         let mut last = Failure::retry("not attempted");
-        for attempt in 0..self.graph.attempts.max(1) {
+        for attempt in 0..job.attempts.unwrap_or(self.graph.attempts).max(1) {
             if attempt > 0 {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
             record.attempts += 1;
-            match self
-                .attempt(job, &key, &filename, url.clone(), &mut record)
-                .await
-            {
+            let attempt_result = tokio::time::timeout(
+                self.graph.attempt_timeout,
+                self.attempt(job, &key, &filename, url.clone(), &mut record),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::retry(format!(
+                    "the download took longer than {} s",
+                    self.graph.attempt_timeout.as_secs()
+                )))
+            });
+            match attempt_result {
                 Ok(()) => {
                     record.state = MediaState::Copied;
                     record.key = Some(key);

@@ -150,6 +150,7 @@ impl Processor {
                         kind: m.kind.clone(),
                         media: media.clone(),
                         attempts_before: stored.map_or(0, |r| r.attempts),
+                        attempts: None,
                     };
                     let record = self.copier.copy(&job, (self.clock)()).await;
                     self.store.save_media(&record).await?;
@@ -349,6 +350,7 @@ impl Processor {
                         kind: m.kind.clone(),
                         media: m.media.clone(),
                         attempts_before: stored.map_or(0, |r| r.attempts),
+                        attempts: Some(1),
                     };
                     let r = self.copier.copy(&job, (self.clock)()).await;
                     self.store.save_media(&r).await?;
