@@ -190,10 +190,7 @@ impl Webhook {
             .map(|v| v.as_bytes());
         if let Err(e) = secrets.verify(signatures, body) {
             tracing::warn!(reason = %e, "agent events refused: bad signature");
-            let reason = e
-                .to_string()
-                .replace("X-Hub-Signature-256", "X-Baton-Signature-256");
-            let reason = reason.replace("app secret", "agent events secret");
+            let reason = e.explain("X-Baton-Signature-256", "agent events secret");
             return error(StatusCode::UNAUTHORIZED, &reason);
         }
         let now = (self.clock)();

@@ -11,17 +11,34 @@ type HmacSha256 = Hmac<Sha256>;
 /// The header Meta signs deliveries with (API Gateway lower-cases it; `http` matches either).
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 
-/// Why a delivery's signature was refused. Every variant answers 401.
+/// Why a delivery's signature was refused. Every variant answers 401. `Display` words it for
+/// Meta's webhook; [`SignatureError::explain`] for any header and secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error("the X-Hub-Signature-256 header is missing")]
+    #[error("{}", self.explain("X-Hub-Signature-256", "app secret"))]
     Missing,
-    #[error("the X-Hub-Signature-256 header appears more than once")]
+    #[error("{}", self.explain("X-Hub-Signature-256", "app secret"))]
     Duplicated,
-    #[error("the X-Hub-Signature-256 header is not `sha256=` followed by 64 hex digits")]
+    #[error("{}", self.explain("X-Hub-Signature-256", "app secret"))]
     Malformed,
-    #[error("the signature does not match the body under any configured app secret")]
+    #[error("{}", self.explain("X-Hub-Signature-256", "app secret"))]
     Mismatch,
+}
+
+impl SignatureError {
+    /// The reason, naming the header that carried the signature and the secret that keys it.
+    pub fn explain(&self, header: &str, secret: &str) -> String {
+        match self {
+            Self::Missing => format!("the {header} header is missing"),
+            Self::Duplicated => format!("the {header} header appears more than once"),
+            Self::Malformed => {
+                format!("the {header} header is not `sha256=` followed by 64 hex digits")
+            }
+            Self::Mismatch => {
+                format!("the signature does not match the body under any configured {secret}")
+            }
+        }
+    }
 }
 
 /// The app secrets a delivery may be signed with: the current one and, during rotation, others.
