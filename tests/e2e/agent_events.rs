@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use baton_shared::domain::{ConversationKey, TimelineEntry};
-use baton_shared::store::{DeliveryLog, EmbeddedStore, HandoffStore, Store};
+use baton_shared::store::{ConversationReader, DeliveryLog, EmbeddedStore, Store};
 use baton_shared::whatsapp::sign;
 use http::{Request, StatusCode};
 use serde_json::json;
@@ -41,10 +41,18 @@ async fn unsigned_or_mis_signed_events_get_401_and_nothing_is_stored() {
         .header("x-baton-signature-256", sign(APP_SECRET, body.as_bytes()))
         .body(bytes::Bytes::from(body))
         .unwrap();
+    let (status, answer) = call(&app, wrong).await;
     assert_eq!(
-        call(&app, wrong).await.0,
+        status,
         StatusCode::UNAUTHORIZED,
         "Meta's secret does not sign agent events"
+    );
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("under any configured agent events secret"),
+        "{answer}"
     );
     let page = store
         .timeline_page(&ConversationKey::new("1", "34600111222"), None, 10)

@@ -43,13 +43,13 @@ impl ConversationReader for NullStore {
     async fn conversation(&self, _: &ConversationKey) -> Result<Option<Conversation>, StoreError> {
         Ok(None)
     }
-    async fn messages_page(
+    async fn timeline_page(
         &self,
         _: &ConversationKey,
         _: Option<&str>,
         _: usize,
-    ) -> Result<MessagePage, StoreError> {
-        Ok(MessagePage::default())
+    ) -> Result<TimelinePage, StoreError> {
+        Ok(TimelinePage::default())
     }
     async fn status(
         &self,

@@ -37,7 +37,7 @@ mod handoff;
 
 pub use handoff::{change_from_image, change_from_item};
 
-use super::{ConversationReader, DeliveryLog, DeliveryStore, MessagePage, StoreError};
+use super::{ConversationReader, DeliveryLog, DeliveryStore, StoreError, TimelinePage};
 use crate::domain::*;
 use crate::whatsapp::WaError;
 
@@ -853,13 +853,13 @@ impl ConversationReader for DynamoDbStore {
         }))
     }
 
-    async fn messages_page(
+    async fn timeline_page(
         &self,
         key: &ConversationKey,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<MessagePage, StoreError> {
-        let mut page = MessagePage::default();
+    ) -> Result<TimelinePage, StoreError> {
+        let mut page = TimelinePage::default();
         let mut start_key = None;
         loop {
             let mut q = self
@@ -869,7 +869,7 @@ impl ConversationReader for DynamoDbStore {
                 .index_name(LSI_TIMELINE)
                 .consistent_read(true)
                 .expression_attribute_values(":pk", s(key.partition()))
-                .limit(query_page(limit - page.messages.len()))
+                .limit(query_page(limit - page.entries.len()))
                 .set_exclusive_start_key(start_key.take());
             q = match after {
                 Some(cursor) => q
@@ -885,16 +885,16 @@ impl ConversationReader for DynamoDbStore {
                 {
                     return Ok(page);
                 }
-                if !matches!(item.get("item_type"), Some(AttributeValue::S(t)) if t == "message") {
-                    continue;
+                match change_from_item(item)? {
+                    Some(Change::Message(m)) => page.entries.push(TimelineEntry::Message(m)),
+                    Some(Change::AgentEvent(e)) => page.entries.push(TimelineEntry::Agent(e)),
+                    _ => {}
                 }
-                let m: MessageItem = from_item(item)?;
-                page.messages.push(m.into());
             }
             match out.last_evaluated_key {
-                Some(k) if page.messages.len() < limit => start_key = Some(k),
+                Some(k) if page.entries.len() < limit => start_key = Some(k),
                 Some(_) => {
-                    page.next = page.messages.last().map(MessageRecord::order_key);
+                    page.next = page.entries.last().map(TimelineEntry::order_key);
                     return Ok(page);
                 }
                 None => return Ok(page),

@@ -11,8 +11,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AgentEventStore, ConversationReader, DeliveryLog, DeliveryStore, HandoffStore, MessagePage,
-    StoreError, TimelinePage,
+    AgentEventStore, ConversationReader, DeliveryLog, DeliveryStore, HandoffStore, StoreError,
+    TimelinePage,
 };
 use crate::domain::*;
 use crate::whatsapp::WaError;
@@ -281,45 +281,48 @@ impl ConversationReader for EmbeddedStore {
         .await
     }
 
-    async fn messages_page(
+    async fn timeline_page(
         &self,
         key: &ConversationKey,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<MessagePage, StoreError> {
+    ) -> Result<TimelinePage, StoreError> {
         let partition = key.partition();
         let after = after.map(str::to_owned);
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(failed)?;
             let timeline = txn.open_table(TIMELINE).map_err(failed)?;
             let messages = txn.open_table(MESSAGES).map_err(failed)?;
+            let events = txn.open_table(AGENT_EVENTS).map_err(failed)?;
             let start = child(&partition, after.as_deref().unwrap_or(""));
-            // `\x01` sorts right after the `\0` separator: the end of this partition.
             let end = format!("{partition}\x01");
-            let mut page = MessagePage::default();
+            let mut page = TimelinePage::default();
             for entry in timeline
                 .range(start.as_str()..end.as_str())
                 .map_err(failed)?
             {
-                let (k, wamid) = entry.map_err(failed)?;
+                let (k, reference) = entry.map_err(failed)?;
                 if after.is_some() && k.value() == start {
                     continue;
                 }
-                if wamid.value().starts_with(EVENT_REF) {
-                    continue;
-                }
-                if page.messages.len() == limit {
-                    page.next = page.messages.last().map(MessageRecord::order_key);
+                if page.entries.len() == limit {
+                    page.next = page.entries.last().map(TimelineEntry::order_key);
                     break;
                 }
-                let stored = messages
-                    .get(child(&partition, wamid.value()).as_str())
-                    .map_err(failed)?
-                    .ok_or_else(|| {
-                        corrupt(format!("timeline names missing message {}", wamid.value()))
-                    })?;
-                page.messages
-                    .push(serde_json::from_slice(stored.value()).map_err(corrupt)?);
+                let reference = reference.value();
+                let entry = match reference.strip_prefix(EVENT_REF) {
+                    Some(id) => TimelineEntry::Agent(
+                        read_json(&events, &child(&partition, id))?.ok_or_else(|| {
+                            corrupt(format!("timeline names missing agent event {id}"))
+                        })?,
+                    ),
+                    None => TimelineEntry::Message(
+                        read_json(&messages, &child(&partition, reference))?.ok_or_else(|| {
+                            corrupt(format!("timeline names missing message {reference}"))
+                        })?,
+                    ),
+                };
+                page.entries.push(entry);
             }
             Ok(page)
         })
@@ -562,54 +565,6 @@ impl AgentEventStore for EmbeddedStore {
 
 #[async_trait]
 impl HandoffStore for EmbeddedStore {
-    async fn timeline_page(
-        &self,
-        key: &ConversationKey,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<TimelinePage, StoreError> {
-        let partition = key.partition();
-        let after = after.map(str::to_owned);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(failed)?;
-            let timeline = txn.open_table(TIMELINE).map_err(failed)?;
-            let messages = txn.open_table(MESSAGES).map_err(failed)?;
-            let events = txn.open_table(AGENT_EVENTS).map_err(failed)?;
-            let start = child(&partition, after.as_deref().unwrap_or(""));
-            let end = format!("{partition}\x01");
-            let mut page = TimelinePage::default();
-            for entry in timeline
-                .range(start.as_str()..end.as_str())
-                .map_err(failed)?
-            {
-                let (k, reference) = entry.map_err(failed)?;
-                if after.is_some() && k.value() == start {
-                    continue;
-                }
-                if page.entries.len() == limit {
-                    page.next = page.entries.last().map(TimelineEntry::order_key);
-                    break;
-                }
-                let reference = reference.value();
-                let entry = match reference.strip_prefix(EVENT_REF) {
-                    Some(id) => TimelineEntry::Agent(
-                        read_json(&events, &child(&partition, id))?.ok_or_else(|| {
-                            corrupt(format!("timeline names missing agent event {id}"))
-                        })?,
-                    ),
-                    None => TimelineEntry::Message(
-                        read_json(&messages, &child(&partition, reference))?.ok_or_else(|| {
-                            corrupt(format!("timeline names missing message {reference}"))
-                        })?,
-                    ),
-                };
-                page.entries.push(entry);
-            }
-            Ok(page)
-        })
-        .await
-    }
-
     async fn agent_outcome(
         &self,
         key: &ConversationKey,

@@ -58,14 +58,40 @@ pub trait DeliveryStore: Send + Sync {
 pub trait ConversationReader: Send + Sync {
     async fn conversation(&self, key: &ConversationKey)
     -> Result<Option<Conversation>, StoreError>;
-    /// Messages in timeline order (Meta's timestamp, then arrival), `limit` at most, starting
-    /// after the cursor a previous page returned.
+    /// Messages and agent events in timeline order (Meta's timestamp, then arrival), `limit` at
+    /// most, starting after the cursor a previous page returned.
+    async fn timeline_page(
+        &self,
+        key: &ConversationKey,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<TimelinePage, StoreError>;
+    /// The timeline's messages alone, `limit` at most, after the cursor a previous page returned.
     async fn messages_page(
         &self,
         key: &ConversationKey,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<MessagePage, StoreError>;
+    ) -> Result<MessagePage, StoreError> {
+        let mut page = MessagePage::default();
+        let mut cursor = after.map(str::to_owned);
+        loop {
+            let timeline = self.timeline_page(key, cursor.as_deref(), limit).await?;
+            for entry in timeline.entries {
+                if let TimelineEntry::Message(m) = entry {
+                    if page.messages.len() == limit {
+                        page.next = page.messages.last().map(MessageRecord::order_key);
+                        return Ok(page);
+                    }
+                    page.messages.push(m);
+                }
+            }
+            match timeline.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(page),
+            }
+        }
+    }
     async fn status(
         &self,
         key: &ConversationKey,
@@ -101,13 +127,6 @@ pub struct TimelinePage {
 /// What the handoff function reads and writes.
 #[async_trait]
 pub trait HandoffStore: ConversationReader {
-    /// Messages and agent events in timeline order, `limit` at most, after the cursor.
-    async fn timeline_page(
-        &self,
-        key: &ConversationKey,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<TimelinePage, StoreError>;
     /// Counts an agent event towards the run of consecutive failures and returns the run's length.
     /// Each event (by its order key) is counted once, and only in order.
     async fn agent_outcome(

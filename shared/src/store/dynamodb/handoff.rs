@@ -18,9 +18,9 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use serde::{Deserialize, Serialize};
 
-use super::{DynamoDbStore, LSI_TIMELINE, MessageItem, from_item, n, query_page, s, sdk_error};
+use super::{DynamoDbStore, MessageItem, from_item, n, s, sdk_error};
 use crate::domain::*;
-use crate::store::{AgentEventStore, HandoffStore, StoreError, TimelinePage};
+use crate::store::{AgentEventStore, HandoffStore, StoreError};
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct AgentEventItem {
@@ -124,6 +124,28 @@ fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> 
     }
 }
 
+/// The item after a conditional `UpdateItem` asked for `ALL_NEW` (and `ALL_OLD` on a failed
+/// condition), and whether the update applied.
+fn item_after_update(
+    result: Result<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+        SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
+    >,
+) -> Result<(HashMap<String, AttributeValue>, bool), StoreError> {
+    match result {
+        Ok(out) => Ok((out.attributes.unwrap_or_default(), true)),
+        Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+            match se.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(c) => {
+                    Ok((c.item.unwrap_or_default(), false))
+                }
+                _ => Ok((HashMap::new(), false)),
+            }
+        }
+        Err(e) => Err(sdk_error("UpdateItem", e)),
+    }
+}
+
 fn put_failed_condition(
     e: &SdkError<PutItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
 ) -> bool {
@@ -177,54 +199,6 @@ impl AgentEventStore for DynamoDbStore {
 
 #[async_trait]
 impl HandoffStore for DynamoDbStore {
-    async fn timeline_page(
-        &self,
-        key: &ConversationKey,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<TimelinePage, StoreError> {
-        let mut page = TimelinePage::default();
-        let mut start_key = None;
-        loop {
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(LSI_TIMELINE)
-                .consistent_read(true)
-                .expression_attribute_values(":pk", s(key.partition()))
-                .limit(query_page(limit - page.entries.len()))
-                .set_exclusive_start_key(start_key.take());
-            q = match after {
-                Some(cursor) => q
-                    .key_condition_expression("pk = :pk AND lsi1sk > :after")
-                    .expression_attribute_values(":after", s(format!("T#{cursor}"))),
-                None => q
-                    .key_condition_expression("pk = :pk AND begins_with(lsi1sk, :t)")
-                    .expression_attribute_values(":t", s("T#")),
-            };
-            let out = q.send().await.map_err(|e| sdk_error("Query", e))?;
-            for item in out.items.unwrap_or_default() {
-                if !string(&item, "lsi1sk").is_some_and(|k| k.starts_with("T#")) {
-                    return Ok(page);
-                }
-                match change_from_item(item)? {
-                    Some(Change::Message(m)) => page.entries.push(TimelineEntry::Message(m)),
-                    Some(Change::AgentEvent(e)) => page.entries.push(TimelineEntry::Agent(e)),
-                    _ => {}
-                }
-            }
-            match out.last_evaluated_key {
-                Some(k) if page.entries.len() < limit => start_key = Some(k),
-                Some(_) => {
-                    page.next = page.entries.last().map(TimelineEntry::order_key);
-                    return Ok(page);
-                }
-                None => return Ok(page),
-            }
-        }
-    }
-
     async fn agent_outcome(
         &self,
         key: &ConversationKey,
@@ -251,18 +225,7 @@ impl HandoffStore for DynamoDbStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let item = match result {
-            Ok(out) => out.attributes.unwrap_or_default(),
-            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
-                match se.into_err() {
-                    UpdateItemError::ConditionalCheckFailedException(c) => {
-                        c.item.unwrap_or_default()
-                    }
-                    _ => HashMap::new(),
-                }
-            }
-            Err(e) => return Err(sdk_error("UpdateItem", e)),
-        };
+        let (item, _) = item_after_update(result)?;
         Ok(number(&item, "agent_streak").unwrap_or(0).max(0) as u32)
     }
 
@@ -291,18 +254,7 @@ impl HandoffStore for DynamoDbStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let (item, opened) = match result {
-            Ok(out) => (out.attributes.unwrap_or_default(), true),
-            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
-                match se.into_err() {
-                    UpdateItemError::ConditionalCheckFailedException(c) => {
-                        (c.item.unwrap_or_default(), false)
-                    }
-                    _ => (HashMap::new(), false),
-                }
-            }
-            Err(e) => return Err(sdk_error("UpdateItem", e)),
-        };
+        let (item, opened) = item_after_update(result)?;
         Ok(Claim {
             episode: number(&item, "open_episode").unwrap_or(0).max(0) as u32,
             trigger: string(&item, "open_trigger").unwrap_or_default(),
