@@ -17,7 +17,7 @@ use crate::agent::{AgentEvent, HandoffRequest};
 use crate::domain::*;
 use crate::objects::{ObjectError, ObjectMeta};
 use crate::store::{HandoffStore, StoreError};
-use crate::whatsapp::{Content, InboundMessage, Interactive};
+use crate::whatsapp::{Content, InboundMessage, Interactive, Media};
 
 /// Media types copied to storage.
 pub const MEDIA_KINDS: &[&str] = &["image", "audio", "video", "document", "sticker"];
@@ -140,23 +140,10 @@ impl Processor {
         if let Some(media) = msg.content.media()
             && MEDIA_KINDS.contains(&m.kind.as_str())
         {
-            let stored = self.store.media(&m.conversation, &m.wamid).await?;
-            let state = match stored {
-                Some(r) if r.state == MediaState::Copied || !r.retryable => r.state,
-                stored => {
-                    let job = MediaJob {
-                        conversation: m.conversation.clone(),
-                        wamid: m.wamid.clone(),
-                        kind: m.kind.clone(),
-                        media: media.clone(),
-                        attempts_before: stored.map_or(0, |r| r.attempts),
-                        attempts: None,
-                    };
-                    let record = self.copier.copy(&job, (self.clock)()).await;
-                    self.store.save_media(&record).await?;
-                    record.state
-                }
-            };
+            let state = self
+                .copied(&m.conversation, &m.wamid, &m.kind, media, None)
+                .await?
+                .state;
             outcome = Outcome::MediaSaved(state);
         }
         let Some(text) = customer_words(&msg) else {
@@ -196,6 +183,34 @@ impl Processor {
             },
         };
         self.open(&m.conversation, trigger, reason, None).await
+    }
+
+    /// The message's file, copied now unless a copy exists or can never be made; `attempts`
+    /// overrides the configured number.
+    async fn copied(
+        &self,
+        key: &ConversationKey,
+        wamid: &str,
+        kind: &str,
+        media: &Media,
+        attempts: Option<u32>,
+    ) -> Result<MediaRecord, ProcessError> {
+        let attempts_before = match self.store.media(key, wamid).await? {
+            Some(r) if r.state == MediaState::Copied || !r.retryable => return Ok(r),
+            Some(r) => r.attempts,
+            None => 0,
+        };
+        let job = MediaJob {
+            conversation: key.clone(),
+            wamid: wamid.to_owned(),
+            kind: kind.to_owned(),
+            media: media.clone(),
+            attempts_before,
+            attempts,
+        };
+        let record = self.copier.copy(&job, (self.clock)()).await;
+        self.store.save_media(&record).await?;
+        Ok(record)
     }
 
     async fn agent_event(&self, e: &AgentEventRecord) -> Result<Outcome, ProcessError> {
@@ -340,23 +355,9 @@ impl Processor {
         let mut copies: HashMap<String, MediaRecord> = HashMap::new();
         let mut media = Vec::with_capacity(rendered.media.len());
         for m in &rendered.media {
-            let stored = self.store.media(key, &m.wamid).await?;
-            let record = match stored {
-                Some(r) if r.state == MediaState::Copied || !r.retryable => r,
-                stored => {
-                    let job = MediaJob {
-                        conversation: key.clone(),
-                        wamid: m.wamid.clone(),
-                        kind: m.kind.clone(),
-                        media: m.media.clone(),
-                        attempts_before: stored.map_or(0, |r| r.attempts),
-                        attempts: Some(1),
-                    };
-                    let r = self.copier.copy(&job, (self.clock)()).await;
-                    self.store.save_media(&r).await?;
-                    r
-                }
-            };
+            let record = self
+                .copied(key, &m.wamid, &m.kind, &m.media, Some(1))
+                .await?;
             copies.insert(m.wamid.clone(), record.clone());
             media.push(record);
         }
