@@ -353,11 +353,11 @@ impl Detector {
             }
         }
         for table in &self.extra {
-            let own = find(&table.negations, &toks);
+            let after_verb = post_verbal_negations(table, &toks);
             for hit in find(&table.keywords, &toks) {
                 if suppressed.contains(&hit.clause)
                     || negated(&negations, &hit, &toks, false)
-                    || negated(&own, &hit, &toks, NEGATION_FOLLOWS.contains(&table.lang))
+                    || negated(&after_verb, &hit, &toks, true)
                 {
                     continue;
                 }
@@ -385,17 +385,25 @@ fn negated(negations: &[Hit], hit: &Hit, toks: &[Token], follows: bool) -> bool 
     })
 }
 
+/// The table's own negations, for languages where they follow the verb; every language's
+/// negations before a request are already among everyone's (`ALL_NEGATIONS`).
+fn post_verbal_negations(t: &Compiled, toks: &[Token]) -> Vec<Hit> {
+    if NEGATION_FOLLOWS.contains(&t.lang) {
+        find(&t.negations, toks)
+    } else {
+        Vec::new()
+    }
+}
+
 fn request(
     t: &Compiled,
     toks: &[Token],
     all_negations: &[Hit],
     suppressed: &[u32],
 ) -> Option<String> {
-    let own_negations = find(&t.negations, toks);
-    let follows = NEGATION_FOLLOWS.contains(&t.lang);
-    let is_negated = |h: &Hit| {
-        negated(all_negations, h, toks, false) || negated(&own_negations, h, toks, follows)
-    };
+    let after_verb = post_verbal_negations(t, toks);
+    let is_negated =
+        |h: &Hit| negated(all_negations, h, toks, false) || negated(&after_verb, h, toks, true);
     let open = |h: &Hit| !suppressed.contains(&h.clause);
     let possessed = |h: &Hit| {
         h.start > 0
@@ -458,7 +466,6 @@ fn request(
     if toks.len() <= SHORT_MESSAGE_WORDS
         && !strong.is_empty()
         && all_negations.is_empty()
-        && own_negations.is_empty()
         && suppressed.is_empty()
     {
         let mut covered = vec![false; toks.len()];
