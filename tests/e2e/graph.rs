@@ -32,6 +32,8 @@ pub enum Fault {
     SlowDownload(u64),
     /// The sha256 reported is not the file's.
     WrongSha,
+    /// The lookup reports this size (the file itself is small).
+    ClaimsSize(u64),
 }
 
 #[derive(Clone)]
@@ -211,7 +213,10 @@ async fn lookup(
         "url": url,
         "mime_type": file.mime,
         "sha256": sha,
-        "file_size": file.bytes.len().to_string(),
+        "file_size": match file.fault {
+            Fault::ClaimsSize(n) => n.to_string(),
+            _ => file.bytes.len().to_string(),
+        },
         "id": media_id,
     }))
     .into_response()

@@ -317,6 +317,25 @@ async fn a_real_conversation_makes_exactly_one_handoff_with_transcript_insights_
             record.filename
         );
     }
+    // The content type and the original file name travel with the copy.
+    let head = rig
+        .objects
+        .client()
+        .head_object()
+        .bucket(rig.objects.bucket())
+        .key(h.media[2].key.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type(), Some("application/pdf"));
+    assert_eq!(
+        head.content_disposition(),
+        Some("attachment; filename*=UTF-8''Invoice%2048213.pdf")
+    );
+    assert_eq!(
+        h.media[1].content_type.as_deref(),
+        Some("audio/ogg; codecs=opus")
+    );
     assert_eq!(h.media[1].filename, "voice-note.ogg");
     assert_eq!(h.media[2].filename, "Invoice 48213.pdf");
     assert!(
@@ -421,6 +440,20 @@ async fn files_that_cannot_be_fetched_do_not_block_the_handoff_and_the_transcrip
         "image/jpeg",
         Fault::SlowDownload(20),
     );
+    // Never silent for long, but never done: 10 chunks, 250 ms apart, past the 1 s attempt limit.
+    rig.graph.add(
+        "media-crawl",
+        pattern(640 * 1024, 5),
+        "video/mp4",
+        Fault::SlowDownload(250),
+    );
+    // Over WhatsApp's 100 MB inbound limit, by what the Graph API says.
+    rig.graph.add(
+        "media-huge",
+        pattern(1000, 6),
+        "application/zip",
+        Fault::ClaimsSize(150 * 1024 * 1024),
+    );
 
     let mut msgs = Vec::new();
     for (i, (fixture_name, kind, id)) in [
@@ -431,6 +464,7 @@ async fn files_that_cannot_be_fetched_do_not_block_the_handoff_and_the_transcrip
         ("sticker_static.json", "sticker", "media-badsha"),
         ("image.json", "image", "media-slow"),
         ("video.json", "video", "media-crawl"),
+        ("document.json", "document", "media-huge"),
     ]
     .into_iter()
     .enumerate()
@@ -443,6 +477,23 @@ async fn files_that_cannot_be_fetched_do_not_block_the_handoff_and_the_transcrip
     rig.deliver_twice(deliver(msgs)).await;
     rig.run_stream(false).await;
     let after_arrival = rig.graph.downloads();
+    // Each file was copied (or its failure recorded) when its message arrived, before any handoff.
+    assert!(rig.handoffs().await.is_empty());
+    let on_arrival = rig
+        .store
+        .media(&key(), "wamid.f3")
+        .await
+        .unwrap()
+        .expect("recorded on arrival");
+    assert_eq!(on_arrival.state, MediaState::Copied, "{on_arrival:?}");
+    assert_eq!(
+        rig.store
+            .media(&key(), "wamid.f1")
+            .await
+            .unwrap()
+            .map(|r| r.attempts),
+        Some(3)
+    );
 
     rig.deliver_twice(deliver(vec![bodies::text(
         "wamid.f9",
@@ -520,6 +571,33 @@ async fn files_that_cannot_be_fetched_do_not_block_the_handoff_and_the_transcrip
         MediaState::Copied,
         "a slow but steady download completes"
     );
+    let crawl = by_id("media-crawl");
+    assert_eq!(
+        (crawl.state, crawl.retryable),
+        (MediaState::Failed, true),
+        "{crawl:?}"
+    );
+    assert!(
+        crawl
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("took longer than 1 s"),
+        "{crawl:?}"
+    );
+    let huge = by_id("media-huge");
+    assert_eq!(
+        (huge.state, huge.retryable, huge.attempts),
+        (MediaState::Failed, false, 1),
+        "{huge:?}"
+    );
+    assert!(
+        huge.error
+            .as_deref()
+            .unwrap()
+            .contains("over WhatsApp's 104857600-byte limit"),
+        "{huge:?}"
+    );
     assert!(
         rig.graph.downloads() > after_arrival,
         "failed files are tried again at handoff time"
@@ -543,7 +621,7 @@ async fn files_that_cannot_be_fetched_do_not_block_the_handoff_and_the_transcrip
         .lines()
         .filter(|l| l.contains("FILE MISSING:"))
         .collect();
-    assert_eq!(missing.len(), 4, "{transcript}");
+    assert_eq!(missing.len(), 5, "{transcript}");
     assert!(missing[0].contains("does not exist"), "{}", missing[0]);
     assert!(
         transcript.contains("(its checksum differs from WhatsApp's)"),
