@@ -12,5 +12,6 @@ pub mod config;
 pub mod domain;
 pub mod handoff;
 pub mod objects;
+pub mod session;
 pub mod store;
 pub mod whatsapp;

@@ -124,6 +124,13 @@ impl ObjectStore for Discard {
     async fn get(&self, _: &str) -> Result<Option<Bytes>, baton_shared::objects::ObjectError> {
         Ok(None)
     }
+    async fn open(
+        &self,
+        _: &str,
+    ) -> Result<Option<baton_shared::objects::ObjectStream>, baton_shared::objects::ObjectError>
+    {
+        Ok(None)
+    }
     fn link(&self, key: &str) -> String {
         key.to_owned()
     }

@@ -4,9 +4,11 @@
 pub mod handoff;
 pub mod intake;
 pub mod records;
+pub mod trail;
 pub mod window;
 
 pub use handoff::*;
 pub use intake::{MAX_BODY_BYTES, build_batch};
 pub use records::*;
+pub use trail::{FileStep, HubspotTrail, Step, StepState, TrailError, TrailStatus};
 pub use window::ReplyWindow;

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use super::{ObjectError, ObjectMeta, ObjectStore, ObjectWriter};
+use super::{ObjectError, ObjectMeta, ObjectStore, ObjectStream, ObjectWriter};
 
 #[derive(Debug, Clone)]
 pub struct DirectoryStore {
@@ -109,6 +109,33 @@ impl ObjectStore for DirectoryStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io(e)),
         }
+    }
+
+    async fn open(&self, key: &str) -> Result<Option<ObjectStream>, ObjectError> {
+        use tokio::io::AsyncReadExt;
+        let file = match tokio::fs::File::open(self.path(key)?).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let len = file.metadata().await.map_err(io)?.len();
+        let body = futures_util::stream::unfold(Some(file), |file| async move {
+            let mut file = file?;
+            let mut buf = vec![0u8; 64 * 1024];
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), Some(file)))
+                }
+                Err(e) => Some((Err(io(e)), None)),
+            }
+        });
+        Ok(Some(ObjectStream {
+            len,
+            content_type: None,
+            body: Box::pin(body),
+        }))
     }
 
     fn link(&self, key: &str) -> String {

@@ -61,8 +61,17 @@ pub trait ObjectStore: Send + Sync {
         meta: &ObjectMeta,
     ) -> Result<Box<dyn ObjectWriter>, ObjectError>;
     async fn get(&self, key: &str) -> Result<Option<Bytes>, ObjectError>;
+    /// Reads an object as a stream of chunks, so a large file never sits in memory whole.
+    async fn open(&self, key: &str) -> Result<Option<ObjectStream>, ObjectError>;
     /// How a person or a later stage refers to the object (`s3://bucket/key`, a file path).
     fn link(&self, key: &str) -> String;
+}
+
+/// An object being read: its size and its bytes, chunk by chunk.
+pub struct ObjectStream {
+    pub len: u64,
+    pub content_type: Option<String>,
+    pub body: futures_util::stream::BoxStream<'static, Result<Bytes, ObjectError>>,
 }
 
 /// A large object being written. Nothing is visible under the key until `finish`.

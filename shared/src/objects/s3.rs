@@ -11,7 +11,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use tokio::task::JoinSet;
 
-use super::{ObjectError, ObjectMeta, ObjectStore, ObjectWriter};
+use super::{ObjectError, ObjectMeta, ObjectStore, ObjectStream, ObjectWriter};
 
 /// Parts uploading at once while the next part is read.
 const PARTS_IN_FLIGHT: usize = 2;
@@ -187,6 +187,39 @@ impl ObjectStore for S3Store {
                     .await
                     .map_err(|e| ObjectError::Unavailable(format!("GetObject body: {e}")))?;
                 Ok(Some(body.into_bytes()))
+            }
+            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => Ok(None),
+            Err(e) => Err(sdk_error("GetObject", e)),
+        }
+    }
+
+    async fn open(&self, key: &str) -> Result<Option<ObjectStream>, ObjectError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let len = out.content_length.unwrap_or_default().max(0) as u64;
+                let content_type = out.content_type.clone();
+                let body = futures_util::stream::unfold(out.body, |mut body| async move {
+                    match body.next().await {
+                        Some(Ok(chunk)) => Some((Ok(chunk), body)),
+                        Some(Err(e)) => Some((
+                            Err(ObjectError::Unavailable(format!("GetObject body: {e}"))),
+                            body,
+                        )),
+                        None => None,
+                    }
+                });
+                Ok(Some(ObjectStream {
+                    len,
+                    content_type,
+                    body: Box::pin(body),
+                }))
             }
             Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => Ok(None),
             Err(e) => Err(sdk_error("GetObject", e)),

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use serde_json::json;
 
-use super::Store;
+use super::{Store, StoreError};
 use crate::domain::*;
 
 /// Body builders for synthetic but Meta-shaped deliveries.
@@ -531,7 +531,10 @@ pub async fn unreadable_bodies_are_kept_whole_and_replayable(store: &dyn Store, 
 
 /// The handoff function's side of the contract: agent events in the timeline, episodes claimed
 /// once, failure runs counted once and in order, media and handoffs never overwritten.
-pub async fn run_handoff<S: Store + crate::store::HandoffStore>(store: &S, ns: &str) {
+pub async fn run_handoff<S: Store + crate::store::HandoffStore + crate::store::TrailStore>(
+    store: &S,
+    ns: &str,
+) {
     use crate::domain::*;
     let p = pnid(ns, "handoff");
     let key = ConversationKey::new(p.as_str(), "16505551234");
@@ -739,5 +742,60 @@ pub async fn run_handoff<S: Store + crate::store::HandoffStore>(store: &S, ns: &
         !store.save_handoff(&changed).await.unwrap(),
         "the second write is refused"
     );
-    assert_eq!(store.handoff(&record.id).await.unwrap(), Some(record));
+    assert_eq!(
+        store.handoff(&record.id).await.unwrap(),
+        Some(record.clone())
+    );
+
+    // The HubSpot trail: kept on an existing handoff only, replaced whole, and parked or retrying
+    // handoffs are listed for a replay.
+    assert!(store.trail(&record.id).await.unwrap().is_none());
+    let mut trail = HubspotTrail {
+        status: TrailStatus::InProgress,
+        contact: Step::done("501", "created", 10),
+        ticket: Step::sent(11),
+        runs: 1,
+        updated_at_ms: 11,
+        ..Default::default()
+    };
+    store.save_trail(&record.id, &trail).await.unwrap();
+    assert_eq!(
+        store.trail(&record.id).await.unwrap().as_ref(),
+        Some(&trail)
+    );
+    assert!(
+        !store
+            .unfinished_handoffs(100)
+            .await
+            .unwrap()
+            .contains(&record.id)
+    );
+    trail.status = TrailStatus::Parked;
+    trail.last_error = Some(TrailError {
+        step: "ticket".into(),
+        message: "Property values were not valid".into(),
+        status: Some(400),
+        correlation_id: Some("c-1".into()),
+        retryable: false,
+        at_ms: 12,
+    });
+    store.save_trail(&record.id, &trail).await.unwrap();
+    assert!(
+        store
+            .unfinished_handoffs(10_000)
+            .await
+            .unwrap()
+            .contains(&record.id)
+    );
+    assert_eq!(store.trail(&record.id).await.unwrap(), Some(trail.clone()));
+    assert_eq!(
+        store.handoff(&record.id).await.unwrap(),
+        Some(record),
+        "the trail leaves the handoff as it was"
+    );
+    let missing = format!("ho_missing_{ns}");
+    assert!(matches!(
+        store.save_trail(&missing, &trail).await,
+        Err(StoreError::Rejected(_))
+    ));
 }

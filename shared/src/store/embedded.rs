@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AgentEventStore, ConversationReader, DeliveryLog, DeliveryStore, HandoffStore, StoreError,
-    TimelinePage,
+    TimelinePage, TrailStore,
 };
 use crate::domain::*;
 use crate::whatsapp::WaError;
@@ -39,6 +39,8 @@ const EPISODES: TableDefinition<&str, &[u8]> = TableDefinition::new("episodes");
 const MEDIA: TableDefinition<&str, &[u8]> = TableDefinition::new("media");
 /// Handoff id → handoff (JSON).
 const HANDOFFS: TableDefinition<&str, &[u8]> = TableDefinition::new("handoffs");
+/// Handoff id → HubSpot status trail (JSON).
+const TRAILS: TableDefinition<&str, &[u8]> = TableDefinition::new("hubspot_trails");
 /// Sequence number → change (JSON): what a DynamoDB stream would carry, in order.
 const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
 /// Consumer name → last change it processed.
@@ -97,6 +99,7 @@ impl EmbeddedStore {
         txn.open_table(EPISODES).map_err(failed)?;
         txn.open_table(MEDIA).map_err(failed)?;
         txn.open_table(HANDOFFS).map_err(failed)?;
+        txn.open_table(TRAILS).map_err(failed)?;
         txn.open_table(CHANGES).map_err(failed)?;
         txn.open_table(CURSORS).map_err(failed)?;
         txn.commit().map_err(failed)?;
@@ -674,6 +677,64 @@ impl HandoffStore for EmbeddedStore {
             }
             txn.commit().map_err(failed)?;
             Ok(new)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TrailStore for EmbeddedStore {
+    async fn trail(&self, handoff_id: &str) -> Result<Option<HubspotTrail>, StoreError> {
+        let id = handoff_id.to_owned();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(failed)?;
+            let table = txn.open_table(TRAILS).map_err(failed)?;
+            read_json(&table, &id)
+        })
+        .await
+    }
+
+    async fn save_trail(&self, handoff_id: &str, trail: &HubspotTrail) -> Result<(), StoreError> {
+        let id = handoff_id.to_owned();
+        let bytes = serde_json::to_vec(trail).map_err(corrupt)?;
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(failed)?;
+            {
+                if txn
+                    .open_table(HANDOFFS)
+                    .map_err(failed)?
+                    .get(id.as_str())
+                    .map_err(failed)?
+                    .is_none()
+                {
+                    return Err(StoreError::Rejected(format!("no handoff {id}")));
+                }
+                let mut table = txn.open_table(TRAILS).map_err(failed)?;
+                table
+                    .insert(id.as_str(), bytes.as_slice())
+                    .map_err(failed)?;
+            }
+            txn.commit().map_err(failed)
+        })
+        .await
+    }
+
+    async fn unfinished_handoffs(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(failed)?;
+            let table = txn.open_table(TRAILS).map_err(failed)?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(failed)? {
+                let (k, v) = entry.map_err(failed)?;
+                let trail: HubspotTrail = serde_json::from_slice(v.value()).map_err(corrupt)?;
+                if matches!(trail.status, TrailStatus::Parked | TrailStatus::Retrying) {
+                    out.push(k.value().to_owned());
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
         })
         .await
     }

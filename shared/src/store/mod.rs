@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::domain::{
     AgentEventRecord, AgentWriteReport, Claim, Conversation, ConversationKey, DeliveryBatch,
-    DeliveryId, HandoffRecord, MediaRecord, MessageRecord, RawDelivery, StatusRecord,
+    DeliveryId, HandoffRecord, HubspotTrail, MediaRecord, MessageRecord, RawDelivery, StatusRecord,
     TimelineEntry, WriteReport,
 };
 
@@ -151,6 +151,16 @@ pub trait HandoffStore: ConversationReader {
     async fn handoff(&self, id: &str) -> Result<Option<HandoffRecord>, StoreError>;
     /// Stores the handoff once; false when it was stored already.
     async fn save_handoff(&self, record: &HandoffRecord) -> Result<bool, StoreError>;
+}
+
+/// What the HubSpot function reads and writes: the status trail kept on each handoff record.
+#[async_trait]
+pub trait TrailStore: Send + Sync {
+    async fn trail(&self, handoff_id: &str) -> Result<Option<HubspotTrail>, StoreError>;
+    /// Replaces the trail on the handoff record, which must exist.
+    async fn save_trail(&self, handoff_id: &str, trail: &HubspotTrail) -> Result<(), StoreError>;
+    /// Handoffs whose trail is parked or retrying, `limit` at most: what a replay runs again.
+    async fn unfinished_handoffs(&self, limit: usize) -> Result<Vec<String>, StoreError>;
 }
 
 /// Everything the webhook function needs from storage.

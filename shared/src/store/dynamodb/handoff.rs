@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{DynamoDbStore, MessageItem, from_item, n, s, sdk_error};
 use crate::domain::*;
-use crate::store::{AgentEventStore, HandoffStore, StoreError};
+use crate::store::{AgentEventStore, HandoffStore, StoreError, TrailStore};
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct AgentEventItem {
@@ -329,6 +329,76 @@ impl HandoffStore for DynamoDbStore {
             Ok(_) => Ok(true),
             Err(e) if put_failed_condition(&e) => Ok(false),
             Err(e) => Err(sdk_error("PutItem", e)),
+        }
+    }
+}
+
+/// The trail lives on the handoff item (`hubspot`, JSON), with `hubspot_status` beside it for
+/// the replay's scan. Updates are MODIFY records, which the HubSpot function's filter ignores.
+#[async_trait]
+impl TrailStore for DynamoDbStore {
+    async fn trail(&self, handoff_id: &str) -> Result<Option<HubspotTrail>, StoreError> {
+        match self
+            .get_item(format!("HANDOFF#{handoff_id}"), "HANDOFF")
+            .await?
+        {
+            Some(item) if item.contains_key("hubspot") => json_attr(&item, "hubspot").map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    async fn save_trail(&self, handoff_id: &str, trail: &HubspotTrail) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("HANDOFF#{handoff_id}")))
+            .key("sk", s("HANDOFF"))
+            .update_expression("SET hubspot = :j, hubspot_status = :s, hubspot_updated_ms = :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":j", json(trail)?)
+            .expression_attribute_values(":s", s(trail.status.as_str()))
+            .expression_attribute_values(":t", n(trail.updated_at_ms))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Err(StoreError::Rejected(format!("no handoff {handoff_id}")))
+            }
+            Err(e) => Err(sdk_error("UpdateItem", e)),
+        }
+    }
+
+    async fn unfinished_handoffs(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("item_type = :h AND hubspot_status IN (:p, :r)")
+                .expression_attribute_values(":h", s("handoff"))
+                .expression_attribute_values(":p", s(TrailStatus::Parked.as_str()))
+                .expression_attribute_values(":r", s(TrailStatus::Retrying.as_str()))
+                .projection_expression("handoff_id")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error("Scan", e))?;
+            for item in page.items() {
+                if let Some(id) = string(item, "handoff_id") {
+                    out.push(id);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
         }
     }
 }

@@ -1,0 +1,520 @@
+//! The one HubSpot client of a function: a `reqwest::Client` (or the outbox), a client-side rate
+//! limiter (search has its own bucket), and the retry policy: 429 honoured (`Retry-After`, else
+//! the rolling window), 5xx and timeouts retried with jittered exponential backoff until the
+//! deadline, 4xx handed back to the caller to classify.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use baton_shared::objects::ObjectStore;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::config::Limits;
+use crate::error::{HubspotError, problem_of};
+use crate::outbox::Outbox;
+
+pub const USER_AGENT: &str = concat!("baton/", env!("CARGO_PKG_VERSION"));
+
+/// Which bucket a request draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    General,
+    Search,
+}
+
+/// What a failed attempt allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Reads, and writes HubSpot deduplicates (unique properties, `RETURN_EXISTING`): every
+    /// transient failure is retried here.
+    Safe,
+    /// A create whose outcome is unknown after a timeout or 5xx: only a 429 (never processed)
+    /// is retried here; the caller looks the object up before it creates it again.
+    Create,
+}
+
+/// A file to upload, opened again for every attempt so nothing is buffered whole.
+#[derive(Clone)]
+pub struct FileUpload {
+    pub objects: Arc<dyn ObjectStore>,
+    pub key: String,
+    pub file_name: String,
+    pub content_type: String,
+    pub folder_path: String,
+    /// The `options` form field: a JSON string.
+    pub options: String,
+}
+
+#[derive(Clone)]
+pub enum Payload {
+    Empty,
+    Json(Value),
+    File(FileUpload),
+}
+
+#[derive(Clone)]
+pub struct Call {
+    pub method: http::Method,
+    /// Path and query, e.g. `/crm/v3/objects/tickets`.
+    pub path: String,
+    pub payload: Payload,
+    pub bucket: Bucket,
+    pub retry: Retry,
+    /// The step the call serves, for errors and the trail.
+    pub step: &'static str,
+}
+
+impl Call {
+    pub fn get(step: &'static str, path: impl Into<String>) -> Self {
+        Self {
+            method: http::Method::GET,
+            path: path.into(),
+            payload: Payload::Empty,
+            bucket: Bucket::General,
+            retry: Retry::Safe,
+            step,
+        }
+    }
+
+    pub fn post(step: &'static str, path: impl Into<String>, body: Value) -> Self {
+        Self {
+            method: http::Method::POST,
+            path: path.into(),
+            payload: Payload::Json(body),
+            bucket: Bucket::General,
+            retry: Retry::Safe,
+            step,
+        }
+    }
+
+    pub fn patch(step: &'static str, path: impl Into<String>, body: Value) -> Self {
+        Self {
+            method: http::Method::PATCH,
+            ..Self::post(step, path, body)
+        }
+    }
+
+    pub fn create(mut self) -> Self {
+        self.retry = Retry::Create;
+        self
+    }
+
+    pub fn search(mut self) -> Self {
+        self.bucket = Bucket::Search;
+        self
+    }
+}
+
+/// HubSpot's answer: any status but 429, 5xx, 401 and 403.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn id(&self) -> Option<String> {
+        match self.body.get("id") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The answer as an error of `step` (HubSpot's message and correlation id).
+    pub fn rejected(&self, step: &'static str) -> HubspotError {
+        let p = problem_of(&self.body);
+        HubspotError::Rejected {
+            step,
+            status: self.status,
+            message: p.message,
+            correlation_id: p.correlation_id,
+        }
+    }
+}
+
+/// What one attempt got back from the transport.
+pub enum Reply {
+    Answer {
+        status: u16,
+        retry_after: Option<Duration>,
+        body: Value,
+    },
+    /// No answer: connection refused or reset, or the request timed out.
+    Lost(String),
+}
+
+enum Transport {
+    Http {
+        client: reqwest::Client,
+        base_url: String,
+        token: SecretString,
+        timeout: Duration,
+    },
+    Outbox(Outbox),
+}
+
+/// A rolling-window limiter: at most `max` requests in any `window`, and nothing before
+/// `paused_until` (set by a 429).
+struct Window {
+    max: usize,
+    window: Duration,
+    sent: VecDeque<Instant>,
+    paused_until: Option<Instant>,
+}
+
+impl Window {
+    fn new(max: u32, window: Duration) -> Self {
+        Self {
+            max: max.max(1) as usize,
+            window,
+            sent: VecDeque::new(),
+            paused_until: None,
+        }
+    }
+
+    /// Reserves a slot: how long to wait before sending (zero when the slot is free now).
+    fn reserve(&mut self, now: Instant) -> Duration {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            self.sent.pop_front();
+        }
+        let mut at = now;
+        if let Some(p) = self.paused_until {
+            at = at.max(p);
+        }
+        if self.sent.len() >= self.max {
+            let idx = self.sent.len() - self.max;
+            at = at.max(self.sent[idx] + self.window);
+        }
+        self.sent.push_back(at);
+        at.saturating_duration_since(now)
+    }
+
+    fn pause(&mut self, until: Instant) {
+        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+    }
+}
+
+/// Counts what the client sent, for the benchmark and the logs.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub rate_limited: AtomicU64,
+}
+
+pub struct HubspotClient {
+    transport: Transport,
+    general: std::sync::Mutex<Window>,
+    search: std::sync::Mutex<Window>,
+    /// First backoff; doubles per attempt up to `max_backoff`, with jitter.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    pub max_attempts: u32,
+    pub counters: Counters,
+}
+
+impl HubspotClient {
+    pub fn http(
+        base_url: &str,
+        token: SecretString,
+        limits: Limits,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("cannot build the HubSpot HTTP client: {e}"))?;
+        Ok(Self::with(
+            Transport::Http {
+                client,
+                base_url: base_url.trim_end_matches('/').to_owned(),
+                token,
+                timeout,
+            },
+            limits,
+        ))
+    }
+
+    pub fn outbox(outbox: Outbox) -> Self {
+        Self::with(Transport::Outbox(outbox), Limits::default())
+    }
+
+    fn with(transport: Transport, limits: Limits) -> Self {
+        Self {
+            transport,
+            general: std::sync::Mutex::new(Window::new(
+                limits.per_ten_seconds,
+                Duration::from_secs(10),
+            )),
+            search: std::sync::Mutex::new(Window::new(
+                limits.search_per_second,
+                Duration::from_secs(1),
+            )),
+            base_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+            max_attempts: 6,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn is_outbox(&self) -> bool {
+        matches!(self.transport, Transport::Outbox(_))
+    }
+
+    fn window(&self, bucket: Bucket) -> &std::sync::Mutex<Window> {
+        match bucket {
+            Bucket::General => &self.general,
+            Bucket::Search => &self.search,
+        }
+    }
+
+    async fn wait_turn(&self, bucket: Bucket) {
+        let wait = self
+            .window(bucket)
+            .lock()
+            .expect("limiter")
+            .reserve(Instant::now());
+        if !wait.is_zero() {
+            tracing::debug!(
+                wait_ms = wait.as_millis() as u64,
+                "waiting for the HubSpot rate limit"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_backoff
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.max_backoff);
+        // Full jitter between half and all of the step.
+        let mut b = [0u8; 2];
+        let _ = getrandom::fill(&mut b);
+        let frac = 0.5 + f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX) / 2.0;
+        exp.mul_f64(frac)
+    }
+
+    async fn attempt(&self, call: &Call) -> Result<Reply, HubspotError> {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        match &self.transport {
+            Transport::Outbox(outbox) => outbox.record(call).await,
+            Transport::Http {
+                client,
+                base_url,
+                token,
+                timeout,
+            } => {
+                let url = format!("{base_url}{}", call.path);
+                let mut req = client
+                    .request(call.method.clone(), url)
+                    .bearer_auth(token.expose_secret())
+                    .timeout(*timeout);
+                req = match &call.payload {
+                    Payload::Empty => req,
+                    Payload::Json(v) => req.json(v),
+                    Payload::File(f) => {
+                        let Some(object) = f.objects.open(&f.key).await.map_err(|e| {
+                            HubspotError::Objects(format!("cannot read {}: {e}", f.key))
+                        })?
+                        else {
+                            return Err(HubspotError::Objects(format!(
+                                "the copy {} is gone from the media bucket",
+                                f.key
+                            )));
+                        };
+                        let len = object.len;
+                        let body = reqwest::Body::wrap_stream(object.body);
+                        let part = reqwest::multipart::Part::stream_with_length(body, len)
+                            .file_name(f.file_name.clone())
+                            .mime_str(&f.content_type)
+                            .unwrap_or_else(|_| {
+                                reqwest::multipart::Part::stream_with_length(
+                                    reqwest::Body::from(Vec::new()),
+                                    0,
+                                )
+                            });
+                        let form = reqwest::multipart::Form::new()
+                            .text("fileName", f.file_name.clone())
+                            .text("folderPath", f.folder_path.clone())
+                            .text("options", f.options.clone())
+                            .part("file", part);
+                        // Large files take longer than a call: a minute plus 1 s per MB.
+                        req.multipart(form)
+                            .timeout(*timeout + Duration::from_secs(60 + len / 1_000_000))
+                    }
+                };
+                match req.send().await {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        let retry_after = resp
+                            .headers()
+                            .get(http::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<f64>().ok())
+                            .filter(|s| s.is_finite() && *s >= 0.0)
+                            .map(|s| Duration::from_secs_f64(s.min(3600.0)));
+                        match resp.bytes().await {
+                            Ok(bytes) => Ok(Reply::Answer {
+                                status,
+                                retry_after,
+                                body: serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                                    Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                                }),
+                            }),
+                            Err(e) => Ok(Reply::Lost(format!("reading the answer: {e}"))),
+                        }
+                    }
+                    Err(e) if e.is_timeout() => Ok(Reply::Lost("timed out".into())),
+                    Err(e) => Ok(Reply::Lost(e.to_string())),
+                }
+            }
+        }
+    }
+
+    /// Sends `call`, retrying what may be retried until `deadline`. 2xx and 4xx (but 401/403)
+    /// come back as an [`Answer`] for the caller to read.
+    pub async fn call(&self, call: &Call, deadline: Instant) -> Result<Answer, HubspotError> {
+        let mut attempt = 0u32;
+        loop {
+            self.wait_turn(call.bucket).await;
+            let reply = self.attempt(call).await?;
+            let (wait, failure) = match reply {
+                Reply::Answer {
+                    status: 429,
+                    retry_after,
+                    body,
+                } => {
+                    self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    let p = problem_of(&body);
+                    // Without Retry-After, wait out the rolling window (search: one second).
+                    let wait = retry_after.unwrap_or(match call.bucket {
+                        Bucket::Search => Duration::from_secs(1),
+                        Bucket::General if p.policy.as_deref() == Some("DAILY") => {
+                            Duration::from_secs(3600)
+                        }
+                        Bucket::General => Duration::from_secs(10),
+                    });
+                    self.window(call.bucket)
+                        .lock()
+                        .expect("limiter")
+                        .pause(Instant::now() + wait);
+                    tracing::warn!(
+                        step = call.step,
+                        policy = p.policy.as_deref().unwrap_or("-"),
+                        wait_ms = wait.as_millis() as u64,
+                        "HubSpot rate limit (429)"
+                    );
+                    (
+                        wait,
+                        HubspotError::Unavailable {
+                            step: call.step,
+                            status: Some(429),
+                            message: p.message,
+                            correlation_id: p.correlation_id,
+                        },
+                    )
+                }
+                Reply::Answer { status, body, .. } if status == 401 || status == 403 => {
+                    let p = problem_of(&body);
+                    return Err(HubspotError::Configuration {
+                        step: call.step,
+                        status,
+                        message: p.message,
+                        scope: crate::error::scope_for(&call.method, &call.path),
+                        correlation_id: p.correlation_id,
+                    });
+                }
+                Reply::Answer { status, body, .. } if status >= 500 => {
+                    let p = problem_of(&body);
+                    let failure = HubspotError::Unavailable {
+                        step: call.step,
+                        status: Some(status),
+                        message: p.message,
+                        correlation_id: p.correlation_id,
+                    };
+                    if call.retry == Retry::Create {
+                        return Err(failure.uncertain());
+                    }
+                    (self.backoff(attempt), failure)
+                }
+                Reply::Answer { status, body, .. } => return Ok(Answer { status, body }),
+                Reply::Lost(why) => {
+                    let failure = HubspotError::Unavailable {
+                        step: call.step,
+                        status: None,
+                        message: why,
+                        correlation_id: None,
+                    };
+                    if call.retry == Retry::Create {
+                        return Err(failure.uncertain());
+                    }
+                    (self.backoff(attempt), failure)
+                }
+            };
+            attempt += 1;
+            if attempt >= self.max_attempts || Instant::now() + wait >= deadline {
+                return Err(failure);
+            }
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(step = call.step, attempt, error = %failure, wait_ms = wait.as_millis() as u64, "retrying a HubSpot call");
+            // A 429's wait is served by the limiter's pause before the next attempt.
+            if !matches!(
+                failure,
+                HubspotError::Unavailable {
+                    status: Some(429),
+                    ..
+                }
+            ) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+
+    /// Waits `d` unless that passes `deadline`; false when it would.
+    pub async fn pause(&self, attempt: u32, deadline: Instant) -> bool {
+        let d = self.backoff(attempt);
+        if Instant::now() + d >= deadline {
+            return false;
+        }
+        tokio::time::sleep(d).await;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_spaces_requests_and_honours_a_pause() {
+        let t0 = Instant::now();
+        let mut w = Window::new(2, Duration::from_secs(1));
+        assert_eq!(w.reserve(t0), Duration::ZERO);
+        assert_eq!(w.reserve(t0), Duration::ZERO);
+        assert_eq!(
+            w.reserve(t0),
+            Duration::from_secs(1),
+            "third waits a window"
+        );
+        assert_eq!(w.reserve(t0), Duration::from_secs(1));
+        assert_eq!(w.reserve(t0), Duration::from_secs(2));
+        let mut w = Window::new(10, Duration::from_secs(10));
+        w.pause(t0 + Duration::from_secs(3));
+        assert_eq!(w.reserve(t0), Duration::from_secs(3));
+    }
+}

@@ -1,0 +1,211 @@
+//! The HubSpot function's settings, read once into typed values; a bad value names its variable.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use baton_shared::config::{ConfigError, Source, optional, required};
+use baton_shared::session::{DEFAULT_TTL_DAYS, SessionLinks};
+use secrecy::SecretString;
+
+pub const ACCESS_TOKEN: &str = "HUBSPOT_ACCESS_TOKEN";
+pub const BASE_URL: &str = "HUBSPOT_BASE_URL";
+pub const PIPELINE: &str = "HUBSPOT_TICKET_PIPELINE";
+pub const STAGE: &str = "HUBSPOT_TICKET_STAGE";
+pub const PRIORITY_MAP: &str = "HUBSPOT_PRIORITY_MAP";
+pub const RATE_LIMIT: &str = "HUBSPOT_RATE_LIMIT_PER_10S";
+pub const SEARCH_RATE: &str = "HUBSPOT_SEARCH_PER_SECOND";
+pub const TIMEOUT_MS: &str = "HUBSPOT_TIMEOUT_MS";
+pub const FILES_FOLDER: &str = "HUBSPOT_FILES_FOLDER";
+pub const PUBLIC_BASE_URL: &str = "PUBLIC_BASE_URL";
+pub const SESSION_LINK_SECRET: &str = "SESSION_LINK_SECRET";
+pub const SESSION_LINK_TTL_DAYS: &str = "SESSION_LINK_TTL_DAYS";
+/// template.yaml's placeholder: a token still set to it counts as not set.
+pub const ACCESS_TOKEN_PLACEHOLDER: &str = "replace-with-your-hubspot-private-app-token";
+
+pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
+
+/// Which HubSpot priority a handoff gets, by what the insights say. Keys are sentiment labels
+/// (`negative`, `neutral`, `positive`) and trigger kinds (`agent_request`, `customer_asked`,
+/// `keyword`, `agent_failures`); a trigger's entry wins over the sentiment's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorityMap(pub BTreeMap<String, String>);
+
+impl Default for PriorityMap {
+    fn default() -> Self {
+        Self(BTreeMap::from([
+            ("negative".into(), "HIGH".into()),
+            ("neutral".into(), "MEDIUM".into()),
+            ("positive".into(), "LOW".into()),
+            ("agent_failures".into(), "HIGH".into()),
+        ]))
+    }
+}
+
+impl PriorityMap {
+    pub fn priority(&self, trigger: &str, sentiment: &str) -> Option<&str> {
+        self.0
+            .get(trigger)
+            .or_else(|| self.0.get(sentiment))
+            .map(String::as_str)
+    }
+}
+
+/// Client-side rate limits, below HubSpot's so that other integrations in the portal keep room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests per rolling 10 seconds (HubSpot allows 100–250 per app).
+    pub per_ten_seconds: u32,
+    /// Search requests per second (HubSpot allows 5 per account, shared by every integration).
+    pub search_per_second: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_ten_seconds: 90,
+            search_per_second: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HubspotConfig {
+    /// `None`: requests are written to an outbox instead (baton-local) or the handoff is parked
+    /// with a configuration error (Lambda).
+    pub token: Option<SecretString>,
+    pub base_url: String,
+    pub pipeline: Option<String>,
+    pub stage: Option<String>,
+    pub priorities: PriorityMap,
+    pub limits: Limits,
+    /// Bound on one request (uploads get longer, by size).
+    pub timeout: Duration,
+    /// Files go to `<folder>/<handoff id>/`.
+    pub files_folder: String,
+    /// Signed links to the session page; `None` leaves the link out.
+    pub sessions: Option<SessionLinks>,
+}
+
+fn number<T: std::str::FromStr>(
+    src: &dyn Source,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match optional(src, name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+            name,
+            reason: format!("{v:?} is not a whole number"),
+        }),
+    }
+}
+
+fn http_url(name: &'static str, url: String) -> Result<String, ConfigError> {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(url.trim_end_matches('/').to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            name,
+            reason: format!("{url:?} is not an http(s) URL"),
+        })
+    }
+}
+
+impl HubspotConfig {
+    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        let priorities = match optional(src, PRIORITY_MAP) {
+            None => PriorityMap::default(),
+            Some(json) => {
+                let map: BTreeMap<String, String> =
+                    serde_json::from_str(&json).map_err(|e| ConfigError::Invalid {
+                        name: PRIORITY_MAP,
+                        reason: format!(
+                            r#"it must be a JSON object like {{"negative":"HIGH","neutral":"MEDIUM","positive":"LOW"}}: {e}"#
+                        ),
+                    })?;
+                PriorityMap(map)
+            }
+        };
+        let limits = Limits {
+            per_ten_seconds: number(src, RATE_LIMIT, Limits::default().per_ten_seconds)?,
+            search_per_second: number(src, SEARCH_RATE, Limits::default().search_per_second)?,
+        };
+        if limits.per_ten_seconds == 0 || limits.search_per_second == 0 {
+            return Err(ConfigError::Invalid {
+                name: if limits.per_ten_seconds == 0 {
+                    RATE_LIMIT
+                } else {
+                    SEARCH_RATE
+                },
+                reason: "it must be at least 1".into(),
+            });
+        }
+        let sessions = match optional(src, PUBLIC_BASE_URL) {
+            None => None,
+            Some(base) => Some(SessionLinks::new(
+                &http_url(PUBLIC_BASE_URL, base)?,
+                SecretString::from(required(
+                    src,
+                    SESSION_LINK_SECRET,
+                    "set it to a long random value; it signs the session links in HubSpot notes",
+                )?),
+                number(src, SESSION_LINK_TTL_DAYS, DEFAULT_TTL_DAYS)?,
+            )),
+        };
+        Ok(Self {
+            token: optional(src, ACCESS_TOKEN)
+                .filter(|t| t != ACCESS_TOKEN_PLACEHOLDER)
+                .map(SecretString::from),
+            base_url: http_url(
+                BASE_URL,
+                optional(src, BASE_URL).unwrap_or_else(|| DEFAULT_BASE_URL.into()),
+            )?,
+            pipeline: optional(src, PIPELINE),
+            stage: optional(src, STAGE),
+            priorities,
+            limits,
+            timeout: Duration::from_millis(number(src, TIMEOUT_MS, 15_000)?),
+            files_folder: optional(src, FILES_FOLDER)
+                .map(|f| format!("/{}", f.trim_matches('/')))
+                .unwrap_or_else(|| "/baton".into()),
+            sessions,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_named_errors() {
+        let c = HubspotConfig::from_source(&[("X", "y")]).unwrap();
+        assert!(c.token.is_none() && c.sessions.is_none());
+        assert_eq!(c.base_url, DEFAULT_BASE_URL);
+        assert_eq!(c.priorities.priority("keyword", "negative"), Some("HIGH"));
+        assert_eq!(
+            c.priorities.priority("agent_failures", "positive"),
+            Some("HIGH")
+        );
+        assert_eq!(c.files_folder, "/baton");
+        let c = HubspotConfig::from_source(&[(ACCESS_TOKEN, ACCESS_TOKEN_PLACEHOLDER)]).unwrap();
+        assert!(c.token.is_none(), "the template's placeholder is no token");
+        let err = HubspotConfig::from_source(&[(PUBLIC_BASE_URL, "https://x")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("SESSION_LINK_SECRET is not set")
+        );
+        let err = HubspotConfig::from_source(&[(PRIORITY_MAP, "[]")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("HUBSPOT_PRIORITY_MAP is invalid")
+        );
+        let err = HubspotConfig::from_source(&[(SEARCH_RATE, "0")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("HUBSPOT_SEARCH_PER_SECOND is invalid")
+        );
+        let err = HubspotConfig::from_source(&[(BASE_URL, "api.hubapi.com")]).unwrap_err();
+        assert!(err.to_string().starts_with("HUBSPOT_BASE_URL is invalid"));
+    }
+}

@@ -1,0 +1,577 @@
+//! One handoff into HubSpot, exactly once: contact → ticket → files → note. Each step's HubSpot id
+//! is saved on the handoff's trail as soon as it exists, so a retry resumes at the next step; a
+//! create whose outcome is unknown (timeout, 5xx, crash) is looked up before it is sent again.
+
+use std::sync::Arc;
+
+use baton_shared::domain::{
+    HandoffRecord, HubspotTrail, MediaState, Step, StepState, TrailError, TrailStatus,
+};
+use baton_shared::objects::ObjectStore;
+use baton_shared::store::TrailStore;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use crate::client::{Call, FileUpload, HubspotClient, Payload};
+use crate::config::HubspotConfig;
+use crate::contact::{self, Identity};
+use crate::content;
+use crate::error::HubspotError;
+use crate::setup::{self, Portal};
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    Done(HubspotTrail),
+    /// Refused by HubSpot or misconfigured: kept on the trail with the reason, not retried.
+    Parked(HubspotTrail),
+}
+
+pub struct Deliverer {
+    client: Option<HubspotClient>,
+    cfg: HubspotConfig,
+    store: Arc<dyn TrailStore>,
+    objects: Arc<dyn ObjectStore>,
+    portal: OnceCell<Portal>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn iso(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// `a-z0-9._-` only, so the name is the same in every folder listing and URL.
+fn safe_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_matches(|c| c == '.' || c == '_');
+    let short: String = trimmed
+        .chars()
+        .rev()
+        .take(80)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if short.is_empty() {
+        "file".into()
+    } else {
+        short
+    }
+}
+
+fn short_hash(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(s.as_bytes())[..4])
+}
+
+impl Deliverer {
+    /// `client: None` means no token: every handoff is parked with a configuration error.
+    pub fn new(
+        cfg: HubspotConfig,
+        client: Option<HubspotClient>,
+        store: Arc<dyn TrailStore>,
+        objects: Arc<dyn ObjectStore>,
+    ) -> Self {
+        Self {
+            client,
+            cfg,
+            store,
+            objects,
+            portal: OnceCell::new(),
+        }
+    }
+
+    pub fn client(&self) -> Option<&HubspotClient> {
+        self.client.as_ref()
+    }
+
+    /// The portal's set-up, read once (the outbox assumes HubSpot's defaults).
+    pub async fn portal(&self, deadline: Instant) -> Result<&Portal, HubspotError> {
+        let client = self.require_client()?;
+        self.portal
+            .get_or_try_init(|| async {
+                if client.is_outbox() {
+                    Ok(Portal::assumed(&self.cfg))
+                } else {
+                    Portal::discover(client, &self.cfg, deadline).await
+                }
+            })
+            .await
+    }
+
+    fn require_client(&self) -> Result<&HubspotClient, HubspotError> {
+        self.client.as_ref().ok_or_else(|| {
+            HubspotError::config(
+                "setup",
+                "HUBSPOT_ACCESS_TOKEN is not set: put the private app's token into the stack's secret, then replay the parked handoffs",
+            )
+        })
+    }
+
+    async fn save(&self, id: &str, trail: &mut HubspotTrail) -> Result<(), HubspotError> {
+        trail.updated_at_ms = now_ms();
+        self.store.save_trail(id, trail).await?;
+        Ok(())
+    }
+
+    /// Delivers `record` unless its trail says it is done. Retryable failures come back as
+    /// errors (the trail says `retrying`); refusals park the handoff.
+    pub async fn deliver(
+        &self,
+        record: &HandoffRecord,
+        deadline: Instant,
+    ) -> Result<Delivered, HubspotError> {
+        let mut trail = self.store.trail(&record.id).await?.unwrap_or_default();
+        if trail.status == TrailStatus::Done {
+            return Ok(Delivered::Done(trail));
+        }
+        trail.runs += 1;
+        trail.status = TrailStatus::InProgress;
+        self.save(&record.id, &mut trail).await?;
+        match self.run(record, &mut trail, deadline).await {
+            Ok(()) => {
+                trail.status = TrailStatus::Done;
+                self.save(&record.id, &mut trail).await?;
+                tracing::info!(handoff = %record.id, ticket = trail.ticket.id.as_deref().unwrap_or("-"), "handoff delivered to HubSpot");
+                Ok(Delivered::Done(trail))
+            }
+            Err(e) => {
+                trail.status = if e.is_retryable() {
+                    TrailStatus::Retrying
+                } else {
+                    TrailStatus::Parked
+                };
+                trail.last_error = Some(TrailError {
+                    step: e.step().to_owned(),
+                    message: e.to_string(),
+                    status: e.status(),
+                    correlation_id: e.correlation_id().map(str::to_owned),
+                    retryable: e.is_retryable(),
+                    at_ms: now_ms(),
+                });
+                if let Err(save) = self.save(&record.id, &mut trail).await {
+                    tracing::error!(handoff = %record.id, error = %save, "the trail could not be saved");
+                }
+                if e.is_retryable() {
+                    tracing::warn!(handoff = %record.id, error = %e, "HubSpot delivery will be retried");
+                    Err(e)
+                } else {
+                    tracing::error!(handoff = %record.id, error = %e, "HubSpot delivery parked");
+                    Ok(Delivered::Parked(trail))
+                }
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        record: &HandoffRecord,
+        trail: &mut HubspotTrail,
+        deadline: Instant,
+    ) -> Result<(), HubspotError> {
+        let client = self.require_client()?;
+        let portal = self.portal(deadline).await?;
+        if !trail.contact.is_finished() {
+            trail.contact = self.contact(client, record, deadline).await?;
+            self.save(&record.id, trail).await?;
+        }
+        let transcript = match self.objects.get(&record.transcript.key).await {
+            Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(None) => format!(
+                "[The transcript {} is missing from the media bucket.]",
+                record.transcript.key
+            ),
+            Err(e) => return Err(HubspotError::Objects(e.to_string())),
+        };
+        let (ticket_text, cut) = content::ticket_content(record, &transcript);
+        if !trail.ticket.is_finished() {
+            let (id, how) = self
+                .ticket(client, portal, record, trail, ticket_text, deadline)
+                .await?;
+            trail.ticket = Step::done(id, how, now_ms());
+            self.save(&record.id, trail).await?;
+        }
+        let mut attached = Vec::new();
+        for media in &record.media {
+            let (MediaState::Copied, Some(key)) = (media.state, &media.key) else {
+                continue;
+            };
+            let name = format!(
+                "{}-{}",
+                short_hash(&media.wamid),
+                safe_name(&media.filename)
+            );
+            attached.push(media.filename.clone());
+            if trail.file(&media.wamid).is_some_and(Step::is_finished) {
+                continue;
+            }
+            let content_type = media
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into());
+            let id = self
+                .upload(client, record, key, &name, &content_type, deadline)
+                .await?;
+            trail.set_file(&media.wamid, Step::done(id, "uploaded", now_ms()));
+            self.save(&record.id, trail).await?;
+        }
+        if cut && !trail.file("transcript").is_some_and(Step::is_finished) {
+            let id = self
+                .upload(
+                    client,
+                    record,
+                    &record.transcript.key,
+                    &content::transcript_file_name(&record.id),
+                    "text/plain",
+                    deadline,
+                )
+                .await?;
+            trail.set_file("transcript", Step::done(id, "uploaded", now_ms()));
+            self.save(&record.id, trail).await?;
+        }
+        if !trail.note.is_finished() {
+            let ticket_id = trail.ticket.id.clone().unwrap_or_default();
+            let mut note_ids = Vec::new();
+            for media in &record.media {
+                if let Some(id) = trail.file(&media.wamid).and_then(|s| s.id.clone()) {
+                    note_ids.push(id);
+                }
+            }
+            if cut && let Some(id) = trail.file("transcript").and_then(|s| s.id.clone()) {
+                note_ids.push(id);
+            }
+            let body =
+                content::note_body(record, &attached, cut, self.session_link(record).as_deref());
+            let mut associations = vec![
+                json!({"to": {"id": ticket_id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": portal.note_to_ticket}]}),
+            ];
+            if let Some(contact) = &trail.contact.id {
+                associations.push(json!({"to": {"id": contact}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": portal.note_to_contact}]}));
+            }
+            let mut properties = json!({
+                "hs_timestamp": iso(record.created_at_ms),
+                "hs_note_body": body,
+            });
+            if !note_ids.is_empty() {
+                properties["hs_attachment_ids"] = json!(note_ids.join(";"));
+            }
+            let call = Call::post(
+                "note",
+                "/crm/v3/objects/notes",
+                json!({"properties": properties, "associations": associations}),
+            )
+            .create();
+            let find = async || find_note(client, &ticket_id, &record.id, deadline).await;
+            let found = if trail.note.state == StepState::Sent {
+                find().await?.map(|id| (id, "found_after_timeout"))
+            } else {
+                None
+            };
+            let (id, how) = match found {
+                Some(f) => f,
+                None => {
+                    trail.note = Step::sent(now_ms());
+                    self.save(&record.id, trail).await?;
+                    create_or_find(client, &call, find, deadline).await?
+                }
+            };
+            trail.note = Step::done(id, how, now_ms());
+            self.save(&record.id, trail).await?;
+        }
+        Ok(())
+    }
+
+    fn session_link(&self, record: &HandoffRecord) -> Option<String> {
+        // Signed at the handoff's time: every run writes the same link.
+        self.cfg
+            .sessions
+            .as_ref()
+            .map(|s| s.link(&record.id, record.created_at_ms / 1000))
+    }
+
+    async fn contact(
+        &self,
+        client: &HubspotClient,
+        record: &HandoffRecord,
+        deadline: Instant,
+    ) -> Result<Step, HubspotError> {
+        let Some(who) = Identity::of(&record.customer) else {
+            return Ok(Step::skipped(
+                "WhatsApp gave no number or user id",
+                now_ms(),
+            ));
+        };
+        if let Some(id) = contact::by_whatsapp_id(client, &who.whatsapp_id, deadline).await? {
+            return Ok(Step::done(id, "found_by_whatsapp_id", now_ms()));
+        }
+        if let Some(phone) = &who.phone
+            && let Some((id, has_whatsapp_id)) = contact::by_phone(client, phone, deadline).await?
+        {
+            if !has_whatsapp_id {
+                contact::remember(client, &id, &who.whatsapp_id, deadline).await;
+            }
+            return Ok(Step::done(id, "found_by_search", now_ms()));
+        }
+        let found = contact::create(client, &who, deadline).await?;
+        Ok(Step::done(found.id, found.how, now_ms()))
+    }
+
+    async fn ticket(
+        &self,
+        client: &HubspotClient,
+        portal: &Portal,
+        record: &HandoffRecord,
+        trail: &mut HubspotTrail,
+        text: String,
+        deadline: Instant,
+    ) -> Result<(String, &'static str), HubspotError> {
+        let find = async || {
+            let answer = client
+                .call(
+                    &Call::get(
+                        "ticket",
+                        format!(
+                            "/crm/v3/objects/tickets/{}?idProperty={}",
+                            record.id,
+                            setup::TICKET_HANDOFF_ID
+                        ),
+                    ),
+                    deadline,
+                )
+                .await?;
+            match answer.status {
+                404 => Ok(None),
+                _ if answer.is_success() => Ok(answer.id()),
+                _ => Err(answer.rejected("ticket")),
+            }
+        };
+        if trail.ticket.state == StepState::Sent
+            && let Some(id) = find().await?
+        {
+            return Ok((id, "found_after_timeout"));
+        }
+        let i = &record.insights;
+        let mut properties = json!({
+            "subject": content::subject(record),
+            "content": text,
+            "hs_pipeline": portal.pipeline,
+            "hs_pipeline_stage": portal.stage,
+            setup::TICKET_HANDOFF_ID: record.id,
+            setup::TICKET_REASON: format!("{}: {}", record.reason.category, record.reason.text).chars().take(1000).collect::<String>(),
+            setup::TICKET_SENTIMENT: i.sentiment.label.as_str(),
+        });
+        if let Some(p) = self
+            .cfg
+            .priorities
+            .priority(record.trigger.kind.as_str(), i.sentiment.label.as_str())
+        {
+            if portal.priorities.is_empty() || portal.priorities.iter().any(|o| o == p) {
+                properties["hs_ticket_priority"] = json!(p);
+            } else {
+                tracing::warn!(
+                    priority = p,
+                    "HUBSPOT_PRIORITY_MAP names a priority the portal does not offer; the ticket gets none"
+                );
+            }
+        }
+        if portal.chat_source {
+            properties["source_type"] = json!("CHAT");
+        }
+        if let Some(lang) = &i.language {
+            properties[setup::TICKET_LANGUAGE] = json!(lang);
+        }
+        if let Some(at) = record.reply_window_closes_at {
+            properties[setup::TICKET_WINDOW] = json!((at * 1000).to_string());
+        }
+        if let Some(link) = self.session_link(record) {
+            properties[setup::TICKET_SESSION] = json!(link);
+        }
+        let associations: Vec<Value> = trail
+            .contact
+            .id
+            .iter()
+            .map(|c| json!({"to": {"id": c}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": portal.ticket_to_contact}]}))
+            .collect();
+        let call = Call::post(
+            "ticket",
+            "/crm/v3/objects/tickets",
+            json!({"properties": properties, "associations": associations}),
+        )
+        .create();
+        trail.ticket = Step::sent(now_ms());
+        self.save(&record.id, trail).await?;
+        create_or_find(client, &call, find, deadline).await
+    }
+
+    async fn upload(
+        &self,
+        client: &HubspotClient,
+        record: &HandoffRecord,
+        key: &str,
+        name: &str,
+        content_type: &str,
+        deadline: Instant,
+    ) -> Result<String, HubspotError> {
+        let call = Call {
+            method: http::Method::POST,
+            path: "/files/v3/files".into(),
+            payload: Payload::File(FileUpload {
+                objects: self.objects.clone(),
+                key: key.to_owned(),
+                file_name: name.to_owned(),
+                content_type: content_type.to_owned(),
+                folder_path: format!("{}/{}", self.cfg.files_folder, record.id),
+                options: json!({
+                    "access": "PRIVATE",
+                    "overwrite": false,
+                    "duplicateValidationStrategy": "RETURN_EXISTING",
+                    "duplicateValidationScope": "EXACT_FOLDER",
+                })
+                .to_string(),
+            }),
+            bucket: crate::client::Bucket::General,
+            // RETURN_EXISTING in the same folder makes a repeated upload return the first file.
+            retry: crate::client::Retry::Safe,
+            step: "files",
+        };
+        let answer = client.call(&call, deadline).await?;
+        if !answer.is_success() {
+            return Err(answer.rejected("files"));
+        }
+        answer.id().ok_or_else(|| answer.rejected("files"))
+    }
+}
+
+/// Creates with `call`; when the outcome is unknown or a unique value is taken, `lookup` says
+/// whether the object exists before anything is sent again.
+async fn create_or_find(
+    client: &HubspotClient,
+    call: &Call,
+    lookup: impl AsyncFn() -> Result<Option<String>, HubspotError>,
+    deadline: Instant,
+) -> Result<(String, &'static str), HubspotError> {
+    let mut attempt = 0;
+    loop {
+        match client.call(call, deadline).await {
+            Ok(a) if a.is_success() => {
+                return a
+                    .id()
+                    .map(|id| (id, "created"))
+                    .ok_or_else(|| a.rejected(call.step));
+            }
+            Ok(a) if a.status == 409 || contact::is_unique_violation(&a.body) => {
+                return match lookup().await? {
+                    Some(id) => Ok((id, "conflict")),
+                    None => Err(a.rejected(call.step)),
+                };
+            }
+            Ok(a) => return Err(a.rejected(call.step)),
+            Err(e @ HubspotError::Uncertain { .. }) => {
+                if let Some(id) = lookup().await? {
+                    return Ok((id, "found_after_timeout"));
+                }
+                attempt += 1;
+                if attempt >= client.max_attempts || !client.pause(attempt, deadline).await {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The note a previous run posted on the ticket, found by its marker among the ticket's notes.
+async fn find_note(
+    client: &HubspotClient,
+    ticket_id: &str,
+    handoff_id: &str,
+    deadline: Instant,
+) -> Result<Option<String>, HubspotError> {
+    let answer = client
+        .call(
+            &Call::get(
+                "note",
+                format!("/crm/v4/objects/tickets/{ticket_id}/associations/notes?limit=500"),
+            ),
+            deadline,
+        )
+        .await?;
+    if !answer.is_success() {
+        return Err(answer.rejected("note"));
+    }
+    let ids: Vec<String> = answer
+        .body
+        .get("results")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(|a| match a.get("toObjectId") {
+                    Some(Value::Number(n)) => Some(n.to_string()),
+                    Some(Value::String(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let marker = content::note_marker(handoff_id);
+    for chunk in ids.chunks(100) {
+        let inputs: Vec<Value> = chunk.iter().map(|id| json!({"id": id})).collect();
+        let answer = client
+            .call(
+                &Call::post(
+                    "note",
+                    "/crm/v3/objects/notes/batch/read",
+                    json!({"properties": ["hs_note_body"], "inputs": inputs}),
+                ),
+                deadline,
+            )
+            .await?;
+        if !answer.is_success() {
+            return Err(answer.rejected("note"));
+        }
+        let found = answer
+            .body
+            .get("results")
+            .and_then(Value::as_array)
+            .and_then(|r| {
+                r.iter().find(|n| {
+                    n.pointer("/properties/hs_note_body")
+                        .and_then(Value::as_str)
+                        .is_some_and(|b| b.contains(&marker))
+                })
+            })
+            .and_then(|n| match n.get("id") {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            });
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,243 @@
+//! What can go wrong talking to HubSpot, classified once: retry later, park until a person fixes
+//! it, or a configuration error naming the scope or setting to fix.
+
+use baton_shared::store::StoreError;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubspotError {
+    /// 429, 5xx, timeouts: a later run may succeed.
+    #[error("{step}: HubSpot is unavailable ({}): {message}{}", status.map_or("no answer".to_owned(), |s| s.to_string()), correlation(correlation_id))]
+    Unavailable {
+        step: &'static str,
+        status: Option<u16>,
+        message: String,
+        correlation_id: Option<String>,
+    },
+    /// A create timed out or got a 5xx: it may or may not exist now.
+    #[error("{step}: outcome unknown ({}): {message}", status.map_or("no answer".to_owned(), |s| s.to_string()))]
+    Uncertain {
+        step: &'static str,
+        status: Option<u16>,
+        message: String,
+        correlation_id: Option<String>,
+    },
+    /// HubSpot refused the request (validation): sending it again will not help.
+    #[error(
+        "{step}: HubSpot refused the request ({status}): {message}{}",
+        correlation(correlation_id)
+    )]
+    Rejected {
+        step: &'static str,
+        status: u16,
+        message: String,
+        correlation_id: Option<String>,
+    },
+    /// The token is missing, invalid or lacks a scope; or a setting names what does not exist.
+    #[error("{step}: configuration error{}: {message}{}{}", status_text(*status), scope.map(|s| format!(" (the private app needs the `{s}` scope)")).unwrap_or_default(), correlation(correlation_id))]
+    Configuration {
+        step: &'static str,
+        status: u16,
+        message: String,
+        scope: Option<&'static str>,
+        correlation_id: Option<String>,
+    },
+    #[error("the store failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("media bucket: {0}")]
+    Objects(String),
+}
+
+fn correlation(id: &Option<String>) -> String {
+    id.as_ref()
+        .map(|c| format!(" (correlationId {c})"))
+        .unwrap_or_default()
+}
+
+fn status_text(status: u16) -> String {
+    if status == 0 {
+        String::new()
+    } else {
+        format!(" ({status})")
+    }
+}
+
+impl HubspotError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Unavailable { .. } | Self::Uncertain { .. } | Self::Objects(_) => true,
+            Self::Store(e) => e.is_retryable(),
+            Self::Rejected { .. } | Self::Configuration { .. } => false,
+        }
+    }
+
+    pub fn uncertain(self) -> Self {
+        match self {
+            Self::Unavailable {
+                step,
+                status,
+                message,
+                correlation_id,
+            } => Self::Uncertain {
+                step,
+                status,
+                message,
+                correlation_id,
+            },
+            other => other,
+        }
+    }
+
+    pub fn step(&self) -> &'static str {
+        match self {
+            Self::Unavailable { step, .. }
+            | Self::Uncertain { step, .. }
+            | Self::Rejected { step, .. }
+            | Self::Configuration { step, .. } => step,
+            Self::Store(_) => "store",
+            Self::Objects(_) => "files",
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Unavailable { status, .. } | Self::Uncertain { status, .. } => *status,
+            Self::Rejected { status, .. } => Some(*status),
+            Self::Configuration { status, .. } => (*status != 0).then_some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn correlation_id(&self) -> Option<&str> {
+        match self {
+            Self::Unavailable { correlation_id, .. }
+            | Self::Uncertain { correlation_id, .. }
+            | Self::Rejected { correlation_id, .. }
+            | Self::Configuration { correlation_id, .. } => correlation_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn config(step: &'static str, message: impl Into<String>) -> Self {
+        Self::Configuration {
+            step,
+            status: 0,
+            message: message.into(),
+            scope: None,
+            correlation_id: None,
+        }
+    }
+}
+
+/// The parts of HubSpot's error body Baton reports.
+#[derive(Debug, Default)]
+pub struct Problem {
+    pub message: String,
+    pub correlation_id: Option<String>,
+    pub category: Option<String>,
+    /// A 429's `policyName` (`TEN_SECONDLY_ROLLING`, `DAILY`, `SECONDLY`).
+    pub policy: Option<String>,
+}
+
+pub fn problem_of(body: &Value) -> Problem {
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+    let mut message = text("message").unwrap_or_else(|| match body {
+        Value::String(s) => s.chars().take(300).collect(),
+        _ => "no message".into(),
+    });
+    // Validation errors list the offending fields; the rep's admin needs them.
+    if let Some(Value::Array(errors)) = body.get("errors") {
+        let details: Vec<&str> = errors
+            .iter()
+            .filter_map(|e| e.get("message").and_then(Value::as_str))
+            .filter(|m| !message.contains(m))
+            .take(5)
+            .collect();
+        if !details.is_empty() {
+            message = format!("{message} ({})", details.join("; "));
+        }
+    }
+    Problem {
+        message,
+        correlation_id: text("correlationId"),
+        category: text("category"),
+        policy: text("policyName"),
+    }
+}
+
+/// The private-app scope a request needs (HubSpot's specs, `security`), for 401/403 messages.
+pub fn scope_for(method: &http::Method, path: &str) -> Option<&'static str> {
+    let read = method == http::Method::GET;
+    Some(if path.starts_with("/crm/v3/properties/tickets") {
+        if read {
+            "tickets"
+        } else {
+            "crm.schemas.tickets.write"
+        }
+    } else if path.starts_with("/crm/v3/properties/contacts") {
+        if read {
+            "crm.objects.contacts.read"
+        } else {
+            "crm.schemas.contacts.write"
+        }
+    } else if path.starts_with("/crm/v3/objects/contacts") {
+        if read || path.ends_with("/search") {
+            "crm.objects.contacts.read"
+        } else {
+            "crm.objects.contacts.write"
+        }
+    } else if path.starts_with("/crm/v3/objects/tickets")
+        || path.starts_with("/crm/v3/pipelines/tickets")
+        || path.starts_with("/crm/v4/objects/tickets")
+    {
+        "tickets"
+    } else if path.starts_with("/crm/v3/objects/notes") {
+        // Creating a note is authorised by the contacts write scope (crm-notes-v3 spec).
+        "crm.objects.contacts.write"
+    } else if path.starts_with("/files/") {
+        "files"
+    } else if path.starts_with("/crm/v4/associations") {
+        "crm.objects.contacts.read"
+    } else {
+        return None;
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_quote_hubspot_and_name_the_scope() {
+        let body = serde_json::json!({"status":"error","message":"Property values were not valid","correlationId":"c-9","category":"VALIDATION_ERROR","errors":[{"message":"Property \"x\" does not exist","code":"PROPERTY_DOESNT_EXIST"}]});
+        let p = problem_of(&body);
+        assert_eq!(
+            p.message,
+            "Property values were not valid (Property \"x\" does not exist)"
+        );
+        let e = HubspotError::Rejected {
+            step: "ticket",
+            status: 400,
+            message: p.message,
+            correlation_id: p.correlation_id,
+        };
+        assert!(!e.is_retryable());
+        assert!(e.to_string().ends_with("(correlationId c-9)"), "{e}");
+        let e = HubspotError::Configuration {
+            step: "files",
+            status: 403,
+            message: "This app hasn't been granted all required scopes".into(),
+            scope: scope_for(&http::Method::POST, "/files/v3/files"),
+            correlation_id: None,
+        };
+        assert!(e.to_string().contains("needs the `files` scope"), "{e}");
+        assert_eq!(
+            scope_for(&http::Method::POST, "/crm/v3/objects/contacts/search"),
+            Some("crm.objects.contacts.read")
+        );
+        assert_eq!(
+            scope_for(&http::Method::POST, "/crm/v3/objects/notes"),
+            Some("crm.objects.contacts.write")
+        );
+    }
+}

@@ -1,0 +1,69 @@
+//! The HubSpot Lambda: wiring only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_hubspot::{Deliverer, HubspotClient, HubspotConfig};
+use baton_shared::config::{self, MEDIA_BUCKET, ProcessEnv, Settings, TABLE_NAME};
+use baton_shared::objects::S3Store;
+use baton_shared::store::DynamoDbStore;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+/// Time kept back from the Lambda deadline to record the trail and answer.
+const MARGIN: Duration = Duration::from_secs(10);
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let table = config::required(
+        &ProcessEnv,
+        TABLE_NAME,
+        "template.yaml sets it to the Baton table",
+    )?;
+    let bucket = config::required(
+        &ProcessEnv,
+        MEDIA_BUCKET,
+        "template.yaml sets it to the media bucket",
+    )?;
+    let aws = aws_config::load_from_env().await;
+    let settings = Settings::load(&aws).await?;
+    let cfg = HubspotConfig::from_source(&settings)?;
+    let path_style = config::optional(&settings, config::S3_PATH_STYLE).is_some_and(|v| v == "1");
+    let client = match &cfg.token {
+        Some(token) => Some(HubspotClient::http(
+            &cfg.base_url,
+            token.clone(),
+            cfg.limits,
+            cfg.timeout,
+        )?),
+        None => {
+            tracing::error!(
+                "HUBSPOT_ACCESS_TOKEN is not set: handoffs are parked until it is put into the stack's secret"
+            );
+            None
+        }
+    };
+    let objects = Arc::new(S3Store::from_config(&aws, bucket, path_style));
+    let store = Arc::new(DynamoDbStore::from_config(&aws, table));
+    let deliverer = Arc::new(Deliverer::new(cfg, client, store, objects));
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
+            let deliverer = deliverer.clone();
+            async move {
+                let remaining = Duration::from_millis(event.context.deadline)
+                    .checked_sub(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap_or_default(),
+                    )
+                    .unwrap_or_default()
+                    .saturating_sub(MARGIN);
+                let deadline = tokio::time::Instant::now() + remaining;
+                Ok::<_, Error>(
+                    baton_hubspot::handle_batch(&deliverer, event.payload, deadline).await,
+                )
+            }
+        },
+    ))
+    .await
+}

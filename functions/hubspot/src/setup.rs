@@ -1,0 +1,372 @@
+//! What Baton needs to know about the portal before its first handoff, read once per container:
+//! the ticket pipeline and stage, Baton's custom properties (created when missing, so set-up is
+//! idempotent), the priority options, and the association type ids.
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::client::{Call, HubspotClient};
+use crate::config::HubspotConfig;
+use crate::error::HubspotError;
+
+/// The contact property holding the customer's WhatsApp id (E.164, or the business-scoped user
+/// id for customers without a phone number). Unique, so two handoffs can never create two
+/// contacts for one customer.
+pub const CONTACT_WHATSAPP_ID: &str = "baton_whatsapp_id";
+/// The ticket property holding the handoff id. Unique: a second ticket for a handoff is refused.
+pub const TICKET_HANDOFF_ID: &str = "baton_handoff_id";
+pub const TICKET_REASON: &str = "baton_escalation_reason";
+pub const TICKET_SENTIMENT: &str = "baton_sentiment";
+pub const TICKET_LANGUAGE: &str = "baton_language";
+pub const TICKET_WINDOW: &str = "baton_reply_window_closes_at";
+pub const TICKET_SESSION: &str = "baton_session_url";
+
+/// Default association type ids (HUBSPOT_DEFINED), checked against the labels API at set-up.
+pub const TICKET_TO_CONTACT: u32 = 16;
+pub const NOTE_TO_TICKET: u32 = 228;
+pub const NOTE_TO_CONTACT: u32 = 202;
+
+/// One custom property Baton creates.
+struct PropertyDef {
+    name: &'static str,
+    label: &'static str,
+    kind: &'static str,
+    field: &'static str,
+    unique: bool,
+    description: &'static str,
+}
+
+const TICKET_PROPERTIES: &[PropertyDef] = &[
+    PropertyDef {
+        name: TICKET_HANDOFF_ID,
+        label: "Baton handoff id",
+        kind: "string",
+        field: "text",
+        unique: true,
+        description: "The WhatsApp handoff this ticket was opened for (one ticket per handoff).",
+    },
+    PropertyDef {
+        name: TICKET_REASON,
+        label: "Escalation reason",
+        kind: "string",
+        field: "text",
+        unique: false,
+        description: "Why the AI agent handed the conversation to a person.",
+    },
+    PropertyDef {
+        name: TICKET_SENTIMENT,
+        label: "Customer sentiment",
+        kind: "enumeration",
+        field: "select",
+        unique: false,
+        description: "The customer's sentiment at handoff.",
+    },
+    PropertyDef {
+        name: TICKET_LANGUAGE,
+        label: "Customer language",
+        kind: "string",
+        field: "text",
+        unique: false,
+        description: "The customer's language (BCP-47).",
+    },
+    PropertyDef {
+        name: TICKET_WINDOW,
+        label: "WhatsApp reply window closes",
+        kind: "datetime",
+        field: "date",
+        unique: false,
+        description: "Free-form WhatsApp replies are possible until then (24 hours after the customer's last message).",
+    },
+    PropertyDef {
+        name: TICKET_SESSION,
+        label: "WhatsApp session",
+        kind: "string",
+        field: "text",
+        unique: false,
+        description: "The whole conversation: messages, the AI's reasoning and tool calls, media.",
+    },
+];
+
+const CONTACT_PROPERTIES: &[PropertyDef] = &[PropertyDef {
+    name: CONTACT_WHATSAPP_ID,
+    label: "WhatsApp id",
+    kind: "string",
+    field: "text",
+    unique: true,
+    description: "The contact's WhatsApp number (E.164) or WhatsApp user id, as Baton matched it.",
+}];
+
+/// What the portal told us, cached for the container's life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Portal {
+    pub pipeline: String,
+    pub stage: String,
+    /// `hs_ticket_priority` options; empty when unknown (then any mapped value is sent).
+    pub priorities: Vec<String>,
+    /// Whether `source_type` offers `CHAT`.
+    pub chat_source: bool,
+    pub ticket_to_contact: u32,
+    pub note_to_ticket: u32,
+    pub note_to_contact: u32,
+}
+
+impl Portal {
+    /// What the outbox assumes: HubSpot's documented defaults.
+    pub fn assumed(cfg: &HubspotConfig) -> Self {
+        Self {
+            pipeline: cfg.pipeline.clone().unwrap_or_else(|| "0".into()),
+            stage: cfg.stage.clone().unwrap_or_else(|| "1".into()),
+            priorities: vec!["LOW".into(), "MEDIUM".into(), "HIGH".into()],
+            chat_source: true,
+            ticket_to_contact: TICKET_TO_CONTACT,
+            note_to_ticket: NOTE_TO_TICKET,
+            note_to_contact: NOTE_TO_CONTACT,
+        }
+    }
+
+    /// Reads (and where needed creates) everything; a handful of calls, once per container.
+    pub async fn discover(
+        client: &HubspotClient,
+        cfg: &HubspotConfig,
+        deadline: Instant,
+    ) -> Result<Self, HubspotError> {
+        let tickets = ensure_properties(client, "tickets", TICKET_PROPERTIES, deadline).await?;
+        ensure_properties(client, "contacts", CONTACT_PROPERTIES, deadline).await?;
+        let options = |name: &str| -> Vec<String> {
+            tickets
+                .iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+                .and_then(|p| p.get("options"))
+                .and_then(Value::as_array)
+                .map(|o| {
+                    o.iter()
+                        .filter(|o| o.get("hidden").and_then(Value::as_bool) != Some(true))
+                        .filter_map(|o| o.get("value").and_then(Value::as_str))
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (pipeline, stage) = pipeline_and_stage(client, cfg, deadline).await?;
+        Ok(Self {
+            pipeline,
+            stage,
+            priorities: options("hs_ticket_priority"),
+            chat_source: options("source_type").iter().any(|o| o == "CHAT"),
+            ticket_to_contact: type_id(client, "tickets", "contacts", TICKET_TO_CONTACT, deadline)
+                .await?,
+            note_to_ticket: type_id(client, "notes", "tickets", NOTE_TO_TICKET, deadline).await?,
+            note_to_contact: type_id(client, "notes", "contacts", NOTE_TO_CONTACT, deadline)
+                .await?,
+        })
+    }
+}
+
+/// Lists the object's properties and creates Baton's missing ones; returns the list.
+async fn ensure_properties(
+    client: &HubspotClient,
+    object: &str,
+    defs: &[PropertyDef],
+    deadline: Instant,
+) -> Result<Vec<Value>, HubspotError> {
+    let answer = client
+        .call(
+            &Call::get("setup", format!("/crm/v3/properties/{object}")),
+            deadline,
+        )
+        .await?;
+    if !answer.is_success() {
+        return Err(answer.rejected("setup"));
+    }
+    let mut list = answer
+        .body
+        .get("results")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let group = if object == "tickets" {
+        "ticketinformation"
+    } else {
+        "contactinformation"
+    };
+    for def in defs {
+        let existing = list
+            .iter()
+            .find(|p| p.get("name").and_then(Value::as_str) == Some(def.name));
+        if let Some(p) = existing {
+            if def.unique && p.get("hasUniqueValue").and_then(Value::as_bool) != Some(true) {
+                // Uniqueness cannot be added later; without it duplicates are only prevented by
+                // Baton's own checks. Say so rather than fail every handoff.
+                tracing::warn!(
+                    object,
+                    property = def.name,
+                    "the property exists without unique values; delete it in HubSpot to let Baton recreate it unique"
+                );
+            }
+            continue;
+        }
+        let mut body = json!({
+            "name": def.name,
+            "label": def.label,
+            "type": def.kind,
+            "fieldType": def.field,
+            "groupName": group,
+            "description": def.description,
+            "hasUniqueValue": def.unique,
+        });
+        if def.kind == "enumeration" {
+            body["options"] = json!([
+                {"label": "Negative", "value": "negative", "displayOrder": 0},
+                {"label": "Neutral", "value": "neutral", "displayOrder": 1},
+                {"label": "Positive", "value": "positive", "displayOrder": 2},
+            ]);
+        }
+        let created = client
+            .call(
+                &Call::post("setup", format!("/crm/v3/properties/{object}"), body),
+                deadline,
+            )
+            .await?;
+        // 409: another container created it a moment ago.
+        if !(created.is_success() || created.status == 409) {
+            return Err(created.rejected("setup"));
+        }
+        tracing::info!(object, property = def.name, "created a HubSpot property");
+        list.push(created.body);
+    }
+    Ok(list)
+}
+
+async fn pipeline_and_stage(
+    client: &HubspotClient,
+    cfg: &HubspotConfig,
+    deadline: Instant,
+) -> Result<(String, String), HubspotError> {
+    let answer = client
+        .call(&Call::get("setup", "/crm/v3/pipelines/tickets"), deadline)
+        .await?;
+    if !answer.is_success() {
+        return Err(answer.rejected("setup"));
+    }
+    let pipelines: Vec<&Value> = answer
+        .body
+        .get("results")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter(|p| p.get("archived").and_then(Value::as_bool) != Some(true))
+                .collect()
+        })
+        .unwrap_or_default();
+    let id_of = |v: &Value| v.get("id").and_then(Value::as_str).map(str::to_owned);
+    let pipeline = match &cfg.pipeline {
+        Some(want) => *pipelines
+            .iter()
+            .find(|p| id_of(p).as_deref() == Some(want.as_str()))
+            .ok_or_else(|| {
+                HubspotError::config(
+                    "setup",
+                    format!(
+                        "HUBSPOT_TICKET_PIPELINE {want:?} is not a ticket pipeline of this portal (ids: {})",
+                        pipelines.iter().filter_map(|p| id_of(p)).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?,
+        // The default pipeline is "0"; else the first by display order.
+        None => *pipelines
+            .iter()
+            .find(|p| id_of(p).as_deref() == Some("0"))
+            .or_else(|| {
+                pipelines
+                    .iter()
+                    .min_by_key(|p| p.get("displayOrder").and_then(Value::as_i64))
+            })
+            .ok_or_else(|| HubspotError::config("setup", "the portal has no ticket pipeline"))?,
+    };
+    let pipeline_id = id_of(pipeline).unwrap_or_default();
+    let mut stages: Vec<&Value> = pipeline
+        .get("stages")
+        .and_then(Value::as_array)
+        .map(|s| s.iter().collect())
+        .unwrap_or_default();
+    stages.sort_by_key(|s| s.get("displayOrder").and_then(Value::as_i64));
+    let stage = match &cfg.stage {
+        Some(want) => stages
+            .iter()
+            .find(|s| id_of(s).as_deref() == Some(want.as_str()))
+            .and_then(|s| id_of(s))
+            .ok_or_else(|| {
+                HubspotError::config(
+                    "setup",
+                    format!(
+                        "HUBSPOT_TICKET_STAGE {want:?} is not a stage of pipeline {pipeline_id} (ids: {})",
+                        stages.iter().filter_map(|s| id_of(s)).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?,
+        None => stages
+            .iter()
+            .find(|s| {
+                s.pointer("/metadata/ticketState").and_then(Value::as_str) == Some("OPEN")
+            })
+            .and_then(|s| id_of(s))
+            .ok_or_else(|| {
+                HubspotError::config(
+                    "setup",
+                    format!("pipeline {pipeline_id} has no open stage; set HUBSPOT_TICKET_STAGE"),
+                )
+            })?,
+    };
+    Ok((pipeline_id, stage))
+}
+
+/// The unlabelled HUBSPOT_DEFINED association type from `from` to `to`, or `fallback`.
+async fn type_id(
+    client: &HubspotClient,
+    from: &str,
+    to: &str,
+    fallback: u32,
+    deadline: Instant,
+) -> Result<u32, HubspotError> {
+    let answer = client
+        .call(
+            &Call::get("setup", format!("/crm/v4/associations/{from}/{to}/labels")),
+            deadline,
+        )
+        .await?;
+    let found = answer
+        .body
+        .get("results")
+        .and_then(Value::as_array)
+        .and_then(|r| {
+            r.iter().find(|l| {
+                l.get("category").and_then(Value::as_str) == Some("HUBSPOT_DEFINED")
+                    && l.get("label").is_none_or(|v| v.is_null() || v == "")
+            })
+        })
+        .and_then(|l| l.get("typeId").and_then(Value::as_u64))
+        .map(|id| id as u32);
+    match found {
+        Some(id) => {
+            if id != fallback {
+                tracing::warn!(
+                    from,
+                    to,
+                    id,
+                    documented = fallback,
+                    "the portal's association type id differs from HubSpot's documentation; using the portal's"
+                );
+            }
+            Ok(id)
+        }
+        None => {
+            tracing::warn!(
+                from,
+                to,
+                status = answer.status,
+                "no association label found; using HubSpot's documented type id"
+            );
+            Ok(fallback)
+        }
+    }
+}

@@ -1,0 +1,1291 @@
+//! A HubSpot server for tests and benchmarks that enforces the contract Baton depends on
+//! (../shared/docs/hubspot-contract.md): Bearer auth and scopes, paths, required and known
+//! properties, enumerations, unique values, association type ids, `;`-joined attachment ids, the
+//! 65,536-character limit, search's filter limits, lag and own rate limit, the rolling 10-second
+//! limit, and files' duplicate validation. Faults (429 with and without `Retry-After`, 500, 503,
+//! answers that never come, before or after the work is done) are injected per request.
+
+// Validation helpers return the HTTP answer itself as their error: it is what the server sends.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "pat-na1-test-token";
+
+/// What to do to a matching request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Answer 429 (TEN_SECONDLY_ROLLING) with `Retry-After` seconds, or without the header.
+    RateLimited(Option<u64>),
+    /// Answer this status without doing the work.
+    Status(u16),
+    /// Never answer, without doing the work.
+    Hang,
+    /// Do the work, then never answer (the response is lost: a timeout or a crash).
+    DoThenHang,
+    /// Do the work, then answer 502.
+    DoThenFail,
+}
+
+struct Injected {
+    method: Method,
+    path_prefix: String,
+    fault: Fault,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    pub id: String,
+    pub properties: BTreeMap<String, String>,
+    created: Instant,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFile {
+    pub id: String,
+    pub folder: String,
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub content_type: String,
+    pub access: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Association {
+    pub from: (String, String),
+    pub to: (String, String),
+    pub type_id: u64,
+}
+
+struct PropertyDef {
+    name: String,
+    kind: String,
+    unique: bool,
+    options: Vec<String>,
+    json: Value,
+}
+
+struct Portal {
+    next_id: u64,
+    properties: BTreeMap<String, Vec<PropertyDef>>,
+    contacts: Vec<Object>,
+    tickets: Vec<Object>,
+    notes: Vec<Object>,
+    files: Vec<StoredFile>,
+    associations: Vec<Association>,
+    requests: Vec<(Method, String)>,
+    faults: VecDeque<Injected>,
+    missing_scopes: Vec<String>,
+    general: VecDeque<Instant>,
+    search: VecDeque<Instant>,
+}
+
+/// Knobs a test turns.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Created contacts stay invisible to search this long.
+    pub search_lag: Duration,
+    /// Searches per second before a 429 (HubSpot: 5).
+    pub search_per_second: usize,
+    /// Requests per rolling 10 seconds before a 429 (HubSpot: 100–250).
+    pub per_ten_seconds: usize,
+    /// Every answer waits this long.
+    pub latency: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            search_lag: Duration::from_millis(1500),
+            search_per_second: 5,
+            per_ten_seconds: 190,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+struct Shared {
+    portal: Mutex<Portal>,
+    options: Mutex<Options>,
+}
+
+#[derive(Clone)]
+pub struct HubspotServer {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+fn prop(name: &str, kind: &str, options: &[&str]) -> PropertyDef {
+    let json = json!({
+        "name": name, "label": name, "type": kind,
+        "fieldType": if options.is_empty() { "text" } else { "select" },
+        "groupName": "builtin", "hasUniqueValue": false,
+        "options": options.iter().enumerate().map(|(i, o)| json!({"label": o, "value": o, "displayOrder": i, "hidden": false})).collect::<Vec<_>>(),
+    });
+    PropertyDef {
+        name: name.into(),
+        kind: kind.into(),
+        unique: false,
+        options: options.iter().map(|o| (*o).to_owned()).collect(),
+        json,
+    }
+}
+
+fn builtin() -> BTreeMap<String, Vec<PropertyDef>> {
+    let contacts = [
+        "firstname",
+        "lastname",
+        "email",
+        "phone",
+        "mobilephone",
+        "hs_searchable_calculated_phone_number",
+        "hs_searchable_calculated_mobile_number",
+    ]
+    .iter()
+    .map(|n| prop(n, "string", &[]))
+    .chain([prop("createdate", "datetime", &[])])
+    .collect();
+    let tickets = vec![
+        prop("subject", "string", &[]),
+        prop("content", "string", &[]),
+        prop("hs_pipeline", "enumeration", &[]),
+        prop("hs_pipeline_stage", "enumeration", &[]),
+        prop(
+            "hs_ticket_priority",
+            "enumeration",
+            &["LOW", "MEDIUM", "HIGH", "URGENT"],
+        ),
+        prop(
+            "source_type",
+            "enumeration",
+            &["EMAIL", "CHAT", "PHONE", "FORM"],
+        ),
+        prop("hubspot_owner_id", "enumeration", &[]),
+        prop("createdate", "datetime", &[]),
+    ];
+    let notes = vec![
+        prop("hs_timestamp", "datetime", &[]),
+        prop("hs_note_body", "string", &[]),
+        prop("hs_attachment_ids", "enumeration", &[]),
+        prop("hubspot_owner_id", "enumeration", &[]),
+    ];
+    BTreeMap::from([
+        ("contacts".to_owned(), contacts),
+        ("tickets".to_owned(), tickets),
+        ("notes".to_owned(), notes),
+    ])
+}
+
+fn error(status: u16, category: &str, message: &str) -> Response {
+    let body = json!({
+        "status": "error",
+        "message": message,
+        "correlationId": format!("{:08x}-test-{}", status, message.len()),
+        "category": category,
+    });
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+fn validation(message: &str, code: &str) -> Response {
+    let body = json!({
+        "status": "error",
+        "message": message,
+        "correlationId": "0000-validation",
+        "category": "VALIDATION_ERROR",
+        "errors": [{"message": message, "code": code}],
+    });
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+fn ok(status: u16, body: Value) -> Response {
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}
+
+fn query(uri: &axum::http::Uri, key: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// HubSpot's calculated searchable number: the national number, without the country code.
+fn searchable(number: &str) -> String {
+    let t = number.trim();
+    if t.starts_with('+') {
+        let digits: String = t.chars().filter(char::is_ascii_digit).collect();
+        if let Ok(n) = phonenumber::parse(None, format!("+{digits}")) {
+            return n.national().to_string();
+        }
+    }
+    t.chars().filter(char::is_ascii_digit).collect()
+}
+
+fn scope_of(method: &Method, path: &str) -> &'static str {
+    let read = method == Method::GET;
+    if path.starts_with("/crm/v3/properties/tickets") {
+        if read {
+            "tickets"
+        } else {
+            "crm.schemas.tickets.write"
+        }
+    } else if path.starts_with("/crm/v3/properties/contacts") {
+        if read {
+            "crm.objects.contacts.read"
+        } else {
+            "crm.schemas.contacts.write"
+        }
+    } else if path.starts_with("/crm/v3/objects/contacts") {
+        if read || path.ends_with("/search") {
+            "crm.objects.contacts.read"
+        } else {
+            "crm.objects.contacts.write"
+        }
+    } else if path.starts_with("/crm/v3/objects/notes") {
+        "crm.objects.contacts.write"
+    } else if path.starts_with("/files/") {
+        "files"
+    } else {
+        "tickets"
+    }
+}
+
+impl Portal {
+    fn id(&mut self) -> String {
+        self.next_id += 1;
+        self.next_id.to_string()
+    }
+
+    fn objects(&mut self, kind: &str) -> &mut Vec<Object> {
+        match kind {
+            "contacts" => &mut self.contacts,
+            "tickets" => &mut self.tickets,
+            _ => &mut self.notes,
+        }
+    }
+
+    fn def(&self, kind: &str, name: &str) -> Option<&PropertyDef> {
+        self.properties.get(kind)?.iter().find(|p| p.name == name)
+    }
+
+    /// Checks properties as HubSpot does: known, valid enumeration values, dates, limits,
+    /// unique values (`except` is the object being updated).
+    fn check(
+        &self,
+        kind: &str,
+        props: &serde_json::Map<String, Value>,
+        except: Option<&str>,
+    ) -> Result<BTreeMap<String, String>, Response> {
+        let mut out = BTreeMap::new();
+        for (name, value) in props {
+            let Some(def) = self.def(kind, name) else {
+                return Err(validation(
+                    &format!("Property \"{name}\" does not exist"),
+                    "PROPERTY_DOESNT_EXIST",
+                ));
+            };
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                Value::Null => continue,
+                other => {
+                    return Err(validation(
+                        &format!("Invalid input JSON: {name} must be a string, not {other}"),
+                        "INVALID_JSON",
+                    ));
+                }
+            };
+            if text.encode_utf16().count() > 65_536 {
+                return Err(validation(
+                    &format!("Property \"{name}\" exceeds the 65536 character limit"),
+                    "INVALID_STRING_LENGTH",
+                ));
+            }
+            if !def.options.is_empty() && !def.options.contains(&text) {
+                return Err(validation(
+                    &format!("{text} was not one of the allowed options for {name}"),
+                    "INVALID_OPTION",
+                ));
+            }
+            if def.kind == "datetime"
+                && text.parse::<i64>().is_err()
+                && time::OffsetDateTime::parse(
+                    &text,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .is_err()
+            {
+                return Err(validation(
+                    &format!("{text} is not a valid datetime for {name}"),
+                    "INVALID_DATE",
+                ));
+            }
+            if def.unique {
+                let taken = match kind {
+                    "contacts" => &self.contacts,
+                    "tickets" => &self.tickets,
+                    _ => &self.notes,
+                }
+                .iter()
+                .any(|o| Some(o.id.as_str()) != except && o.properties.get(name) == Some(&text));
+                if taken {
+                    return Err(if kind == "contacts" {
+                        error(
+                            409,
+                            "CONFLICT",
+                            &format!("A contact with {name} {text} already exists"),
+                        )
+                    } else {
+                        validation(
+                            &format!("{text} already has that value for unique property {name}"),
+                            "INVALID_UNIQUE_VALUE",
+                        )
+                    });
+                }
+            }
+            out.insert(name.clone(), text);
+        }
+        Ok(out)
+    }
+
+    fn find(
+        &self,
+        kind: &str,
+        id: &str,
+        id_property: Option<&str>,
+    ) -> Result<Option<&Object>, Response> {
+        let list = match kind {
+            "contacts" => &self.contacts,
+            "tickets" => &self.tickets,
+            _ => &self.notes,
+        };
+        Ok(match id_property {
+            None => list.iter().find(|o| o.id == id),
+            Some(p) => {
+                match self.def(kind, p) {
+                    Some(d) if d.unique => {}
+                    _ => {
+                        return Err(validation(
+                            &format!("{p} is not a unique property of {kind}"),
+                            "INVALID_ID_PROPERTY",
+                        ));
+                    }
+                }
+                list.iter()
+                    .find(|o| o.properties.get(p).map(String::as_str) == Some(id))
+            }
+        })
+    }
+
+    fn exists(&self, kind: &str, id: &str) -> bool {
+        match kind {
+            "contacts" | "contact" => self.contacts.iter().any(|o| o.id == id),
+            "tickets" | "ticket" => self.tickets.iter().any(|o| o.id == id),
+            _ => self.notes.iter().any(|o| o.id == id),
+        }
+    }
+
+    /// Inline associations: `[{to:{id}, types:[{associationCategory, associationTypeId}]}]`,
+    /// each type id valid for the pair and each target existing.
+    fn associations(
+        &self,
+        from: &str,
+        list: Option<&Value>,
+        allowed: &[(u64, &str)],
+    ) -> Result<Vec<(String, String, u64)>, Response> {
+        let Some(list) = list else {
+            return Ok(Vec::new());
+        };
+        let Some(list) = list.as_array() else {
+            return Err(validation("associations must be an array", "INVALID_JSON"));
+        };
+        let mut out = Vec::new();
+        for a in list {
+            let to = a
+                .pointer("/to/id")
+                .and_then(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .or_else(|| v.as_u64().map(|n| n.to_string()))
+                })
+                .ok_or_else(|| validation("association without to.id", "INVALID_JSON"))?;
+            let types = a
+                .get("types")
+                .and_then(Value::as_array)
+                .ok_or_else(|| validation("association without types", "INVALID_JSON"))?;
+            for t in types {
+                let category = t
+                    .get("associationCategory")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if ![
+                    "HUBSPOT_DEFINED",
+                    "USER_DEFINED",
+                    "INTEGRATOR_DEFINED",
+                    "WORK",
+                ]
+                .contains(&category)
+                {
+                    return Err(validation(
+                        &format!("invalid associationCategory {category:?}"),
+                        "INVALID_ENUM",
+                    ));
+                }
+                let id = t
+                    .get("associationTypeId")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| {
+                        validation("associationTypeId must be a number", "INVALID_JSON")
+                    })?;
+                let Some((_, to_kind)) = allowed.iter().find(|(tid, _)| *tid == id) else {
+                    return Err(validation(
+                        &format!("{id} is not a valid association type id from {from}"),
+                        "INVALID_ASSOCIATION_TYPE",
+                    ));
+                };
+                if !self.exists(to_kind, &to) {
+                    return Err(validation(
+                        &format!("{to_kind} {to} does not exist"),
+                        "INVALID_OBJECT_ID",
+                    ));
+                }
+                out.push(((*to_kind).to_owned(), to.clone(), id));
+            }
+        }
+        Ok(out)
+    }
+
+    fn over_limit(window: &mut VecDeque<Instant>, per: Duration, max: usize) -> bool {
+        let now = Instant::now();
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= per)
+        {
+            window.pop_front();
+        }
+        if window.len() >= max {
+            return true;
+        }
+        window.push_back(now);
+        false
+    }
+}
+
+impl HubspotServer {
+    pub async fn start(options: Options) -> Self {
+        let shared = Arc::new(Shared {
+            portal: Mutex::new(Portal {
+                next_id: 1000,
+                properties: builtin(),
+                contacts: Vec::new(),
+                tickets: Vec::new(),
+                notes: Vec::new(),
+                files: Vec::new(),
+                associations: Vec::new(),
+                requests: Vec::new(),
+                faults: VecDeque::new(),
+                missing_scopes: Vec::new(),
+                general: VecDeque::new(),
+                search: VecDeque::new(),
+            }),
+            options: Mutex::new(options),
+        });
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, shared }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn portal(&self) -> std::sync::MutexGuard<'_, Portal> {
+        self.shared.portal.lock().expect("portal")
+    }
+
+    /// The next request matching `method` and `path_prefix` gets `fault` (faults queue in order).
+    pub fn inject(&self, method: Method, path_prefix: &str, fault: Fault) {
+        self.portal().faults.push_back(Injected {
+            method,
+            path_prefix: path_prefix.to_owned(),
+            fault,
+        });
+    }
+
+    pub fn clear_faults(&self) {
+        self.portal().faults.clear();
+    }
+
+    pub fn remove_scope(&self, scope: &str) {
+        self.portal().missing_scopes.push(scope.to_owned());
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.options.lock().expect("options").latency = latency;
+    }
+
+    /// A contact a person created in HubSpot before Baton existed (visible to search at once).
+    pub fn add_contact(&self, properties: &[(&str, &str)]) -> String {
+        let mut p = self.portal();
+        let id = p.id();
+        let mut props: BTreeMap<String, String> = properties
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        props.insert(
+            "createdate".into(),
+            format!("2020-01-01T00:00:{:02}Z", p.contacts.len() % 60),
+        );
+        p.contacts.push(Object {
+            id: id.clone(),
+            properties: props,
+            created: Instant::now() - Duration::from_secs(3600),
+        });
+        id
+    }
+
+    pub fn contacts(&self) -> Vec<Object> {
+        self.portal().contacts.clone()
+    }
+    pub fn tickets(&self) -> Vec<Object> {
+        self.portal().tickets.clone()
+    }
+    pub fn notes(&self) -> Vec<Object> {
+        self.portal().notes.clone()
+    }
+    pub fn files(&self) -> Vec<StoredFile> {
+        self.portal().files.clone()
+    }
+    pub fn associations(&self) -> Vec<Association> {
+        self.portal().associations.clone()
+    }
+    /// Every request that reached the server, in order (also the refused ones).
+    pub fn requests(&self) -> Vec<(Method, String)> {
+        self.portal().requests.clone()
+    }
+    pub fn property_names(&self, kind: &str) -> Vec<String> {
+        self.portal()
+            .properties
+            .get(kind)
+            .map(|l| l.iter().map(|p| p.name.clone()).collect())
+            .unwrap_or_default()
+    }
+    /// Ids of the objects of `to_kind` associated from `from`.
+    pub fn associated(&self, from_kind: &str, from_id: &str, to_kind: &str) -> Vec<(String, u64)> {
+        self.portal()
+            .associations
+            .iter()
+            .filter(|a| a.from == (from_kind.to_owned(), from_id.to_owned()) && a.to.0 == to_kind)
+            .map(|a| (a.to.1.clone(), a.type_id))
+            .collect()
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let path = uri.path().to_owned();
+    let latency = shared.options.lock().expect("options").latency;
+    let fault = {
+        let mut p = shared.portal.lock().expect("portal");
+        p.requests.push((method.clone(), path.clone()));
+        let idx = p
+            .faults
+            .iter()
+            .position(|f| f.method == method && path.starts_with(&f.path_prefix));
+        idx.and_then(|i| p.faults.remove(i)).map(|f| f.fault)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != format!("Bearer {TOKEN}") {
+        return error(
+            401,
+            "INVALID_AUTHENTICATION",
+            "Authentication credentials not found. This API supports OAuth 2.0 authentication.",
+        );
+    }
+    {
+        let p = shared.portal.lock().expect("portal");
+        let scope = scope_of(&method, &path);
+        if p.missing_scopes.iter().any(|s| s == scope) {
+            return error(
+                403,
+                "MISSING_SCOPES",
+                &format!(
+                    "This app hasn't been granted all required scopes to make this call. Required: [{scope}]"
+                ),
+            );
+        }
+    }
+    match &fault {
+        Some(Fault::RateLimited(after)) => {
+            let mut r = (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({"status":"error","message":"You have reached your ten_secondly_rolling limit.","errorType":"RATE_LIMIT","correlationId":"0000-429","policyName":"TEN_SECONDLY_ROLLING"}))).into_response();
+            if let Some(s) = after {
+                r.headers_mut().insert("retry-after", HeaderValue::from(*s));
+            }
+            return r;
+        }
+        Some(Fault::Status(s)) => return error(*s, "INTERNAL_ERROR", "injected failure"),
+        Some(Fault::Hang) => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return error(500, "INTERNAL_ERROR", "hung");
+        }
+        _ => {}
+    }
+    let search = path.ends_with("/search");
+    {
+        let opts = shared.options.lock().expect("options").clone();
+        let mut p = shared.portal.lock().expect("portal");
+        if search {
+            if Portal::over_limit(
+                &mut p.search,
+                Duration::from_secs(1),
+                opts.search_per_second,
+            ) {
+                // Search answers carry no rate-limit headers.
+                return error(429, "RATE_LIMIT", "You have reached your secondly limit.");
+            }
+        } else if Portal::over_limit(
+            &mut p.general,
+            Duration::from_secs(10),
+            opts.per_ten_seconds,
+        ) {
+            return error(
+                429,
+                "RATE_LIMIT",
+                "You have reached your ten_secondly_rolling limit.",
+            );
+        }
+    }
+    let response = if path == "/files/v3/files" && method == Method::POST {
+        upload(&shared, req).await
+    } else {
+        let body = match axum::body::to_bytes(req.into_body(), 4 * 1024 * 1024).await {
+            Ok(b) => b,
+            Err(_) => return validation("body too large", "TOO_LARGE"),
+        };
+        let json: Value = if body.is_empty() {
+            Value::Null
+        } else {
+            match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => {
+                    return validation(
+                        &format!("Invalid input JSON on line 1: {e}"),
+                        "INVALID_JSON",
+                    );
+                }
+            }
+        };
+        let opts = shared.options.lock().expect("options").clone();
+        let mut p = shared.portal.lock().expect("portal");
+        route(&mut p, &opts, &method, &uri, &path, json)
+    };
+    match fault {
+        Some(Fault::DoThenHang) => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            response
+        }
+        Some(Fault::DoThenFail) => error(502, "BAD_GATEWAY", "injected failure after the work"),
+        _ => response,
+    }
+}
+
+fn route(
+    p: &mut Portal,
+    opts: &Options,
+    method: &Method,
+    uri: &axum::http::Uri,
+    path: &str,
+    body: Value,
+) -> Response {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method.as_str(), segs.as_slice()) {
+        ("GET", ["crm", "v3", "properties", kind]) => {
+            let list: Vec<Value> = p
+                .properties
+                .get(*kind)
+                .map(|l| l.iter().map(|d| d.json.clone()).collect())
+                .unwrap_or_default();
+            ok(200, json!({"results": list}))
+        }
+        ("POST", ["crm", "v3", "properties", kind]) => {
+            for field in ["name", "label", "type", "fieldType", "groupName"] {
+                if body.get(field).and_then(Value::as_str).is_none() {
+                    return validation(&format!("{field} is required"), "REQUIRED_FIELD");
+                }
+            }
+            let name = body["name"].as_str().unwrap_or_default().to_owned();
+            let kind_s = body["type"].as_str().unwrap_or_default().to_owned();
+            if ![
+                "bool",
+                "date",
+                "datetime",
+                "enumeration",
+                "number",
+                "phone_number",
+                "string",
+            ]
+            .contains(&kind_s.as_str())
+            {
+                return validation(&format!("invalid type {kind_s}"), "INVALID_ENUM");
+            }
+            let list = p.properties.entry((*kind).to_owned()).or_default();
+            if list.iter().any(|d| d.name == name) {
+                return error(
+                    409,
+                    "OBJECT_ALREADY_EXISTS",
+                    &format!("A property named '{name}' already exists."),
+                );
+            }
+            let unique = body.get("hasUniqueValue").and_then(Value::as_bool) == Some(true);
+            if unique && list.iter().filter(|d| d.unique).count() >= 10 {
+                return validation(
+                    "an object can have at most 10 unique properties",
+                    "TOO_MANY_UNIQUE",
+                );
+            }
+            let options: Vec<String> = body
+                .get("options")
+                .and_then(Value::as_array)
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|o| o.get("value").and_then(Value::as_str).map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if kind_s == "enumeration" && options.is_empty() {
+                return validation("enumeration properties need options", "REQUIRED_FIELD");
+            }
+            list.push(PropertyDef {
+                name,
+                kind: kind_s,
+                unique,
+                options,
+                json: body.clone(),
+            });
+            ok(201, body)
+        }
+        ("GET", ["crm", "v3", "pipelines", "tickets"]) => ok(
+            200,
+            json!({"results": [
+            {"id": "0", "label": "Support Pipeline", "displayOrder": 0, "archived": false, "stages": [
+                {"id": "4", "label": "Closed", "displayOrder": 3, "metadata": {"ticketState": "CLOSED"}},
+                {"id": "1", "label": "New", "displayOrder": 0, "metadata": {"ticketState": "OPEN"}},
+                {"id": "2", "label": "Waiting on contact", "displayOrder": 1, "metadata": {"ticketState": "OPEN"}},
+                {"id": "3", "label": "Waiting on us", "displayOrder": 2, "metadata": {"ticketState": "OPEN"}}]},
+            {"id": "9170", "label": "WhatsApp escalations", "displayOrder": 1, "archived": false, "stages": [
+                {"id": "9171", "label": "Triage", "displayOrder": 0, "metadata": {"ticketState": "OPEN"}},
+                {"id": "9172", "label": "Done", "displayOrder": 1, "metadata": {"ticketState": "CLOSED"}}]}]}),
+        ),
+        ("GET", ["crm", "v4", "associations", from, to, "labels"]) => {
+            let id = match (*from, *to) {
+                ("tickets", "contacts") => 16,
+                ("notes", "tickets") => 228,
+                ("notes", "contacts") => 202,
+                ("contacts", "tickets") => 15,
+                _ => return error(404, "OBJECT_NOT_FOUND", "unknown association"),
+            };
+            ok(
+                200,
+                json!({"results": [{"category": "HUBSPOT_DEFINED", "typeId": id, "label": null}]}),
+            )
+        }
+        ("POST", ["crm", "v3", "objects", "contacts", "search"]) => search_contacts(p, opts, &body),
+        ("GET", ["crm", "v3", "objects", kind, id])
+            if ["contacts", "tickets", "notes"].contains(kind) =>
+        {
+            let id_property = query(uri, "idProperty");
+            match p.find(kind, &percent_decode(id), id_property.as_deref()) {
+                Err(r) => r,
+                Ok(None) => error(404, "OBJECT_NOT_FOUND", "resource not found"),
+                Ok(Some(o)) => ok(
+                    200,
+                    json!({"id": o.id, "properties": o.properties, "archived": false}),
+                ),
+            }
+        }
+        ("PATCH", ["crm", "v3", "objects", kind, id]) if ["contacts", "tickets"].contains(kind) => {
+            if !p.exists(kind, id) {
+                return error(404, "OBJECT_NOT_FOUND", "resource not found");
+            }
+            let Some(props) = body.get("properties").and_then(Value::as_object) else {
+                return validation("properties is required", "REQUIRED_FIELD");
+            };
+            let checked = match p.check(kind, props, Some(id)) {
+                Ok(c) => c,
+                Err(r) => return r,
+            };
+            let o = p
+                .objects(kind)
+                .iter_mut()
+                .find(|o| o.id == *id)
+                .expect("exists");
+            o.properties.extend(checked);
+            ok(200, json!({"id": o.id, "properties": o.properties}))
+        }
+        ("POST", ["crm", "v3", "objects", kind])
+            if ["contacts", "tickets", "notes"].contains(kind) =>
+        {
+            create(p, kind, &body)
+        }
+        ("POST", ["crm", "v3", "objects", "notes", "batch", "read"]) => {
+            let wanted: Vec<String> = body
+                .get("properties")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let Some(inputs) = body.get("inputs").and_then(Value::as_array) else {
+                return validation("inputs is required", "REQUIRED_FIELD");
+            };
+            if inputs.len() > 100 {
+                return validation("at most 100 inputs", "TOO_MANY");
+            }
+            let results: Vec<Value> = inputs
+                .iter()
+                .filter_map(|i| i.get("id").and_then(Value::as_str))
+                .filter_map(|id| p.notes.iter().find(|n| n.id == id))
+                .map(|n| {
+                    let props: BTreeMap<&String, &String> = n
+                        .properties
+                        .iter()
+                        .filter(|(k, _)| wanted.contains(k))
+                        .collect();
+                    json!({"id": n.id, "properties": props})
+                })
+                .collect();
+            ok(200, json!({"status": "COMPLETE", "results": results}))
+        }
+        (
+            "GET",
+            [
+                "crm",
+                "v4",
+                "objects",
+                from_kind,
+                id,
+                "associations",
+                to_kind,
+            ],
+        ) => {
+            let from = (
+                from_kind.trim_end_matches('s').to_owned() + "s",
+                (*id).to_owned(),
+            );
+            let results: Vec<Value> = p.associations.iter().filter(|a| a.from == from && a.to.0 == *to_kind).map(|a| json!({"toObjectId": a.to.1.parse::<u64>().unwrap_or_default(), "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": a.type_id, "label": null}]})).collect();
+            ok(200, json!({"results": results}))
+        }
+        _ => error(
+            404,
+            "OBJECT_NOT_FOUND",
+            &format!("No route for {method} {path}"),
+        ),
+    }
+}
+
+fn create(p: &mut Portal, kind: &str, body: &Value) -> Response {
+    let Some(props) = body.get("properties").and_then(Value::as_object) else {
+        return validation("properties is required", "REQUIRED_FIELD");
+    };
+    if body.get("associations").is_none() {
+        return validation(
+            "associations is required (send [] for none)",
+            "REQUIRED_FIELD",
+        );
+    }
+    let mut checked = match p.check(kind, props, None) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let allowed: &[(u64, &str)] = match kind {
+        "tickets" => {
+            for required in ["subject", "hs_pipeline_stage"] {
+                if !checked.contains_key(required) {
+                    return validation(
+                        &format!("Property \"{required}\" is required"),
+                        "REQUIRED_PROPERTY",
+                    );
+                }
+            }
+            let pipeline = checked
+                .get("hs_pipeline")
+                .cloned()
+                .unwrap_or_else(|| "0".into());
+            let valid = match pipeline.as_str() {
+                "0" => ["1", "2", "3", "4"].contains(&checked["hs_pipeline_stage"].as_str()),
+                "9170" => ["9171", "9172"].contains(&checked["hs_pipeline_stage"].as_str()),
+                _ => false,
+            };
+            if !valid {
+                return validation(
+                    &format!(
+                        "{} is not a valid pipeline stage of pipeline {pipeline}",
+                        checked["hs_pipeline_stage"]
+                    ),
+                    "INVALID_OPTION",
+                );
+            }
+            &[(16, "contacts"), (26, "companies")]
+        }
+        "notes" => {
+            if !checked.contains_key("hs_timestamp") {
+                return validation("Property \"hs_timestamp\" is required", "REQUIRED_PROPERTY");
+            }
+            if let Some(Value::Array(_)) = props.get("hs_attachment_ids") {
+                return validation(
+                    "Invalid input JSON: hs_attachment_ids must be a string",
+                    "INVALID_JSON",
+                );
+            }
+            if let Some(ids) = checked.get("hs_attachment_ids") {
+                for id in ids.split(';') {
+                    if !p.files.iter().any(|f| f.id == id) {
+                        return validation(
+                            &format!("{id} is not a file id (attachment ids are ;-joined)"),
+                            "INVALID_ATTACHMENT",
+                        );
+                    }
+                }
+            }
+            &[(228, "tickets"), (202, "contacts")]
+        }
+        _ => &[(15, "tickets"), (279, "companies")],
+    };
+    let assoc = match p.associations(kind, body.get("associations"), allowed) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let id = p.id();
+    checked.insert(
+        "createdate".into(),
+        time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    );
+    if kind == "contacts" {
+        for (from, to) in [
+            ("phone", "hs_searchable_calculated_phone_number"),
+            ("mobilephone", "hs_searchable_calculated_mobile_number"),
+        ] {
+            if let Some(n) = checked.get(from).cloned() {
+                checked.insert(to.into(), searchable(&n));
+            }
+        }
+    }
+    for (to_kind, to_id, type_id) in assoc {
+        p.associations.push(Association {
+            from: (kind.to_owned(), id.clone()),
+            to: (to_kind.clone(), to_id.clone()),
+            type_id,
+        });
+        // HubSpot keeps both directions.
+        p.associations.push(Association {
+            from: (to_kind, to_id),
+            to: (kind.to_owned(), id.clone()),
+            type_id,
+        });
+    }
+    let o = Object {
+        id: id.clone(),
+        properties: checked,
+        created: Instant::now(),
+    };
+    p.objects(kind).push(o.clone());
+    ok(
+        201,
+        json!({"id": id, "properties": o.properties, "archived": false}),
+    )
+}
+
+fn search_contacts(p: &mut Portal, opts: &Options, body: &Value) -> Response {
+    const OPERATORS: &[&str] = &[
+        "EQ",
+        "NEQ",
+        "LT",
+        "LTE",
+        "GT",
+        "GTE",
+        "BETWEEN",
+        "IN",
+        "NOT_IN",
+        "HAS_PROPERTY",
+        "NOT_HAS_PROPERTY",
+        "CONTAINS_TOKEN",
+        "NOT_CONTAINS_TOKEN",
+    ];
+    // A misspelt key (`filterGroup`) is ignored, as HubSpot does: the search is unfiltered.
+    let groups = body
+        .get("filterGroups")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if groups.len() > 5 {
+        return validation("at most 5 filterGroups", "TOO_MANY_FILTER_GROUPS");
+    }
+    let total: usize = groups
+        .iter()
+        .map(|g| {
+            g.get("filters")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+        })
+        .sum();
+    if total > 18
+        || groups.iter().any(|g| {
+            g.get("filters")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+                > 6
+        })
+    {
+        return validation("too many filters", "TOO_MANY_FILTERS");
+    }
+    if body.to_string().len() > 3000 {
+        return validation("query too long", "QUERY_TOO_LONG");
+    }
+    let limit = body.get("limit").and_then(Value::as_u64).unwrap_or(10);
+    if limit > 200 {
+        return validation("limit must be at most 200", "INVALID_LIMIT");
+    }
+    let mut filters = Vec::new();
+    for g in &groups {
+        let mut all = Vec::new();
+        for f in g
+            .get("filters")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+        {
+            let name = f
+                .get("propertyName")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let op = f
+                .get("operator")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            if !OPERATORS.contains(&op.as_str()) {
+                return validation(&format!("invalid operator {op}"), "INVALID_OPERATOR");
+            }
+            if p.def("contacts", &name).is_none() {
+                return validation(
+                    &format!("Property \"{name}\" does not exist"),
+                    "PROPERTY_DOESNT_EXIST",
+                );
+            }
+            let value = f
+                .get("value")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_lowercase();
+            all.push((name, op, value));
+        }
+        filters.push(all);
+    }
+    let wanted: Vec<String> = body
+        .get("properties")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let visible = |o: &&Object| o.created.elapsed() >= opts.search_lag;
+    let hits: Vec<Value> = p
+        .contacts
+        .iter()
+        .filter(visible)
+        .filter(|o| {
+            filters.is_empty()
+                || filters.iter().any(|group| {
+                    group.iter().all(|(name, op, value)| {
+                        let v = o.properties.get(name).map(|s| s.to_lowercase());
+                        match op.as_str() {
+                            "EQ" => v.as_deref() == Some(value.as_str()),
+                            "NEQ" => v.as_deref() != Some(value.as_str()),
+                            "HAS_PROPERTY" => v.is_some(),
+                            "NOT_HAS_PROPERTY" => v.is_none(),
+                            _ => false,
+                        }
+                    })
+                })
+        })
+        .take(limit as usize)
+        .map(|o| {
+            let props: BTreeMap<&String, &String> = o
+                .properties
+                .iter()
+                .filter(|(k, _)| wanted.contains(k) || *k == "createdate")
+                .collect();
+            json!({"id": o.id, "properties": props, "archived": false})
+        })
+        .collect();
+    ok(200, json!({"total": hits.len(), "results": hits}))
+}
+
+async fn upload(shared: &Arc<Shared>, req: Request) -> Response {
+    let mut form = match Multipart::from_request(req, &()).await {
+        Ok(f) => f,
+        Err(e) => {
+            return validation(
+                &format!("expected multipart/form-data: {e}"),
+                "INVALID_MULTIPART",
+            );
+        }
+    };
+    let mut fields: BTreeMap<String, String> = BTreeMap::new();
+    let mut file: Option<(Vec<u8>, String, Option<String>)> = None;
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or("").to_owned();
+                if name == "file" {
+                    let ct = field
+                        .content_type()
+                        .unwrap_or("application/octet-stream")
+                        .to_owned();
+                    let fname = field.file_name().map(str::to_owned);
+                    match field.bytes().await {
+                        Ok(b) => file = Some((b.to_vec(), ct, fname)),
+                        Err(e) => {
+                            return validation(
+                                &format!("file part unreadable: {e}"),
+                                "INVALID_MULTIPART",
+                            );
+                        }
+                    }
+                } else {
+                    fields.insert(name, field.text().await.unwrap_or_default());
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return validation(&format!("multipart unreadable: {e}"), "INVALID_MULTIPART");
+            }
+        }
+    }
+    let Some((bytes, content_type, part_name)) = file else {
+        return validation("file is required", "REQUIRED_FIELD");
+    };
+    let options: Value = match fields.get("options").map(|o| serde_json::from_str(o)) {
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return validation("options must be a JSON string", "INVALID_JSON"),
+        None => return validation("options is required (access)", "REQUIRED_FIELD"),
+    };
+    let access = options.get("access").and_then(Value::as_str).unwrap_or("");
+    if ![
+        "PUBLIC_INDEXABLE",
+        "PUBLIC_NOT_INDEXABLE",
+        "HIDDEN_INDEXABLE",
+        "HIDDEN_NOT_INDEXABLE",
+        "HIDDEN_PRIVATE",
+        "PRIVATE",
+    ]
+    .contains(&access)
+    {
+        return validation("options.access is required", "REQUIRED_FIELD");
+    }
+    let folder = match (fields.get("folderPath"), fields.get("folderId")) {
+        (Some(f), None) => f.clone(),
+        (None, Some(id)) => format!("#{id}"),
+        _ => return validation("exactly one of folderPath and folderId", "INVALID_FOLDER"),
+    };
+    let name = fields
+        .get("fileName")
+        .cloned()
+        .or(part_name)
+        .unwrap_or_else(|| "file".into());
+    let mut p = shared.portal.lock().expect("portal");
+    let strategy = options
+        .get("duplicateValidationStrategy")
+        .and_then(Value::as_str)
+        .unwrap_or("NONE");
+    let scope = options
+        .get("duplicateValidationScope")
+        .and_then(Value::as_str)
+        .unwrap_or("ENTIRE_PORTAL");
+    if strategy != "NONE" {
+        let dup = p
+            .files
+            .iter()
+            .find(|f| f.bytes == bytes && (scope != "EXACT_FOLDER" || f.folder == folder))
+            .cloned();
+        if let Some(d) = dup {
+            if strategy == "REJECT" {
+                return validation("duplicate file", "DUPLICATE_FILE");
+            }
+            return ok(
+                200,
+                json!({"id": d.id, "name": d.name, "access": d.access, "size": d.bytes.len()}),
+            );
+        }
+    }
+    let id = p.id();
+    let stored = StoredFile {
+        id: id.clone(),
+        folder,
+        name,
+        bytes,
+        content_type,
+        access: access.to_owned(),
+    };
+    let size = stored.bytes.len();
+    let name = stored.name.clone();
+    p.files.push(stored);
+    ok(
+        201,
+        json!({"id": id, "name": name, "access": access, "size": size, "type": "OTHER"}),
+    )
+}
