@@ -20,20 +20,20 @@ use serde_json::{Value, json};
 use crate::graph::{self, Fault, GraphServer};
 use crate::support::*;
 
-const PNID: &str = "106540352242922";
-const CUSTOMER: &str = "16505551234";
-const T0: i64 = 1_763_990_000;
+pub(crate) const PNID: &str = "106540352242922";
+pub(crate) const CUSTOMER: &str = "16505551234";
+pub(crate) const T0: i64 = 1_763_990_000;
 
-struct Rig {
-    app: baton_webhook::Webhook,
-    store: DynamoDbStore,
-    objects: S3Store,
-    graph: GraphServer,
-    reader: StreamReader,
-    processor: Processor,
+pub(crate) struct Rig {
+    pub(crate) app: baton_webhook::Webhook,
+    pub(crate) store: DynamoDbStore,
+    pub(crate) objects: S3Store,
+    pub(crate) graph: GraphServer,
+    pub(crate) reader: StreamReader,
+    pub(crate) processor: Processor,
 }
 
-fn aws(endpoint: &str) -> aws_config::SdkConfig {
+pub(crate) fn aws(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -61,7 +61,7 @@ fn graph_config(graph: &GraphServer) -> GraphConfig {
     g
 }
 
-async fn rig(settings: HandoffSettings, llm: Option<LlmConfig>) -> Option<Rig> {
+pub(crate) async fn rig(settings: HandoffSettings, llm: Option<LlmConfig>) -> Option<Rig> {
     let endpoint = dynamodb_endpoint()?;
     let objects = s3_store().await?;
     let sdk = aws(&endpoint);
@@ -88,14 +88,14 @@ async fn rig(settings: HandoffSettings, llm: Option<LlmConfig>) -> Option<Rig> {
 
 impl Rig {
     /// Delivers `body` signed, twice, as Meta does when an answer is slow.
-    async fn deliver_twice(&self, body: Vec<u8>) {
+    pub(crate) async fn deliver_twice(&self, body: Vec<u8>) {
         for _ in 0..2 {
             let (status, answer) = call(&self.app, signed(body.clone())).await;
             assert_eq!(status, StatusCode::OK, "{answer}");
         }
     }
 
-    async fn agent(&self, events: Value) -> Value {
+    pub(crate) async fn agent(&self, events: Value) -> Value {
         let (status, answer) = call(&self.app, agent_post(events.to_string())).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         answer
@@ -103,7 +103,7 @@ impl Rig {
 
     /// Reads the stream and hands each batch to the Lambda handler; with `redeliver`, hands every
     /// batch over twice, as Lambda does after a timeout.
-    async fn run_stream(&mut self, redeliver: bool) -> usize {
+    pub(crate) async fn run_stream(&mut self, redeliver: bool) -> usize {
         let mut seen = 0;
         loop {
             let batches = self.reader.poll().await.unwrap();
@@ -129,7 +129,7 @@ impl Rig {
     }
 
     /// Every handoff item in the table.
-    async fn handoffs(&self) -> Vec<HandoffRecord> {
+    pub(crate) async fn handoffs(&self) -> Vec<HandoffRecord> {
         let out = self
             .store
             .client()
@@ -156,7 +156,7 @@ impl Rig {
     }
 }
 
-fn message(fixture_name: &str, wamid: &str, ts: i64) -> Value {
+pub(crate) fn message(fixture_name: &str, wamid: &str, ts: i64) -> Value {
     let f: Value = serde_json::from_slice(&fixture(fixture_name)).unwrap();
     let mut m = f["entry"][0]["changes"][0]["value"]["messages"][0].clone();
     m["from"] = json!(CUSTOMER);
@@ -165,7 +165,7 @@ fn message(fixture_name: &str, wamid: &str, ts: i64) -> Value {
     m
 }
 
-fn deliver(messages: Vec<Value>) -> Vec<u8> {
+pub(crate) fn deliver(messages: Vec<Value>) -> Vec<u8> {
     bodies::delivery(
         PNID,
         bodies::contact(CUSTOMER, "Maria Lopez"),
@@ -174,7 +174,7 @@ fn deliver(messages: Vec<Value>) -> Vec<u8> {
     )
 }
 
-fn media(m: &mut Value, kind: &str, id: &str, bytes: &[u8], url: Option<String>) {
+pub(crate) fn media(m: &mut Value, kind: &str, id: &str, bytes: &[u8], url: Option<String>) {
     m[kind]["id"] = json!(id);
     m[kind]["sha256"] = json!(graph::sha256_b64(bytes));
     match url {
@@ -187,7 +187,7 @@ fn media(m: &mut Value, kind: &str, id: &str, bytes: &[u8], url: Option<String>)
     }
 }
 
-fn pattern(n: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn pattern(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()

@@ -6,6 +6,7 @@
 mod agent_events;
 mod graph;
 mod handoff;
+mod hubspot;
 mod lambda;
 mod secrets;
 mod store_contract;

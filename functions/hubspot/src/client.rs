@@ -167,15 +167,21 @@ enum Transport {
 struct Window {
     max: usize,
     window: Duration,
+    /// Least time between two requests: spreads a burst so that, whatever the network's jitter,
+    /// no rolling window on HubSpot's side sees more than `max` (search: 4 per second, 250 ms
+    /// apart, against HubSpot's 5).
+    spacing: Duration,
     sent: VecDeque<Instant>,
     paused_until: Option<Instant>,
 }
 
 impl Window {
-    fn new(max: u32, window: Duration) -> Self {
+    fn new(max: u32, window: Duration, spread: bool) -> Self {
+        let max = max.max(1);
         Self {
-            max: max.max(1) as usize,
+            max: max as usize,
             window,
+            spacing: if spread { window / max } else { Duration::ZERO },
             sent: VecDeque::new(),
             paused_until: None,
         }
@@ -193,6 +199,9 @@ impl Window {
         let mut at = now;
         if let Some(p) = self.paused_until {
             at = at.max(p);
+        }
+        if let Some(last) = self.sent.back() {
+            at = at.max(*last + self.spacing);
         }
         if self.sent.len() >= self.max {
             let idx = self.sent.len() - self.max;
@@ -259,10 +268,12 @@ impl HubspotClient {
             general: std::sync::Mutex::new(Window::new(
                 limits.per_ten_seconds,
                 Duration::from_secs(10),
+                false,
             )),
             search: std::sync::Mutex::new(Window::new(
                 limits.search_per_second,
                 Duration::from_secs(1),
+                true,
             )),
             base_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
@@ -503,7 +514,7 @@ mod tests {
     #[test]
     fn the_window_spaces_requests_and_honours_a_pause() {
         let t0 = Instant::now();
-        let mut w = Window::new(2, Duration::from_secs(1));
+        let mut w = Window::new(2, Duration::from_secs(1), false);
         assert_eq!(w.reserve(t0), Duration::ZERO);
         assert_eq!(w.reserve(t0), Duration::ZERO);
         assert_eq!(
@@ -513,8 +524,12 @@ mod tests {
         );
         assert_eq!(w.reserve(t0), Duration::from_secs(1));
         assert_eq!(w.reserve(t0), Duration::from_secs(2));
-        let mut w = Window::new(10, Duration::from_secs(10));
+        let mut w = Window::new(10, Duration::from_secs(10), false);
         w.pause(t0 + Duration::from_secs(3));
         assert_eq!(w.reserve(t0), Duration::from_secs(3));
+        // Search spreads its four a second 250 ms apart.
+        let mut w = Window::new(4, Duration::from_secs(1), true);
+        let waits: Vec<u128> = (0..6).map(|_| w.reserve(t0).as_millis()).collect();
+        assert_eq!(waits, [0, 250, 500, 750, 1000, 1250]);
     }
 }

@@ -1,14 +1,16 @@
 //! One handoff into HubSpot, exactly once: contact → ticket → files → note. Each step's HubSpot id
 //! is saved on the handoff's trail as soon as it exists, so a retry resumes at the next step; a
-//! create whose outcome is unknown (timeout, 5xx, crash) is looked up before it is sent again.
+//! create whose outcome is unknown (timeout, 5xx, or a crash before its id was saved) is looked up
+//! before it is sent again: the ticket by its unique handoff id, the note by its marker among the
+//! ticket's notes, the contact by its unique WhatsApp id, files by HubSpot's duplicate check.
 
 use std::sync::Arc;
 
 use baton_shared::domain::{
-    HandoffRecord, HubspotTrail, MediaState, Step, StepState, TrailError, TrailStatus,
+    HandoffRecord, HubspotTrail, MediaState, Step, TrailError, TrailStatus,
 };
 use baton_shared::objects::ObjectStore;
-use baton_shared::store::TrailStore;
+use baton_shared::store::{HandoffStore, TrailStore};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -283,21 +285,17 @@ impl Deliverer {
             )
             .create();
             let find = async || find_note(client, &ticket_id, &record.id, deadline).await;
-            let found = if trail.note.state == StepState::Sent {
-                find().await?.map(|id| (id, "found_after_timeout"))
+            let found = if trail.runs > 1 {
+                find().await?.map(|id| (id, "found_on_retry"))
             } else {
                 None
             };
             let (id, how) = match found {
                 Some(f) => f,
-                None => {
-                    trail.note = Step::sent(now_ms());
-                    self.save(&record.id, trail).await?;
-                    create_or_find(client, &call, find, deadline).await?
-                }
+                None => create_or_find(client, &call, find, deadline).await?,
             };
+            // Saved with the trail's final state by the caller.
             trail.note = Step::done(id, how, now_ms());
-            self.save(&record.id, trail).await?;
         }
         Ok(())
     }
@@ -366,10 +364,11 @@ impl Deliverer {
                 _ => Err(answer.rejected("ticket")),
             }
         };
-        if trail.ticket.state == StepState::Sent
+        // A later run may follow a create whose answer was lost: look before creating again.
+        if trail.runs > 1
             && let Some(id) = find().await?
         {
-            return Ok((id, "found_after_timeout"));
+            return Ok((id, "found_on_retry"));
         }
         let i = &record.insights;
         let mut properties = json!({
@@ -419,8 +418,6 @@ impl Deliverer {
             json!({"properties": properties, "associations": associations}),
         )
         .create();
-        trail.ticket = Step::sent(now_ms());
-        self.save(&record.id, trail).await?;
         create_or_find(client, &call, find, deadline).await
     }
 
@@ -461,6 +458,65 @@ impl Deliverer {
         }
         answer.id().ok_or_else(|| answer.rejected("files"))
     }
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReplayReport {
+    pub done: usize,
+    pub parked: usize,
+    pub failed: usize,
+    /// Each handoff replayed and how it ended (`done`, `parked: …`, `failed: …`).
+    pub handoffs: Vec<(String, String)>,
+}
+
+/// Runs every parked or retrying handoff again, oldest first (`baton-local hubspot-replay`).
+pub async fn replay(
+    deliverer: &Deliverer,
+    handoffs: &dyn HandoffStore,
+    trails: &dyn TrailStore,
+    deadline: Instant,
+) -> ReplayReport {
+    let mut report = ReplayReport::default();
+    let ids = match trails.unfinished_handoffs(10_000).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            report.failed += 1;
+            report.handoffs.push(("*".into(), format!("failed: {e}")));
+            return report;
+        }
+    };
+    for id in ids {
+        let outcome = match handoffs.handoff(&id).await {
+            Ok(Some(record)) => match deliverer.deliver(&record, deadline).await {
+                Ok(Delivered::Done(_)) => {
+                    report.done += 1;
+                    "done".to_owned()
+                }
+                Ok(Delivered::Parked(t)) => {
+                    report.parked += 1;
+                    format!(
+                        "parked: {}",
+                        t.last_error.map(|e| e.message).unwrap_or_default()
+                    )
+                }
+                Err(e) => {
+                    report.failed += 1;
+                    format!("failed: {e}")
+                }
+            },
+            Ok(None) => {
+                report.failed += 1;
+                "failed: the handoff record is gone".into()
+            }
+            Err(e) => {
+                report.failed += 1;
+                format!("failed: {e}")
+            }
+        };
+        report.handoffs.push((id, outcome));
+    }
+    report
 }
 
 /// Creates with `call`; when the outcome is unknown or a unique value is taken, `lookup` says

@@ -36,6 +36,8 @@ pub enum Fault {
 }
 
 struct Injected {
+    /// Matches the request with this 1-based number, or else by method and path prefix.
+    at: Option<usize>,
     method: Method,
     path_prefix: String,
     fault: Fault,
@@ -84,6 +86,7 @@ struct Portal {
     requests: Vec<(Method, String)>,
     faults: VecDeque<Injected>,
     missing_scopes: Vec<String>,
+    throttled: usize,
     general: VecDeque<Instant>,
     search: VecDeque<Instant>,
 }
@@ -237,6 +240,18 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Fills HubSpot's calculated searchable numbers from `phone` and `mobilephone`.
+fn index_phones(props: &mut BTreeMap<String, String>) {
+    for (from, to) in [
+        ("phone", "hs_searchable_calculated_phone_number"),
+        ("mobilephone", "hs_searchable_calculated_mobile_number"),
+    ] {
+        if let Some(n) = props.get(from).cloned() {
+            props.insert(to.into(), searchable(&n));
+        }
+    }
 }
 
 /// HubSpot's calculated searchable number: the national number, without the country code.
@@ -516,6 +531,7 @@ impl HubspotServer {
                 requests: Vec::new(),
                 faults: VecDeque::new(),
                 missing_scopes: Vec::new(),
+                throttled: 0,
                 general: VecDeque::new(),
                 search: VecDeque::new(),
             }),
@@ -523,6 +539,8 @@ impl HubspotServer {
         });
         let app = axum::Router::new()
             .fallback(handle)
+            // Files far larger than axum's 2 MB default come through.
+            .layer(axum::extract::DefaultBodyLimit::max(300 * 1024 * 1024))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -545,10 +563,30 @@ impl HubspotServer {
     /// The next request matching `method` and `path_prefix` gets `fault` (faults queue in order).
     pub fn inject(&self, method: Method, path_prefix: &str, fault: Fault) {
         self.portal().faults.push_back(Injected {
+            at: None,
             method,
             path_prefix: path_prefix.to_owned(),
             fault,
         });
+    }
+
+    /// The `n`-th request the server receives (1-based, counting all so far) gets `fault`.
+    pub fn inject_at(&self, n: usize, fault: Fault) {
+        self.portal().faults.push_back(Injected {
+            at: Some(n),
+            method: Method::GET,
+            path_prefix: String::new(),
+            fault,
+        });
+    }
+
+    /// How many 429s the server's own limits (not injected faults) answered.
+    pub fn throttled(&self) -> usize {
+        self.portal().throttled
+    }
+
+    pub fn restore_scopes(&self) {
+        self.portal().missing_scopes.clear();
     }
 
     pub fn clear_faults(&self) {
@@ -571,6 +609,7 @@ impl HubspotServer {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        index_phones(&mut props);
         props.insert(
             "createdate".into(),
             format!("2020-01-01T00:00:{:02}Z", p.contacts.len() % 60),
@@ -628,10 +667,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let fault = {
         let mut p = shared.portal.lock().expect("portal");
         p.requests.push((method.clone(), path.clone()));
-        let idx = p
-            .faults
-            .iter()
-            .position(|f| f.method == method && path.starts_with(&f.path_prefix));
+        let n = p.requests.len();
+        let idx = p.faults.iter().position(|f| match f.at {
+            Some(at) => at == n,
+            None => f.method == method && path.starts_with(&f.path_prefix),
+        });
         idx.and_then(|i| p.faults.remove(i)).map(|f| f.fault)
     };
     if !latency.is_zero() {
@@ -670,6 +710,12 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             }
             return r;
         }
+        Some(Fault::Status(400)) => {
+            return validation(
+                "Property values were not valid: injected refusal",
+                "INVALID_OPTION",
+            );
+        }
         Some(Fault::Status(s)) => return error(*s, "INTERNAL_ERROR", "injected failure"),
         Some(Fault::Hang) => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -687,6 +733,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 Duration::from_secs(1),
                 opts.search_per_second,
             ) {
+                p.throttled += 1;
                 // Search answers carry no rate-limit headers.
                 return error(429, "RATE_LIMIT", "You have reached your secondly limit.");
             }
@@ -695,6 +742,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             Duration::from_secs(10),
             opts.per_ten_seconds,
         ) {
+            p.throttled += 1;
             return error(
                 429,
                 "RATE_LIMIT",
@@ -867,6 +915,9 @@ fn route(
                 .find(|o| o.id == *id)
                 .expect("exists");
             o.properties.extend(checked);
+            if *kind == "contacts" {
+                index_phones(&mut o.properties);
+            }
             ok(200, json!({"id": o.id, "properties": o.properties}))
         }
         ("POST", ["crm", "v3", "objects", kind])
@@ -1012,14 +1063,7 @@ fn create(p: &mut Portal, kind: &str, body: &Value) -> Response {
             .unwrap_or_default(),
     );
     if kind == "contacts" {
-        for (from, to) in [
-            ("phone", "hs_searchable_calculated_phone_number"),
-            ("mobilephone", "hs_searchable_calculated_mobile_number"),
-        ] {
-            if let Some(n) = checked.get(from).cloned() {
-                checked.insert(to.into(), searchable(&n));
-            }
-        }
+        index_phones(&mut checked);
     }
     for (to_kind, to_id, type_id) in assoc {
         p.associations.push(Association {

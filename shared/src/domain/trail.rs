@@ -36,9 +36,6 @@ impl TrailStatus {
 pub enum StepState {
     #[default]
     Pending,
-    /// The creating request was sent and its outcome is unknown (a timeout, a crash): the next
-    /// run looks the object up before it creates it again.
-    Sent,
     Done,
     /// Nothing to do (no file to attach, the transcript fitted in the ticket).
     Skipped,
@@ -50,8 +47,9 @@ pub struct Step {
     pub state: StepState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// How the step ended: `found_by_whatsapp_id`, `found_by_search`, `created`, `conflict`,
-    /// `found_after_timeout`, or why it was skipped.
+    /// How the step ended: `found_by_whatsapp_id`, `found_by_search`, `created`, `conflict`
+    /// (another writer made it first), `found_after_timeout`, `found_on_retry` (an earlier run
+    /// made it), `uploaded`, or why it was skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub how: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,15 +75,6 @@ impl Step {
             state: StepState::Skipped,
             id: None,
             how: Some(why.to_owned()),
-            at_ms: Some(at_ms),
-        }
-    }
-
-    pub fn sent(at_ms: i64) -> Self {
-        Self {
-            state: StepState::Sent,
-            id: None,
-            how: None,
             at_ms: Some(at_ms),
         }
     }
@@ -165,7 +154,7 @@ mod tests {
     #[test]
     fn files_are_kept_once_per_source_in_order() {
         let mut t = HubspotTrail::default();
-        t.set_file("wamid.a", Step::sent(1));
+        t.set_file("wamid.a", Step::skipped("not yet", 1));
         t.set_file("wamid.b", Step::done("20", "uploaded", 2));
         t.set_file("wamid.a", Step::done("10", "uploaded", 3));
         assert_eq!(t.file_ids(), ["10", "20"]);

@@ -753,7 +753,7 @@ pub async fn run_handoff<S: Store + crate::store::HandoffStore + crate::store::T
     let mut trail = HubspotTrail {
         status: TrailStatus::InProgress,
         contact: Step::done("501", "created", 10),
-        ticket: Step::sent(11),
+        ticket: Step::skipped("no contact", 11),
         runs: 1,
         updated_at_ms: 11,
         ..Default::default()
