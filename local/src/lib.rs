@@ -2,6 +2,7 @@
 //! own handler on `BATON_LISTEN` and keeps its data in an embedded database under
 //! `BATON_DATA_DIR` — or, when `TABLE_NAME` or an AWS endpoint is configured, in DynamoDB.
 
+pub mod demo;
 pub mod stream;
 
 use std::net::SocketAddr;
@@ -11,16 +12,19 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
+use baton_hubspot::{Deliverer, HubspotClient};
 use baton_shared::config::{
     self, AGENT_EVENTS_SECRET, APP_SECRET, ConfigError, HandoffConfig, MEDIA_BUCKET, Source,
     TABLE_NAME, VERIFY_TOKEN, WebhookSecrets,
 };
-use baton_shared::domain::MAX_BODY_BYTES;
+use baton_shared::domain::{Change, MAX_BODY_BYTES};
 use baton_shared::handoff::Processor;
 use baton_shared::handoff::llm::LlmClient;
 use baton_shared::handoff::media::MediaCopier;
 use baton_shared::objects::{DirectoryStore, ObjectStore, S3Store};
-use baton_shared::store::{DynamoDbStore, EmbeddedStore, HandoffStore, Store, StoreError};
+use baton_shared::store::{
+    DynamoDbStore, EmbeddedStore, HandoffStore, Store, StoreError, TrailStore,
+};
 use baton_shared::whatsapp::{AppSecrets, sign};
 use baton_webhook::Webhook;
 use bytes::Bytes;
@@ -56,8 +60,26 @@ pub struct LocalConfig {
     /// True when the agent events secret was generated for local use.
     pub generated_agent_secret: bool,
     pub handoff: HandoffConfig,
+    pub hubspot: baton_hubspot::HubspotConfig,
     /// S3 bucket for media and transcripts (`MEDIA_BUCKET`); else files under the data directory.
     pub media_bucket: Option<String>,
+}
+
+/// A source with fallbacks for what `baton-local` can choose itself.
+struct WithDefaults<'a> {
+    src: &'a dyn Source,
+    defaults: Vec<(&'static str, String)>,
+}
+
+impl Source for WithDefaults<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        config::optional(self.src, name).or_else(|| {
+            self.defaults
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
 }
 
 /// Secrets generated for a local run, kept so that a restart keeps the same ones.
@@ -67,6 +89,8 @@ struct LocalSecrets {
     verify_token: String,
     #[serde(default)]
     agent_events_secret: Option<String>,
+    #[serde(default)]
+    session_link_secret: Option<String>,
 }
 
 fn random_hex(bytes: usize) -> Result<String, ConfigError> {
@@ -88,9 +112,14 @@ fn local_secrets(data_dir: &Path) -> Result<LocalSecrets, ConfigError> {
     if let Ok(text) = std::fs::read_to_string(&path) {
         let mut secrets: LocalSecrets = serde_json::from_str(&text)
             .map_err(|e| invalid(format!("{} is unreadable: {e}", path.display())))?;
-        if secrets.agent_events_secret.is_none() {
-            // Written by an older baton-local: add the agent events secret.
-            secrets.agent_events_secret = Some(random_hex(32)?);
+        if secrets.agent_events_secret.is_none() || secrets.session_link_secret.is_none() {
+            // Written by an older baton-local: add the secrets it did not have.
+            if secrets.agent_events_secret.is_none() {
+                secrets.agent_events_secret = Some(random_hex(32)?);
+            }
+            if secrets.session_link_secret.is_none() {
+                secrets.session_link_secret = Some(random_hex(32)?);
+            }
             let text = serde_json::to_string_pretty(&secrets).expect("serialisable");
             let tmp = path.with_extension("json.new");
             let _ = std::fs::remove_file(&tmp);
@@ -104,6 +133,7 @@ fn local_secrets(data_dir: &Path) -> Result<LocalSecrets, ConfigError> {
         app_secret: random_hex(32)?,
         verify_token: random_hex(16)?,
         agent_events_secret: Some(random_hex(32)?),
+        session_link_secret: Some(random_hex(32)?),
     };
     std::fs::create_dir_all(data_dir)
         .map_err(|e| invalid(format!("cannot create {}: {e}", data_dir.display())))?;
@@ -169,22 +199,31 @@ impl LocalConfig {
         let agent = config::optional(src, AGENT_EVENTS_SECRET);
         let generated_secrets = app.is_none() || token.is_none();
         let generated_agent_secret = agent.is_none();
-        let secrets = if generated_secrets || generated_agent_secret {
-            let local = local_secrets(&data_dir)?;
-            let app = app.unwrap_or(local.app_secret);
-            let token = token.unwrap_or(local.verify_token);
-            let agent = agent.or(local.agent_events_secret).unwrap_or_default();
-            WebhookSecrets {
-                app_secrets: AppSecrets::parse(&app).ok_or(ConfigError::Invalid {
-                    name: APP_SECRET,
-                    reason: "it lists no secret".to_owned(),
-                })?,
-                verify_token: SecretString::from(token),
-                agent_secrets: AppSecrets::parse(&agent),
-            }
+        let session_secret = config::optional(src, baton_hubspot::config::SESSION_LINK_SECRET);
+        let local = if generated_secrets || generated_agent_secret || session_secret.is_none() {
+            Some(local_secrets(&data_dir)?)
         } else {
-            WebhookSecrets::from_source(src)?
+            None
         };
+        let session_secret = session_secret
+            .or_else(|| local.as_ref().and_then(|l| l.session_link_secret.clone()))
+            .unwrap_or_default();
+        let secrets =
+            if let Some(local) = local.filter(|_| generated_secrets || generated_agent_secret) {
+                let app = app.unwrap_or(local.app_secret);
+                let token = token.unwrap_or(local.verify_token);
+                let agent = agent.or(local.agent_events_secret).unwrap_or_default();
+                WebhookSecrets {
+                    app_secrets: AppSecrets::parse(&app).ok_or(ConfigError::Invalid {
+                        name: APP_SECRET,
+                        reason: "it lists no secret".to_owned(),
+                    })?,
+                    verify_token: SecretString::from(token),
+                    agent_secrets: AppSecrets::parse(&agent),
+                }
+            } else {
+                WebhookSecrets::from_source(src)?
+            };
         if secrets.agent_secrets.is_none() {
             return Err(ConfigError::Invalid {
                 name: AGENT_EVENTS_SECRET,
@@ -194,12 +233,25 @@ impl LocalConfig {
         Ok(Self {
             listen,
             data_dir,
-            public_base_url,
             store,
             secrets,
             generated_secrets,
             generated_agent_secret,
             handoff: HandoffConfig::from_source(src)?,
+            // Session links point at this process unless PUBLIC_BASE_URL says otherwise.
+            hubspot: baton_hubspot::HubspotConfig::from_source(&WithDefaults {
+                src,
+                defaults: vec![
+                    (
+                        PUBLIC_BASE_URL,
+                        public_base_url
+                            .clone()
+                            .unwrap_or_else(|| format!("http://{listen}")),
+                    ),
+                    (baton_hubspot::config::SESSION_LINK_SECRET, session_secret),
+                ],
+            })?,
+            public_base_url,
             media_bucket: config::optional(src, MEDIA_BUCKET),
         })
     }
@@ -211,6 +263,7 @@ impl LocalConfig {
                 Stores {
                     store: Arc::new(store.clone()),
                     handoff: Arc::new(store.clone()),
+                    trails: Arc::new(store.clone()),
                     feed: Feed::Embedded(store),
                 }
             }
@@ -222,7 +275,8 @@ impl LocalConfig {
                 }
                 Stores {
                     store: Arc::new(store.clone()),
-                    handoff: Arc::new(store),
+                    handoff: Arc::new(store.clone()),
+                    trails: Arc::new(store),
                     feed: Feed::DynamoDb {
                         aws: Box::new(aws),
                         table: table.clone(),
@@ -261,6 +315,25 @@ impl LocalConfig {
         ))
     }
 
+    /// The HubSpot stage: calls `HUBSPOT_BASE_URL` with `HUBSPOT_ACCESS_TOKEN`, or without a
+    /// token writes the requests it would send to `BATON_DATA_DIR/hubspot-outbox/`.
+    pub async fn deliverer(&self, trails: Arc<dyn TrailStore>) -> Result<Deliverer, String> {
+        let objects = self.open_objects().await?;
+        let h = &self.hubspot;
+        let client = match &h.token {
+            Some(token) => HubspotClient::http(&h.base_url, token.clone(), h.limits, h.timeout)?,
+            None => HubspotClient::outbox(baton_hubspot::outbox::Outbox::open(
+                self.outbox_dir(),
+                &h.base_url,
+            )?),
+        };
+        Ok(Deliverer::new(h.clone(), Some(client), trails, objects))
+    }
+
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("hubspot-outbox")
+    }
+
     pub fn describe_store(&self) -> String {
         match &self.store {
             StoreChoice::Embedded(dir) => {
@@ -275,115 +348,167 @@ impl LocalConfig {
 pub struct Stores {
     pub store: Arc<dyn Store>,
     pub handoff: Arc<dyn HandoffStore>,
+    pub trails: Arc<dyn TrailStore>,
     pub feed: Feed,
 }
 
-/// Where the handoff stage reads new messages and agent events.
+/// Where the stages read the store's changes.
+#[derive(Clone)]
 pub enum Feed {
-    /// The embedded store's change feed.
+    /// The embedded store's change feed; each stage keeps its own cursor.
     Embedded(EmbeddedStore),
-    /// The DynamoDB table's stream, read like Lambda's event source mapping.
+    /// The DynamoDB table's stream, read like Lambda's event source mappings read it.
     DynamoDb {
         aws: Box<aws_config::SdkConfig>,
         table: String,
     },
 }
 
-/// Hands every pending change of the embedded feed to the processor, in order; returns how many.
-/// A change that fails in a way a retry could fix stops the run there, to be tried again.
-pub async fn drain_embedded(store: &EmbeddedStore, processor: &Processor) -> Result<usize, String> {
-    const CONSUMER: &str = "handoff";
-    let mut cursor = store.cursor(CONSUMER).await.map_err(|e| e.to_string())?;
-    let mut done = 0;
-    loop {
-        let changes = store
-            .changes_after(cursor, 100)
-            .await
-            .map_err(|e| e.to_string())?;
-        if changes.is_empty() {
-            return Ok(done);
+/// How long one handoff may take in `baton-local` (the Lambda has its own timeout).
+const LOCAL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A function run as a stage: fed the embedded store's changes, or the table's stream exactly as
+/// Lambda's event source mapping feeds it (filtered as template.yaml filters it).
+#[derive(Clone)]
+pub enum Stage {
+    Handoff(Arc<Processor>),
+    Hubspot(Arc<Deliverer>),
+}
+
+impl Stage {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Handoff(_) => "handoff",
+            Self::Hubspot(_) => "hubspot",
         }
-        for (seq, change) in changes {
-            match processor.process(&change).await {
-                Ok(_) => {}
-                Err(e) if e.is_retryable() => return Err(e.to_string()),
-                Err(e) => {
-                    tracing::error!(error = %e, change = seq, "change dropped: it can never be processed")
+    }
+
+    /// Handles one change of the embedded feed: `Err` when a retry could fix it.
+    async fn on_change(&self, change: &Change) -> Result<(), String> {
+        let (result, retryable) = match (self, change) {
+            (Self::Handoff(p), _) => match p.process(change).await {
+                Ok(_) => return Ok(()),
+                Err(e) => (e.to_string(), e.is_retryable()),
+            },
+            (Self::Hubspot(d), Change::Handoff(h)) => {
+                match d
+                    .deliver(h, tokio::time::Instant::now() + LOCAL_DEADLINE)
+                    .await
+                {
+                    Ok(_) => return Ok(()),
+                    Err(e) => (e.to_string(), e.is_retryable()),
                 }
             }
-            cursor = seq;
-            store
-                .save_cursor(CONSUMER, cursor)
+            (Self::Hubspot(_), _) => return Ok(()),
+        };
+        if retryable {
+            return Err(result);
+        }
+        tracing::error!(stage = self.name(), error = %result, "change dropped: it can never be processed");
+        Ok(())
+    }
+
+    /// Hands every pending change of the embedded feed over, in order, under this stage's own
+    /// cursor; returns how many. A change that fails in a way a retry could fix stops the run
+    /// there, to be tried again.
+    pub async fn drain_embedded(&self, store: &EmbeddedStore) -> Result<usize, String> {
+        let consumer = self.name();
+        let mut cursor = store.cursor(consumer).await.map_err(|e| e.to_string())?;
+        let mut done = 0;
+        loop {
+            let changes = store
+                .changes_after(cursor, 100)
                 .await
                 .map_err(|e| e.to_string())?;
-            done += 1;
-        }
-    }
-}
-
-/// Reads the table's stream once and hands each shard's records to the handoff function's batch
-/// handler, exactly as Lambda would (filtered as template.yaml filters them); returns how many
-/// records were handed over.
-pub async fn drain_stream(
-    reader: &mut stream::StreamReader,
-    processor: &Processor,
-) -> Result<usize, String> {
-    let mut done = 0;
-    for batch in reader.poll().await? {
-        let mut event = aws_lambda_events::event::dynamodb::Event::default();
-        // Only what template.yaml's FilterCriteria lets through reaches the function.
-        event.records = batch
-            .records
-            .iter()
-            .filter(|r| baton_handoff::passes_filter(r))
-            .cloned()
-            .collect();
-        if event.records.is_empty() {
-            reader.settle(&batch, None);
-            continue;
-        }
-        let handed = event.records.len();
-        let response = baton_handoff::handle_batch(processor, event).await;
-        let failed = response
-            .batch_item_failures
-            .first()
-            .and_then(|f| f.item_identifier.clone());
-        done += handed;
-        reader.settle(&batch, failed.as_deref());
-    }
-    Ok(done)
-}
-
-/// Runs the handoff stage forever, polling the feed.
-pub async fn run_handoff(feed: Feed, processor: Arc<Processor>, data_dir: PathBuf) {
-    let pause = std::time::Duration::from_millis(250);
-    match feed {
-        Feed::Embedded(store) => loop {
-            if let Err(e) = drain_embedded(&store, &processor).await {
-                tracing::warn!(error = %e, "handoff stage will try again");
-                tokio::time::sleep(pause * 4).await;
+            if changes.is_empty() {
+                return Ok(done);
             }
-            tokio::time::sleep(pause).await;
-        },
-        Feed::DynamoDb { aws, table } => {
-            let file = data_dir.join(format!("stream-positions-{table}.json"));
-            let mut reader = loop {
-                match stream::StreamReader::open(&aws, &table, Some(file.clone())).await {
-                    Ok(r) => break r,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the table's stream yet");
-                        tokio::time::sleep(pause * 8).await;
-                    }
+            for (seq, change) in changes {
+                self.on_change(&change).await?;
+                cursor = seq;
+                store
+                    .save_cursor(consumer, cursor)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                done += 1;
+            }
+        }
+    }
+
+    /// Reads the table's stream once and hands each shard's records that pass the function's
+    /// filter to its batch handler; returns how many records were handed over.
+    pub async fn drain_stream(&self, reader: &mut stream::StreamReader) -> Result<usize, String> {
+        let mut done = 0;
+        for batch in reader.poll().await? {
+            let mut event = aws_lambda_events::event::dynamodb::Event::default();
+            event.records = batch
+                .records
+                .iter()
+                .filter(|r| match self {
+                    Self::Handoff(_) => baton_handoff::passes_filter(r),
+                    Self::Hubspot(_) => baton_hubspot::passes_filter(r),
+                })
+                .cloned()
+                .collect();
+            if event.records.is_empty() {
+                reader.settle(&batch, None);
+                continue;
+            }
+            let handed = event.records.len();
+            let response = match self {
+                Self::Handoff(p) => baton_handoff::handle_batch(p, event).await,
+                Self::Hubspot(d) => {
+                    let deadline = tokio::time::Instant::now() + LOCAL_DEADLINE;
+                    baton_hubspot::handle_batch(d, event, deadline).await
                 }
             };
-            loop {
-                if let Err(e) = drain_stream(&mut reader, &processor).await {
-                    tracing::warn!(error = %e, "handoff stage will try again");
-                    tokio::time::sleep(pause * 4).await;
+            let failed = response
+                .batch_item_failures
+                .first()
+                .and_then(|f| f.item_identifier.clone());
+            done += handed;
+            reader.settle(&batch, failed.as_deref());
+        }
+        Ok(done)
+    }
+
+    /// One pass over whatever is pending in `feed`.
+    pub async fn drain(
+        &self,
+        feed: &Feed,
+        reader: &mut Option<stream::StreamReader>,
+        data_dir: &Path,
+    ) -> Result<usize, String> {
+        match feed {
+            Feed::Embedded(store) => self.drain_embedded(store).await,
+            Feed::DynamoDb { aws, table } => {
+                if reader.is_none() {
+                    // Each stage keeps its own positions, as each event source mapping does.
+                    let file = match self {
+                        Self::Handoff(_) => data_dir.join(format!("stream-positions-{table}.json")),
+                        Self::Hubspot(_) => {
+                            data_dir.join(format!("stream-positions-hubspot-{table}.json"))
+                        }
+                    };
+                    *reader = Some(stream::StreamReader::open(aws, table, Some(file)).await?);
                 }
-                tokio::time::sleep(pause).await;
+                self.drain_stream(reader.as_mut().expect("opened above"))
+                    .await
             }
         }
+    }
+}
+
+/// Runs a stage forever, polling the feed.
+pub async fn run_stage(stage: Stage, feed: Feed, data_dir: PathBuf) {
+    let pause = std::time::Duration::from_millis(250);
+    let mut reader = None;
+    loop {
+        if let Err(e) = stage.drain(&feed, &mut reader, &data_dir).await {
+            tracing::warn!(stage = stage.name(), error = %e, "the stage will try again");
+            tokio::time::sleep(pause * 4).await;
+        }
+        tokio::time::sleep(pause).await;
     }
 }
 

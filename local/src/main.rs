@@ -3,13 +3,17 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use baton_local::{LocalConfig, banner, router, run_handoff};
+use baton_local::{LocalConfig, Stage, banner, router, run_stage};
 use baton_shared::config::ProcessEnv;
 use baton_webhook::{Webhook, replay_deliveries};
 
 const USAGE: &str = "\
-usage: baton-local [serve]   serve the webhook on BATON_LISTEN (default 127.0.0.1:3000)
-       baton-local replay    store again every kept delivery that could not be read completely
+usage: baton-local [serve]         serve the webhook on BATON_LISTEN (default 127.0.0.1:3000) and
+                             run the handoff and HubSpot stages
+       baton-local demo          play a sample conversation end to end and print the ticket and note
+       baton-local replay        store again every kept delivery that could not be read completely
+       baton-local hubspot-replay
+                             deliver again every parked or retrying handoff (after fixing the cause)
 
 Settings come from the environment; see the README's Configuration table.";
 
@@ -28,7 +32,7 @@ async fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    if !matches!(command, "serve" | "replay") || args.len() > 1 {
+    if !matches!(command, "serve" | "replay" | "demo" | "hubspot-replay") || args.len() > 1 {
         eprintln!(
             "baton-local: unknown command {:?}\n\n{USAGE}",
             args.join(" ")
@@ -52,6 +56,44 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if command == "demo" {
+        return match baton_local::demo::run(&cfg).await {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("baton-local: the demo stopped: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if command == "hubspot-replay" {
+        let deliverer = match cfg.deliverer(stores.trails.clone()).await {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("baton-local: cannot start the HubSpot stage: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+        let report = baton_hubspot::deliver::replay(
+            &deliverer,
+            stores.handoff.as_ref(),
+            stores.trails.as_ref(),
+            deadline,
+        )
+        .await;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("serialisable")
+        );
+        return if report.failed == 0 && report.parked == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     if command == "replay" {
         return match replay_deliveries(stores.store.as_ref(), usize::MAX).await {
             Ok(summary) => {
@@ -87,7 +129,23 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tokio::spawn(run_handoff(stores.feed, processor, cfg.data_dir.clone()));
+    let deliverer = match cfg.deliverer(stores.trails.clone()).await {
+        Ok(d) => std::sync::Arc::new(d),
+        Err(e) => {
+            eprintln!("baton-local: cannot start the HubSpot stage: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio::spawn(run_stage(
+        Stage::Handoff(processor),
+        stores.feed.clone(),
+        cfg.data_dir.clone(),
+    ));
+    tokio::spawn(run_stage(
+        Stage::Hubspot(deliverer),
+        stores.feed,
+        cfg.data_dir.clone(),
+    ));
     let app = Webhook::new(stores.store, cfg.secrets.clone());
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -30,7 +30,7 @@ pub(crate) struct Rig {
     pub(crate) objects: S3Store,
     pub(crate) graph: GraphServer,
     pub(crate) reader: StreamReader,
-    pub(crate) processor: Processor,
+    pub(crate) processor: Arc<Processor>,
 }
 
 pub(crate) fn aws(endpoint: &str) -> aws_config::SdkConfig {
@@ -82,7 +82,7 @@ pub(crate) async fn rig(settings: HandoffSettings, llm: Option<LlmConfig>) -> Op
         objects,
         graph,
         reader,
-        processor,
+        processor: Arc::new(processor),
     })
 }
 
@@ -800,12 +800,12 @@ async fn embedded_handoff(llm: Option<LlmConfig>) -> (HandoffRecord, String, Dur
     let objects = Arc::new(DirectoryStore::new(&dir));
     let graph = GraphServer::start(Duration::from_secs(300)).await;
     let copier = MediaCopier::new(graph_config(&graph), objects.clone()).unwrap();
-    let processor = Processor::new(
+    let processor = Arc::new(Processor::new(
         Arc::new(store.clone()),
         copier,
         llm.map(|c| LlmClient::new(c).unwrap()),
         HandoffSettings::default(),
-    );
+    ));
     let app = webhook(Arc::new(store.clone()) as Arc<dyn Store>);
     let body = deliver(vec![
         bodies::text("wamid.e1", CUSTOMER, T0, "My order 48213 arrived broken."),
@@ -820,13 +820,15 @@ async fn embedded_handoff(llm: Option<LlmConfig>) -> (HandoffRecord, String, Dur
         assert_eq!(call(&app, signed(body.clone())).await.0, StatusCode::OK);
     }
     let started = std::time::Instant::now();
-    let done = baton_local::drain_embedded(&store, &processor)
+    let done = baton_local::Stage::Handoff(processor.clone())
+        .drain_embedded(&store)
         .await
         .unwrap();
     let took = started.elapsed();
     assert_eq!(done, 3, "one change per new message, and the handoff");
     assert_eq!(
-        baton_local::drain_embedded(&store, &processor)
+        baton_local::Stage::Handoff(processor.clone())
+            .drain_embedded(&store)
             .await
             .unwrap(),
         0,
@@ -974,7 +976,8 @@ async fn baton_local_on_dynamodb_reads_the_stream_like_lambda_and_resumes_where_
     )]))
     .await;
     assert_eq!(
-        baton_local::drain_stream(&mut reader, &rig.processor)
+        baton_local::Stage::Handoff(rig.processor.clone())
+            .drain_stream(&mut reader)
             .await
             .unwrap(),
         1
@@ -994,7 +997,8 @@ async fn baton_local_on_dynamodb_reads_the_stream_like_lambda_and_resumes_where_
         .await
         .unwrap();
     assert_eq!(
-        baton_local::drain_stream(&mut reader, &rig.processor)
+        baton_local::Stage::Handoff(rig.processor.clone())
+            .drain_stream(&mut reader)
             .await
             .unwrap(),
         1,

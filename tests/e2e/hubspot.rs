@@ -1015,3 +1015,39 @@ async fn without_a_token_baton_local_writes_the_exact_requests_to_its_outbox() {
     assert_eq!(note["body"]["properties"]["hs_attachment_ids"], "outbox-5");
     assert!(!ticket.to_string().contains(TOKEN));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_plays_a_conversation_end_to_end_and_shows_the_ticket_and_note() {
+    let dir = std::env::temp_dir().join(unique("baton-demo"));
+    let cfg = baton_local::LocalConfig::from_source(&[("BATON_DATA_DIR", dir.to_str().unwrap())])
+        .unwrap();
+    for run in 0..2 {
+        let text = baton_local::demo::run(&cfg).await.unwrap();
+        for want in [
+            "HubSpot: done (contact outbox-",
+            "subject: WhatsApp: Demo Customer — ",
+            "I want to talk to a human, please.",
+            "AI agent: I'm sorry to hear that!",
+            "baton_sentiment: negative",
+            "hs_note_body: <p><strong>WhatsApp handoff</strong>",
+            "baton_session_url: http://127.0.0.1:3000/sessions/ho_",
+        ] {
+            assert!(
+                text.contains(want),
+                "run {run}: {want:?} missing from\n{text}"
+            );
+        }
+    }
+    // Each run is a new customer and a new handoff: two tickets in the outbox.
+    let tickets = std::fs::read_dir(cfg.outbox_dir())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with("-post-crm-v3-objects-tickets.json")
+        })
+        .count();
+    assert_eq!(tickets, 2);
+}

@@ -284,15 +284,21 @@ impl Deliverer {
                 json!({"properties": properties, "associations": associations}),
             )
             .create();
-            let find = async || find_note(client, &ticket_id, &record.id, deadline).await;
+            let lookup = Lookup::Note {
+                ticket_id: &ticket_id,
+                handoff_id: &record.id,
+            };
             let found = if trail.runs > 1 {
-                find().await?.map(|id| (id, "found_on_retry"))
+                lookup
+                    .find(client, deadline)
+                    .await?
+                    .map(|id| (id, "found_on_retry"))
             } else {
                 None
             };
             let (id, how) = match found {
                 Some(f) => f,
-                None => create_or_find(client, &call, find, deadline).await?,
+                None => create_or_find(client, &call, lookup, deadline).await?,
             };
             // Saved with the trail's final state by the caller.
             trail.note = Step::done(id, how, now_ms());
@@ -344,29 +350,12 @@ impl Deliverer {
         text: String,
         deadline: Instant,
     ) -> Result<(String, &'static str), HubspotError> {
-        let find = async || {
-            let answer = client
-                .call(
-                    &Call::get(
-                        "ticket",
-                        format!(
-                            "/crm/v3/objects/tickets/{}?idProperty={}",
-                            record.id,
-                            setup::TICKET_HANDOFF_ID
-                        ),
-                    ),
-                    deadline,
-                )
-                .await?;
-            match answer.status {
-                404 => Ok(None),
-                _ if answer.is_success() => Ok(answer.id()),
-                _ => Err(answer.rejected("ticket")),
-            }
+        let lookup = Lookup::Ticket {
+            handoff_id: &record.id,
         };
         // A later run may follow a create whose answer was lost: look before creating again.
         if trail.runs > 1
-            && let Some(id) = find().await?
+            && let Some(id) = lookup.find(client, deadline).await?
         {
             return Ok((id, "found_on_retry"));
         }
@@ -418,7 +407,7 @@ impl Deliverer {
             json!({"properties": properties, "associations": associations}),
         )
         .create();
-        create_or_find(client, &call, find, deadline).await
+        create_or_find(client, &call, lookup, deadline).await
     }
 
     async fn upload(
@@ -524,7 +513,7 @@ pub async fn replay(
 async fn create_or_find(
     client: &HubspotClient,
     call: &Call,
-    lookup: impl AsyncFn() -> Result<Option<String>, HubspotError>,
+    lookup: Lookup<'_>,
     deadline: Instant,
 ) -> Result<(String, &'static str), HubspotError> {
     let mut attempt = 0;
@@ -537,14 +526,14 @@ async fn create_or_find(
                     .ok_or_else(|| a.rejected(call.step));
             }
             Ok(a) if a.status == 409 || contact::is_unique_violation(&a.body) => {
-                return match lookup().await? {
+                return match lookup.find(client, deadline).await? {
                     Some(id) => Ok((id, "conflict")),
                     None => Err(a.rejected(call.step)),
                 };
             }
             Ok(a) => return Err(a.rejected(call.step)),
             Err(e @ HubspotError::Uncertain { .. }) => {
-                if let Some(id) = lookup().await? {
+                if let Some(id) = lookup.find(client, deadline).await? {
                     return Ok((id, "found_after_timeout"));
                 }
                 attempt += 1;
@@ -553,6 +542,52 @@ async fn create_or_find(
                 }
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How an object a create may already have made is found.
+#[derive(Clone, Copy)]
+enum Lookup<'a> {
+    /// By the ticket's unique handoff id.
+    Ticket { handoff_id: &'a str },
+    /// By the marker in the note's body, among the ticket's notes.
+    Note {
+        ticket_id: &'a str,
+        handoff_id: &'a str,
+    },
+}
+
+impl Lookup<'_> {
+    async fn find(
+        self,
+        client: &HubspotClient,
+        deadline: Instant,
+    ) -> Result<Option<String>, HubspotError> {
+        match self {
+            Self::Ticket { handoff_id } => {
+                let answer = client
+                    .call(
+                        &Call::get(
+                            "ticket",
+                            format!(
+                                "/crm/v3/objects/tickets/{handoff_id}?idProperty={}",
+                                setup::TICKET_HANDOFF_ID
+                            ),
+                        ),
+                        deadline,
+                    )
+                    .await?;
+                match answer.status {
+                    404 => Ok(None),
+                    _ if answer.is_success() => Ok(answer.id()),
+                    _ => Err(answer.rejected("ticket")),
+                }
+            }
+            Self::Note {
+                ticket_id,
+                handoff_id,
+            } => find_note(client, ticket_id, handoff_id, deadline).await,
         }
     }
 }
