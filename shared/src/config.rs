@@ -132,11 +132,17 @@ impl Source for Settings {
 
 impl Settings {
     /// The process environment, overlaid with the secret when `BATON_SECRET_ARN` is set.
+    /// Several secrets may be named, comma-separated; the first to hold a name wins.
     pub async fn load(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        let secret = match optional(&ProcessEnv, SECRET_ARN) {
-            Some(arn) => read_secret(&aws_sdk_secretsmanager::Client::new(aws), &arn).await?,
-            None => Default::default(),
-        };
+        let mut secret = std::collections::HashMap::new();
+        if let Some(arns) = optional(&ProcessEnv, SECRET_ARN) {
+            let client = aws_sdk_secretsmanager::Client::new(aws);
+            for arn in arns.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                for (k, v) in read_secret(&client, arn).await? {
+                    secret.entry(k).or_insert(v);
+                }
+            }
+        }
         Ok(Self {
             env: Box::new(ProcessEnv),
             secret,

@@ -1013,21 +1013,26 @@ async fn baton_local_on_dynamodb_reads_the_stream_like_lambda_and_resumes_where_
 fn baton_local_filters_the_stream_as_template_yaml_does() {
     let template =
         std::fs::read_to_string(format!("{}/template.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let line = template
+    // The handoff function's pattern, then the HubSpot function's.
+    let patterns: Vec<Value> = template
         .lines()
-        .find(|l| l.trim_start().starts_with("- Pattern:"))
-        .expect("a FilterCriteria pattern");
-    let json_text = line
-        .split_once("Pattern:")
-        .unwrap()
-        .1
-        .trim()
-        .trim_matches('\'');
-    let pattern: Value = serde_json::from_str(json_text).unwrap();
-    assert_eq!(pattern["eventName"], json!(["INSERT"]));
+        .filter(|l| l.trim_start().starts_with("- Pattern:"))
+        .map(|line| {
+            let text = line.split_once("Pattern:").unwrap().1.trim();
+            serde_json::from_str(text.trim_matches('\'')).unwrap()
+        })
+        .collect();
+    assert_eq!(patterns.len(), 2);
+    for pattern in &patterns {
+        assert_eq!(pattern["eventName"], json!(["INSERT"]));
+    }
     assert_eq!(
-        pattern["dynamodb"]["NewImage"]["item_type"]["S"],
+        patterns[0]["dynamodb"]["NewImage"]["item_type"]["S"],
         json!(baton_handoff::FILTERED_ITEM_TYPES)
+    );
+    assert_eq!(
+        patterns[1]["dynamodb"]["NewImage"]["item_type"]["S"],
+        json!([baton_hubspot::FILTERED_ITEM_TYPE])
     );
     let record = |name: &str, item_type: &str| {
         stream_record(name, "1", json!({"item_type": {"S": item_type}}))
@@ -1039,4 +1044,10 @@ fn baton_local_filters_the_stream_as_template_yaml_does() {
     )));
     assert!(!baton_handoff::passes_filter(&record("MODIFY", "message")));
     assert!(!baton_handoff::passes_filter(&record("INSERT", "delivery")));
+    assert!(baton_hubspot::passes_filter(&record("INSERT", "handoff")));
+    assert!(
+        !baton_hubspot::passes_filter(&record("MODIFY", "handoff")),
+        "the trail's own updates"
+    );
+    assert!(!baton_hubspot::passes_filter(&record("INSERT", "message")));
 }
