@@ -1,1 +1,228 @@
-fn main() {}
+//! HubSpot calls and wall time per handoff, against the test HubSpot server answering every call
+//! after 100 ms. Prints the figures; targets: at most 4 calls for a known contact without media
+//! (set-up cached per container), and wall time at most 1.1× the sum of the calls' time.
+//!
+//! `cargo bench -p baton-hubspot --features test-support --bench calls`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_hubspot::testing::{HubspotServer, Options, TOKEN};
+use baton_hubspot::{Deliverer, HubspotClient, HubspotConfig};
+use baton_shared::domain::*;
+use baton_shared::objects::{DirectoryStore, ObjectMeta, ObjectStore};
+use baton_shared::store::{EmbeddedStore, HandoffStore};
+use bytes::Bytes;
+
+const LATENCY: Duration = Duration::from_millis(100);
+const HANDOFFS: usize = 20;
+
+async fn record(
+    store: &EmbeddedStore,
+    objects: &DirectoryStore,
+    wa_id: &str,
+    files: usize,
+) -> HandoffRecord {
+    let key = ConversationKey::new("100000000000000", wa_id);
+    let id = HandoffRecord::id_for(&key, 1);
+    let transcript = format!("transcripts/{id}.txt");
+    let text = "[2026-11-24 10:00:00 UTC] Customer (Ana): my order arrived broken\n".repeat(40);
+    objects
+        .put(
+            &transcript,
+            Bytes::from(text.clone()),
+            &ObjectMeta::default(),
+        )
+        .await
+        .unwrap();
+    let mut media = Vec::new();
+    for i in 0..files {
+        let k = format!("media/{id}/{i}.jpg");
+        objects
+            .put(
+                &k,
+                Bytes::from(vec![i as u8; 50_000 + i]),
+                &ObjectMeta::default(),
+            )
+            .await
+            .unwrap();
+        media.push(MediaRecord {
+            conversation: key.clone(),
+            wamid: format!("wamid.{wa_id}.{i}"),
+            kind: "image".into(),
+            media_id: format!("m{i}"),
+            state: MediaState::Copied,
+            key: Some(k),
+            content_type: Some("image/jpeg".into()),
+            filename: format!("photo-{i}.jpg"),
+            bytes: Some(50_000),
+            sha256_expected: None,
+            sha256_matches: Some(true),
+            error: None,
+            retryable: false,
+            attempts: 1,
+            updated_at_ms: 0,
+        });
+    }
+    let r = HandoffRecord {
+        id,
+        conversation: key,
+        episode: 1,
+        trigger: Trigger {
+            kind: TriggerKind::CustomerAsked,
+            source_id: "wamid.x".into(),
+            at: 1_763_990_000,
+            detail: "human".into(),
+            language: Some("en".into()),
+        },
+        reason: Reason {
+            category: "customer_request".into(),
+            text: "The customer asked for a person".into(),
+        },
+        customer: Customer {
+            wa_id: Some(wa_id.into()),
+            profile_name: Some("Ana Ruiz".into()),
+            ..Default::default()
+        },
+        insights: Insights {
+            language: Some("en".into()),
+            language_source: Source::Builtin,
+            sentiment: Sentiment {
+                label: SentimentLabel::Negative,
+                score: -0.5,
+                source: Source::Builtin,
+            },
+            summary: "Order arrived broken.".into(),
+            summary_source: Source::Builtin,
+        },
+        transcript: TranscriptRef {
+            key: transcript,
+            bytes: text.len() as u64,
+            messages: 40,
+            agent_events: 0,
+        },
+        media,
+        reply_window_closes_at: Some(1_764_076_400),
+        created_at_ms: 1_763_990_000_000,
+    };
+    assert!(store.save_handoff(&r).await.unwrap());
+    r
+}
+
+struct Figures {
+    calls: f64,
+    wall: Duration,
+    busy: Duration,
+}
+
+/// Delivers `HANDOFFS` handoffs one after another (as one shard's records are) and measures.
+async fn measure(
+    server: &HubspotServer,
+    deliverer: &Deliverer,
+    records: &[HandoffRecord],
+) -> Figures {
+    let before = server.requests().len();
+    let busy_before = server.busy();
+    let started = Instant::now();
+    for r in records {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        match deliverer.deliver(r, deadline).await.unwrap() {
+            baton_hubspot::Delivered::Done(_) => {}
+            other => panic!("not delivered: {other:?}"),
+        }
+    }
+    let n = records.len() as u32;
+    Figures {
+        calls: (server.requests().len() - before) as f64 / records.len() as f64,
+        wall: started.elapsed() / n,
+        busy: (server.busy() - busy_before) / n,
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = HubspotServer::start(Options {
+            latency: LATENCY,
+            search_lag: Duration::ZERO,
+            ..Options::default()
+        })
+        .await;
+        let dir = std::env::temp_dir().join(format!("baton-bench-calls-{}", std::process::id()));
+        let store = EmbeddedStore::open(&dir).unwrap();
+        let objects = Arc::new(DirectoryStore::new(dir.join("objects")));
+        let base = server.base_url();
+        let cfg = HubspotConfig::from_source(&[
+            ("HUBSPOT_ACCESS_TOKEN", TOKEN),
+            ("HUBSPOT_BASE_URL", base.as_str()),
+            ("PUBLIC_BASE_URL", "https://baton.example.com"),
+            ("SESSION_LINK_SECRET", "bench"),
+            // A Professional portal's limit, so that 20 handoffs in a row are not throttled.
+            ("HUBSPOT_RATE_LIMIT_PER_10S", "190"),
+        ])
+        .unwrap();
+        let client = HubspotClient::http(
+            &cfg.base_url,
+            cfg.token.clone().unwrap(),
+            cfg.limits,
+            cfg.timeout,
+        )
+        .unwrap();
+        let deliverer = Deliverer::new(cfg, Some(client), Arc::new(store.clone()), objects.clone());
+
+        // The container's first handoff pays for the set-up (properties created, pipelines,
+        // association labels).
+        let first = record(&store, &objects, "34600000000", 0).await;
+        let setup = measure(&server, &deliverer, &[first]).await;
+
+        // Known contacts: created by people with the WhatsApp id, as after their first handoff.
+        let mut known = Vec::new();
+        for i in 0..HANDOFFS {
+            let wa = format!("3461{:07}", i);
+            server.add_contact(&[("baton_whatsapp_id", &format!("+{wa}")), ("firstname", "Ana")]);
+            known.push(record(&store, &objects, &wa, 0).await);
+        }
+        let k = measure(&server, &deliverer, &known).await;
+
+        let mut new = Vec::new();
+        for i in 0..HANDOFFS {
+            new.push(record(&store, &objects, &format!("3462{:07}", i), 0).await);
+        }
+        let n = measure(&server, &deliverer, &new).await;
+
+        let mut media = Vec::new();
+        for i in 0..HANDOFFS {
+            let wa = format!("3463{:07}", i);
+            server.add_contact(&[("baton_whatsapp_id", &format!("+{wa}")), ("firstname", "Ana")]);
+            media.push(record(&store, &objects, &wa, 2).await);
+        }
+        let m = measure(&server, &deliverer, &media).await;
+
+        println!("HubSpot calls and wall time per handoff (server answers every call after {} ms; {HANDOFFS} handoffs each)", LATENCY.as_millis());
+        println!("| case | calls | wall time | sum of calls | ratio |");
+        println!("|---|---|---|---|---|");
+        for (name, f) in [
+            ("first handoff of a container (set-up)", &setup),
+            ("known contact, no media", &k),
+            ("new contact, no media", &n),
+            ("known contact, 2 images", &m),
+        ] {
+            println!(
+                "| {name} | {:.1} | {:.1} ms | {:.1} ms | {:.3}× |",
+                f.calls,
+                f.wall.as_secs_f64() * 1000.0,
+                f.busy.as_secs_f64() * 1000.0,
+                f.wall.as_secs_f64() / f.busy.as_secs_f64()
+            );
+        }
+        let ok_calls = k.calls <= 4.0;
+        let ratio = k.wall.as_secs_f64() / k.busy.as_secs_f64();
+        println!(
+            "target: known contact without media ≤ 4 calls: {} ({:.1}); wall ≤ 1.1× the calls: {} ({ratio:.3}×)",
+            if ok_calls { "met" } else { "NOT met" },
+            k.calls,
+            if ratio <= 1.1 { "met" } else { "NOT met" },
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}

@@ -118,6 +118,8 @@ impl Default for Options {
 struct Shared {
     portal: Mutex<Portal>,
     options: Mutex<Options>,
+    /// Time spent answering, summed over requests (microseconds).
+    busy_micros: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -536,6 +538,7 @@ impl HubspotServer {
                 search: VecDeque::new(),
             }),
             options: Mutex::new(options),
+            busy_micros: std::sync::atomic::AtomicU64::new(0),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -622,6 +625,15 @@ impl HubspotServer {
         id
     }
 
+    /// The time the server spent answering, summed over every request so far.
+    pub fn busy(&self) -> Duration {
+        Duration::from_micros(
+            self.shared
+                .busy_micros
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
     pub fn contacts(&self) -> Vec<Object> {
         self.portal().contacts.clone()
     }
@@ -660,6 +672,16 @@ impl HubspotServer {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let started = Instant::now();
+    let response = answer(&shared, req).await;
+    shared.busy_micros.fetch_add(
+        started.elapsed().as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    response
+}
+
+async fn answer(shared: &Arc<Shared>, req: Request) -> Response {
     let method = req.method().clone();
     let uri = req.uri().clone();
     let path = uri.path().to_owned();
@@ -751,7 +773,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
     }
     let response = if path == "/files/v3/files" && method == Method::POST {
-        upload(&shared, req).await
+        upload(shared, req).await
     } else {
         let body = match axum::body::to_bytes(req.into_body(), 4 * 1024 * 1024).await {
             Ok(b) => b,
