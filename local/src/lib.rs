@@ -585,6 +585,16 @@ pub fn banner(cfg: &LocalConfig, bound: SocketAddr) -> String {
     if cfg.handoff.graph.token.is_none() {
         out.push_str("  (Set WHATSAPP_ACCESS_TOKEN so the customer's media can be downloaded from WhatsApp.)\n");
     }
+    match &cfg.hubspot.token {
+        Some(_) => out.push_str(&format!(
+            "Tickets are opened in HubSpot ({}).\n",
+            cfg.hubspot.base_url
+        )),
+        None => out.push_str(&format!(
+            "Without HUBSPOT_ACCESS_TOKEN the HubSpot requests are written to {} instead of sent.\n",
+            cfg.outbox_dir().display()
+        )),
+    }
     out.push_str(&format!(
         "\nTry it (a signed delivery with one text message; run it twice to see the duplicate caught):\n  \
          curl -i -X POST {local_url}/webhook -H 'Content-Type: application/json' \\\n    \
