@@ -396,7 +396,7 @@ impl Stage {
                     .await
                 {
                     Ok(_) => return Ok(()),
-                    Err(e) => (e.to_string(), e.is_retryable()),
+                    Err(e) => (e.log_summary(), e.is_retryable()),
                 }
             }
             (Self::Hubspot(_), _) => return Ok(()),
@@ -658,13 +658,35 @@ mod tests {
             (APP_SECRET, "s1,s2"),
             (VERIFY_TOKEN, "tok"),
             (AGENT_EVENTS_SECRET, "agent-secret"),
+            (baton_hubspot::config::SESSION_LINK_SECRET, "session-secret"),
         ])
         .unwrap();
         assert!(!cfg.generated_secrets && !cfg.generated_agent_secret);
         assert_eq!(cfg.secrets.app_secrets.len(), 2);
         assert!(
             !d.join(LOCAL_SECRETS_FILE).exists(),
-            "nothing generated when both are set"
+            "nothing generated when every secret is set"
+        );
+        // Without a session link key one is generated and kept, so links survive a restart.
+        let link = |cfg: &LocalConfig| {
+            cfg.hubspot
+                .sessions
+                .as_ref()
+                .expect("session links")
+                .link("ho_1", 0)
+        };
+        let without = [
+            (DATA_DIR, data),
+            (APP_SECRET, "s1"),
+            (VERIFY_TOKEN, "tok"),
+            (AGENT_EVENTS_SECRET, "agent-secret"),
+        ];
+        let first = link(&LocalConfig::from_source(&without).unwrap());
+        assert!(d.join(LOCAL_SECRETS_FILE).exists());
+        assert_eq!(first, link(&LocalConfig::from_source(&without).unwrap()));
+        assert!(
+            first.starts_with("http://127.0.0.1:3000/sessions/ho_1?t="),
+            "{first}"
         );
 
         let err = LocalConfig::from_source(&[(DATA_DIR, data), (LISTEN, "localhost")]).unwrap_err();

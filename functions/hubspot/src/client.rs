@@ -482,7 +482,7 @@ impl HubspotClient {
                 return Err(failure);
             }
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(step = call.step, attempt, error = %failure, wait_ms = wait.as_millis() as u64, "retrying a HubSpot call");
+            tracing::info!(step = call.step, attempt, error = %failure.log_summary(), wait_ms = wait.as_millis() as u64, "retrying a HubSpot call");
             // A 429's wait is served by the limiter's pause before the next attempt.
             if !matches!(
                 failure,

@@ -175,11 +175,12 @@ impl Deliverer {
                 if let Err(save) = self.save(&record.id, &mut trail).await {
                     tracing::error!(handoff = %record.id, error = %save, "the trail could not be saved");
                 }
+                tracing::debug!(handoff = %record.id, error = %e, "HubSpot delivery failed");
                 if e.is_retryable() {
-                    tracing::warn!(handoff = %record.id, error = %e, "HubSpot delivery will be retried");
+                    tracing::warn!(handoff = %record.id, error = %e.log_summary(), "HubSpot delivery will be retried");
                     Err(e)
                 } else {
-                    tracing::error!(handoff = %record.id, error = %e, "HubSpot delivery parked");
+                    tracing::error!(handoff = %record.id, error = %e.log_summary(), "HubSpot delivery parked");
                     Ok(Delivered::Parked(trail))
                 }
             }

@@ -118,6 +118,28 @@ impl HubspotError {
         }
     }
 
+    /// For logs: the step, the kind of failure, the status and HubSpot's correlation id, but not
+    /// HubSpot's message, which may quote property values (a phone number). The full message is
+    /// on the handoff's trail.
+    pub fn log_summary(&self) -> String {
+        let kind = match self {
+            Self::Unavailable { .. } => "unavailable",
+            Self::Uncertain { .. } => "outcome unknown",
+            Self::Rejected { .. } => "refused",
+            // Baton's own text or HubSpot's scope message: no customer data.
+            Self::Configuration { .. } => return self.to_string(),
+            Self::Store(e) => return format!("store: {e}"),
+            Self::Objects(e) => return format!("media bucket: {e}"),
+        };
+        format!(
+            "{}: HubSpot {kind} ({}){}",
+            self.step(),
+            self.status()
+                .map_or("no answer".to_owned(), |s| s.to_string()),
+            correlation(&self.correlation_id().map(str::to_owned))
+        )
+    }
+
     pub fn config(step: &'static str, message: impl Into<String>) -> Self {
         Self::Configuration {
             step,

@@ -63,8 +63,8 @@ pub async fn process_record(
     };
     match deliverer.deliver(&handoff, deadline).await {
         Ok(d) => RecordResult::Delivered(Box::new(d)),
-        Err(e) if e.is_retryable() => RecordResult::Retry(e.to_string()),
-        Err(e) => RecordResult::Dropped(e.to_string()),
+        Err(e) if e.is_retryable() => RecordResult::Retry(e.log_summary()),
+        Err(e) => RecordResult::Dropped(e.log_summary()),
     }
 }
 
