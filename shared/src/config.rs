@@ -209,7 +209,8 @@ pub struct HandoffConfig {
     pub s3_path_style: bool,
 }
 
-fn number<T: std::str::FromStr>(
+/// A whole-number setting, `default` when unset.
+pub fn number<T: std::str::FromStr>(
     src: &dyn Source,
     name: &'static str,
     default: T,

@@ -122,11 +122,7 @@ impl Answer {
     }
 
     pub fn id(&self) -> Option<String> {
-        match self.body.get("id") {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        }
+        json_id(self.body.get("id"))
     }
 
     /// The answer as an error of `step` (HubSpot's message and correlation id).
@@ -138,6 +134,15 @@ impl Answer {
             message: p.message,
             correlation_id: p.correlation_id,
         }
+    }
+}
+
+/// A HubSpot id, which arrives as a string or as a number.
+pub fn json_id(v: Option<&Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -494,6 +499,25 @@ impl HubspotClient {
                 tokio::time::sleep(wait).await;
             }
         }
+    }
+
+    /// Sends `call` and returns the answer's `results`; anything but a 2xx is refused.
+    pub async fn results(
+        &self,
+        call: &Call,
+        deadline: Instant,
+    ) -> Result<Vec<Value>, HubspotError> {
+        let answer = self.call(call, deadline).await?;
+        if !answer.is_success() {
+            return Err(answer.rejected(call.step));
+        }
+        Ok(match answer.body {
+            Value::Object(mut o) => match o.remove("results") {
+                Some(Value::Array(r)) => r,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        })
     }
 
     /// Waits `d` unless that passes `deadline`; false when it would.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use baton_shared::config::{ConfigError, Source, optional, required};
+use baton_shared::config::{ConfigError, Source, number, optional, required};
 use baton_shared::session::{DEFAULT_TTL_DAYS, SessionLinks};
 use secrecy::SecretString;
 
@@ -84,20 +84,6 @@ pub struct HubspotConfig {
     pub files_folder: String,
     /// Signed links to the session page; `None` leaves the link out.
     pub sessions: Option<SessionLinks>,
-}
-
-fn number<T: std::str::FromStr>(
-    src: &dyn Source,
-    name: &'static str,
-    default: T,
-) -> Result<T, ConfigError> {
-    match optional(src, name) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
-            name,
-            reason: format!("{v:?} is not a whole number"),
-        }),
-    }
 }
 
 fn http_url(name: &'static str, url: String) -> Result<String, ConfigError> {

@@ -7,7 +7,7 @@ use baton_shared::domain::Customer;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::client::{Call, HubspotClient};
+use crate::client::{Call, HubspotClient, json_id};
 use crate::error::HubspotError;
 use crate::setup::CONTACT_WHATSAPP_ID;
 
@@ -165,21 +165,12 @@ pub async fn by_phone(
         "sorts": [{"propertyName": "createdate", "direction": "ASCENDING"}],
         "limit": 100,
     });
-    let answer = client
-        .call(
+    let hits = client
+        .results(
             &Call::post("contact", "/crm/v3/objects/contacts/search", body).search(),
             deadline,
         )
         .await?;
-    if !answer.is_success() {
-        return Err(answer.rejected("contact"));
-    }
-    let hits = answer
-        .body
-        .get("results")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     let mut matching: Vec<(String, String, bool)> = hits
         .iter()
         .filter_map(|hit| {
@@ -193,11 +184,7 @@ pub async fn by_phone(
             if !number_matches {
                 return None;
             }
-            let id = match hit.get("id") {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => return None,
-            };
+            let id = json_id(hit.get("id"))?;
             let created = prop("createdate").unwrap_or_default().to_owned();
             let has_whatsapp_id = prop(CONTACT_WHATSAPP_ID).is_some_and(|v| !v.is_empty());
             Some((created, id, has_whatsapp_id))
@@ -300,12 +287,8 @@ pub fn is_unique_violation(body: &Value) -> bool {
 
 /// The existing contact's id from a 409: `identityProfile.vid`, else "Existing ID: 123".
 pub fn existing_id(body: &Value) -> Option<String> {
-    if let Some(vid) = body.pointer("/identityProfile/vid") {
-        match vid {
-            Value::Number(n) => return Some(n.to_string()),
-            Value::String(s) if !s.is_empty() => return Some(s.clone()),
-            _ => {}
-        }
+    if let Some(vid) = json_id(body.pointer("/identityProfile/vid")) {
+        return Some(vid);
     }
     let message = body.get("message")?.as_str()?;
     let rest = &message[message.find("Existing ID:")? + "Existing ID:".len()..];

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use crate::client::{Call, FileUpload, HubspotClient, Payload};
+use crate::client::{Call, FileUpload, HubspotClient, Payload, json_id};
 use crate::config::HubspotConfig;
 use crate::contact::{self, Identity};
 use crate::content;
@@ -600,8 +600,8 @@ async fn find_note(
     handoff_id: &str,
     deadline: Instant,
 ) -> Result<Option<String>, HubspotError> {
-    let answer = client
-        .call(
+    let associated = client
+        .results(
             &Call::get(
                 "note",
                 format!("/crm/v4/objects/tickets/{ticket_id}/associations/notes?limit=500"),
@@ -609,31 +609,15 @@ async fn find_note(
             deadline,
         )
         .await?;
-    if !answer.is_success() {
-        return Err(answer.rejected("note"));
-    }
-    let ids: Vec<String> = answer
-        .body
-        .get("results")
-        .and_then(Value::as_array)
-        .map(|r| {
-            r.iter()
-                .filter_map(|a| match a.get("toObjectId") {
-                    Some(Value::Number(n)) => Some(n.to_string()),
-                    Some(Value::String(s)) => Some(s.clone()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if ids.is_empty() {
-        return Ok(None);
-    }
+    let ids: Vec<String> = associated
+        .iter()
+        .filter_map(|a| json_id(a.get("toObjectId")))
+        .collect();
     let marker = content::note_marker(handoff_id);
     for chunk in ids.chunks(100) {
         let inputs: Vec<Value> = chunk.iter().map(|id| json!({"id": id})).collect();
-        let answer = client
-            .call(
+        let notes = client
+            .results(
                 &Call::post(
                     "note",
                     "/crm/v3/objects/notes/batch/read",
@@ -642,27 +626,13 @@ async fn find_note(
                 deadline,
             )
             .await?;
-        if !answer.is_success() {
-            return Err(answer.rejected("note"));
-        }
-        let found = answer
-            .body
-            .get("results")
-            .and_then(Value::as_array)
-            .and_then(|r| {
-                r.iter().find(|n| {
-                    n.pointer("/properties/hs_note_body")
-                        .and_then(Value::as_str)
-                        .is_some_and(|b| b.contains(&marker))
-                })
-            })
-            .and_then(|n| match n.get("id") {
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(Value::Number(n)) => Some(n.to_string()),
-                _ => None,
-            });
-        if found.is_some() {
-            return Ok(found);
+        let found = notes.iter().find(|n| {
+            n.pointer("/properties/hs_note_body")
+                .and_then(Value::as_str)
+                .is_some_and(|b| b.contains(&marker))
+        });
+        if let Some(note) = found {
+            return Ok(json_id(note.get("id")));
         }
     }
     Ok(None)

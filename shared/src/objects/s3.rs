@@ -172,25 +172,16 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, ObjectError> {
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => {
-                let body = out
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| ObjectError::Unavailable(format!("GetObject body: {e}")))?;
-                Ok(Some(body.into_bytes()))
-            }
-            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => Ok(None),
-            Err(e) => Err(sdk_error("GetObject", e)),
+        use futures_util::TryStreamExt;
+        let Some(object) = self.open(key).await? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::with_capacity(object.len as usize);
+        let mut body = object.body;
+        while let Some(chunk) = body.try_next().await? {
+            bytes.extend_from_slice(&chunk);
         }
+        Ok(Some(Bytes::from(bytes)))
     }
 
     async fn open(&self, key: &str) -> Result<Option<ObjectStream>, ObjectError> {
