@@ -127,23 +127,15 @@ pub async fn by_whatsapp_id(
     whatsapp_id: &str,
     deadline: Instant,
 ) -> Result<Option<String>, HubspotError> {
-    let answer = client
-        .call(
-            &Call::get(
-                "contact",
-                format!(
-                    "/crm/v3/objects/contacts/{}?idProperty={CONTACT_WHATSAPP_ID}",
-                    encode(whatsapp_id)
-                ),
-            ),
+    client
+        .find_by_unique(
+            "contact",
+            "contacts",
+            &encode(whatsapp_id),
+            CONTACT_WHATSAPP_ID,
             deadline,
         )
-        .await?;
-    match answer.status {
-        404 => Ok(None),
-        _ if answer.is_success() => Ok(answer.id()),
-        _ => Err(answer.rejected("contact")),
-    }
+        .await
 }
 
 /// Searches contacts by phone and keeps the hits whose number really is this one; the oldest

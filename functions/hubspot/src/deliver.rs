@@ -567,23 +567,15 @@ impl Lookup<'_> {
     ) -> Result<Option<String>, HubspotError> {
         match self {
             Self::Ticket { handoff_id } => {
-                let answer = client
-                    .call(
-                        &Call::get(
-                            "ticket",
-                            format!(
-                                "/crm/v3/objects/tickets/{handoff_id}?idProperty={}",
-                                setup::TICKET_HANDOFF_ID
-                            ),
-                        ),
+                client
+                    .find_by_unique(
+                        "ticket",
+                        "tickets",
+                        handoff_id,
+                        setup::TICKET_HANDOFF_ID,
                         deadline,
                     )
-                    .await?;
-                match answer.status {
-                    404 => Ok(None),
-                    _ if answer.is_success() => Ok(answer.id()),
-                    _ => Err(answer.rejected("ticket")),
-                }
+                    .await
             }
             Self::Note {
                 ticket_id,
