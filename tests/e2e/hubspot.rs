@@ -228,7 +228,15 @@ async fn signed_webhooks_become_one_ticket_with_contact_files_and_note() {
     );
 
     // The HubSpot stage reads the same stream, filtered as template.yaml filters it, and gets
-    // every batch twice.
+    // every batch twice; HubSpot loses the answer to the ticket's create (after making it),
+    // fails an upload and rate-limits the note.
+    server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::DoThenHang);
+    server.inject(Method::POST, "/files/v3/files", Fault::Status(500));
+    server.inject(
+        Method::POST,
+        "/crm/v3/objects/notes",
+        Fault::RateLimited(Some(1)),
+    );
     let cfg = config(&server, &[]);
     let store = Arc::new(rig.store.clone());
     let deliverer = deliverer(cfg, store.clone(), Arc::new(rig.objects.clone()));
@@ -397,6 +405,7 @@ async fn signed_webhooks_become_one_ticket_with_contact_files_and_note() {
     assert_eq!(trail.contact.id.as_deref(), Some(c.id.as_str()));
     assert_eq!(trail.contact.how.as_deref(), Some("created"));
     assert_eq!(trail.ticket.id.as_deref(), Some(tickets[0].id.as_str()));
+    assert_eq!(trail.ticket.how.as_deref(), Some("found_after_timeout"));
     assert_eq!(trail.note.id.as_deref(), Some(notes[0].id.as_str()));
     assert_eq!(trail.file_ids(), [files[0].id.clone(), files[1].id.clone()]);
     assert_eq!(
