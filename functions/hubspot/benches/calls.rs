@@ -1,6 +1,7 @@
 //! HubSpot calls and wall time per handoff, against the test HubSpot server answering every call
 //! after 100 ms. Prints the figures; targets: at most 4 calls for a known contact without media
-//! (set-up cached per container), and wall time at most 1.1× the sum of the calls' time.
+//! (set-up cached per container), and wall time at most 1.1× the sum of the calls' time. Then
+//! the peak memory of streaming 10, 50 and 100 MB files to HubSpot Files, each in a child process.
 //!
 //! `cargo bench -p baton-hubspot --features test-support --bench calls`
 
@@ -139,7 +140,99 @@ async fn measure(
     }
 }
 
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// In a child process (so its peak memory is the upload's alone): uploads `key` from the
+/// directory store at `dir` to the server at `base`; prints seconds and peak RSS (KiB).
+fn upload_child(base: &str, dir: &str, key: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = HubspotClient::http(
+            base,
+            TOKEN.to_owned().into(),
+            Default::default(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let call = baton_hubspot::client::Call {
+            method: http::Method::POST,
+            path: "/files/v3/files".into(),
+            payload: baton_hubspot::client::Payload::File(baton_hubspot::client::FileUpload {
+                objects: Arc::new(DirectoryStore::new(dir)),
+                key: key.to_owned(),
+                file_name: "big.bin".into(),
+                content_type: "application/octet-stream".into(),
+                folder_path: "/baton/bench".into(),
+                options: r#"{"access":"PRIVATE","overwrite":false}"#.into(),
+            }),
+            bucket: baton_hubspot::client::Bucket::General,
+            retry: baton_hubspot::client::Retry::Safe,
+            step: "files",
+        };
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        let answer = client.call(&call, deadline).await.unwrap();
+        assert!(answer.is_success(), "{:?}", answer.body);
+        println!("{} {}", started.elapsed().as_secs_f64(), peak_rss_kib());
+    });
+}
+
+/// Peak memory of streaming files from the media store to HubSpot Files.
+async fn uploads() {
+    let server = HubspotServer::start(Options::default()).await;
+    let dir = std::env::temp_dir().join(format!("baton-bench-upload-{}", std::process::id()));
+    let objects = DirectoryStore::new(&dir);
+    println!("\nStreaming a file from the media store to HubSpot Files (child process, peak RSS):");
+    println!("| file | peak RSS | upload |");
+    println!("|---|---|---|");
+    for mb in [10usize, 50, 100] {
+        let key = format!("media/{mb}.bin");
+        let bytes: Vec<u8> = (0..mb * 1_000_000).map(|i| (i % 251) as u8).collect();
+        objects
+            .put(&key, Bytes::from(bytes), &ObjectMeta::default())
+            .await
+            .unwrap();
+        let base = server.base_url();
+        let dir_text = dir.to_str().unwrap().to_owned();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--upload-child", &base, &dir_text, &key])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut parts = text.split_whitespace();
+        let secs: f64 = parts.next().unwrap().parse().unwrap();
+        let rss: f64 = parts.next().unwrap().parse().unwrap();
+        let stored = server.files().last().map(|f| f.bytes.len()).unwrap_or(0);
+        assert_eq!(stored, mb * 1_000_000, "the server got the whole file");
+        println!("| {mb} MB | {:.1} MiB | {secs:.3} s |", rss / 1024.0);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--upload-child") {
+        upload_child(&args[2], &args[3], &args[4]);
+        return;
+    }
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let server = HubspotServer::start(Options {
@@ -224,5 +317,6 @@ fn main() {
             if ratio <= 1.1 { "met" } else { "NOT met" },
         );
         let _ = std::fs::remove_dir_all(&dir);
+        uploads().await;
     });
 }
