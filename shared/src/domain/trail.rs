@@ -37,7 +37,7 @@ pub enum StepState {
     #[default]
     Pending,
     Done,
-    /// Nothing to do (no file to attach, the transcript fitted in the ticket).
+    /// Nothing to do (the contact, when WhatsApp gave neither number nor user id).
     Skipped,
 }
 
