@@ -199,6 +199,18 @@ pub const LLM_MODEL: &str = "LLM_MODEL";
 pub const LLM_API_KEY: &str = "LLM_API_KEY";
 pub const LLM_TIMEOUT_MS: &str = "LLM_TIMEOUT_MS";
 
+/// The table and media bucket a stream function works on, as template.yaml sets them.
+pub fn table_and_bucket(src: &dyn Source) -> Result<(String, String), ConfigError> {
+    Ok((
+        required(src, TABLE_NAME, "template.yaml sets it to the Baton table")?,
+        required(
+            src,
+            MEDIA_BUCKET,
+            "template.yaml sets it to the media bucket",
+        )?,
+    ))
+}
+
 /// What the handoff function is configured with.
 #[derive(Debug, Clone)]
 pub struct HandoffConfig {

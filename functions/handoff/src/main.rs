@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use baton_shared::config::{self, HandoffConfig, MEDIA_BUCKET, ProcessEnv, Settings, TABLE_NAME};
+use baton_shared::config::{self, HandoffConfig, ProcessEnv, Settings};
 use baton_shared::handoff::Processor;
 use baton_shared::handoff::llm::LlmClient;
 use baton_shared::handoff::media::MediaCopier;
@@ -13,16 +13,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let table = config::required(
-        &ProcessEnv,
-        TABLE_NAME,
-        "template.yaml sets it to the Baton table",
-    )?;
-    let bucket = config::required(
-        &ProcessEnv,
-        MEDIA_BUCKET,
-        "template.yaml sets it to the media bucket",
-    )?;
+    let (table, bucket) = config::table_and_bucket(&ProcessEnv)?;
     let aws = aws_config::load_from_env().await;
     let settings = Settings::load(&aws).await?;
     let cfg = HandoffConfig::from_source(&settings)?;

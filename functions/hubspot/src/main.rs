@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_hubspot::{Deliverer, HubspotClient, HubspotConfig};
-use baton_shared::config::{self, MEDIA_BUCKET, ProcessEnv, Settings, TABLE_NAME};
+use baton_shared::config::{self, ProcessEnv, Settings};
 use baton_shared::objects::S3Store;
 use baton_shared::store::DynamoDbStore;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -15,16 +15,7 @@ const MARGIN: Duration = Duration::from_secs(10);
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let table = config::required(
-        &ProcessEnv,
-        TABLE_NAME,
-        "template.yaml sets it to the Baton table",
-    )?;
-    let bucket = config::required(
-        &ProcessEnv,
-        MEDIA_BUCKET,
-        "template.yaml sets it to the media bucket",
-    )?;
+    let (table, bucket) = config::table_and_bucket(&ProcessEnv)?;
     let aws = aws_config::load_from_env().await;
     let settings = Settings::load(&aws).await?;
     let cfg = HubspotConfig::from_source(&settings)?;
