@@ -15,12 +15,6 @@ use crate::{Feed, LocalConfig, Stage};
 
 const DEMO_PHONE_NUMBER_ID: &str = "100000000000000";
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 async fn post(
     app: &baton_webhook::Webhook,
     path: &str,
@@ -54,7 +48,7 @@ pub async fn run(cfg: &LocalConfig) -> Result<String, String> {
     getrandom::fill(&mut r).map_err(|e| e.to_string())?;
     // A new customer each run, so every run makes a new handoff.
     let customer = format!("1555{:07}", u32::from_le_bytes(r) % 10_000_000);
-    let t0 = now_secs() - 120;
+    let t0 = baton_shared::clock::now_ms() / 1000 - 120;
     let delivery = |wamid: &str, ts: i64, text: &str| {
         json!({"object": "whatsapp_business_account", "entry": [{"id": "0", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",

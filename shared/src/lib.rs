@@ -8,6 +8,7 @@
 //! - [`config`]: typed configuration read once from the environment.
 
 pub mod agent;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod handoff;

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use baton_shared::clock::now_ms;
 use baton_shared::domain::{
     HandoffRecord, HubspotTrail, MediaState, Step, TrailError, TrailStatus,
 };
@@ -36,12 +37,6 @@ pub struct Deliverer {
     store: Arc<dyn TrailStore>,
     objects: Arc<dyn ObjectStore>,
     portal: OnceCell<Portal>,
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn iso(ms: i64) -> String {

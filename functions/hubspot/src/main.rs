@@ -41,14 +41,9 @@ async fn main() -> Result<(), Error> {
         |event: LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
             let deliverer = deliverer.clone();
             async move {
-                let remaining = Duration::from_millis(event.context.deadline)
-                    .checked_sub(
-                        std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .unwrap_or_default(),
-                    )
-                    .unwrap_or_default()
-                    .saturating_sub(MARGIN);
+                let left_ms =
+                    (event.context.deadline as i64 - baton_shared::clock::now_ms()).max(0);
+                let remaining = Duration::from_millis(left_ms as u64).saturating_sub(MARGIN);
                 let deadline = tokio::time::Instant::now() + remaining;
                 Ok::<_, Error>(
                     baton_hubspot::handle_batch(&deliverer, event.payload, deadline).await,

@@ -19,7 +19,6 @@
 //! | `POST /agent/events`, signed and valid | 200 with how many events were new and how many seen before |
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use baton_shared::agent;
 use baton_shared::config::WebhookSecrets;
@@ -43,12 +42,7 @@ const AGENT_PROBLEM: &str = "agent events: ";
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default()
-    })
+    Arc::new(baton_shared::clock::now_ms)
 }
 
 /// The webhook's handler with everything it depends on.

@@ -91,12 +91,6 @@ pub struct Processor {
     clock: fn() -> i64,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Processor {
     pub fn new(
         store: Arc<dyn HandoffStore>,
@@ -110,7 +104,7 @@ impl Processor {
             llm,
             detector: Detector::with_keywords(&settings.keywords),
             settings,
-            clock: now_ms,
+            clock: crate::clock::now_ms,
         }
     }
 
