@@ -345,10 +345,13 @@ impl HubspotClient {
                     Payload::Json(v) => req.json(v),
                     Payload::File(f) => {
                         let Some(object) = f.objects.open(&f.key).await.map_err(|e| {
-                            HubspotError::Objects(format!("cannot read {}: {e}", f.key))
+                            HubspotError::Storage(format!(
+                                "media bucket: cannot read {}: {e}",
+                                f.key
+                            ))
                         })?
                         else {
-                            return Err(HubspotError::Objects(format!(
+                            return Err(HubspotError::Storage(format!(
                                 "the copy {} is gone from the media bucket",
                                 f.key
                             )));

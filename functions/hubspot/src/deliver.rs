@@ -200,7 +200,11 @@ impl Deliverer {
                 "[The transcript {} is missing from the media bucket.]",
                 record.transcript.key
             ),
-            Err(e) => return Err(HubspotError::Objects(e.to_string())),
+            Err(e) => {
+                return Err(HubspotError::Storage(format!(
+                    "media bucket: cannot read the transcript: {e}"
+                )));
+            }
         };
         let (ticket_text, cut) = content::ticket_content(record, &transcript);
         if !trail.ticket.is_finished() {

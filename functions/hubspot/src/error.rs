@@ -44,8 +44,9 @@ pub enum HubspotError {
     },
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
-    #[error("media bucket: {0}")]
-    Objects(String),
+    /// Reading the media bucket (files, the transcript) or writing the outbox failed.
+    #[error("{0}")]
+    Storage(String),
 }
 
 fn correlation(id: &Option<String>) -> String {
@@ -65,7 +66,7 @@ fn status_text(status: u16) -> String {
 impl HubspotError {
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Unavailable { .. } | Self::Uncertain { .. } | Self::Objects(_) => true,
+            Self::Unavailable { .. } | Self::Uncertain { .. } | Self::Storage(_) => true,
             Self::Store(e) => e.is_retryable(),
             Self::Rejected { .. } | Self::Configuration { .. } => false,
         }
@@ -95,7 +96,7 @@ impl HubspotError {
             | Self::Rejected { step, .. }
             | Self::Configuration { step, .. } => step,
             Self::Store(_) => "store",
-            Self::Objects(_) => "files",
+            Self::Storage(_) => "storage",
         }
     }
 
@@ -129,7 +130,7 @@ impl HubspotError {
             // Baton's own text or HubSpot's scope message: no customer data.
             Self::Configuration { .. } => return self.to_string(),
             Self::Store(e) => return format!("store: {e}"),
-            Self::Objects(e) => return format!("media bucket: {e}"),
+            Self::Storage(e) => return e.clone(),
         };
         format!(
             "{}: HubSpot {kind} ({}){}",

@@ -30,15 +30,6 @@ impl Outbox {
         })
     }
 
-    /// The request files, oldest first.
-    pub fn files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        files.sort();
-        files
-    }
-
     pub(crate) async fn record(&self, call: &Call) -> Result<Reply, HubspotError> {
         let seq = self.next.fetch_add(1, Ordering::SeqCst);
         let url = format!("{}{}", self.base_url, call.path);
@@ -50,7 +41,7 @@ impl Outbox {
                     .objects
                     .head(&f.key)
                     .await
-                    .map_err(|e| HubspotError::Objects(e.to_string()))?;
+                    .map_err(|e| HubspotError::Storage(format!("media bucket: {e}")))?;
                 json!({
                     "fileName": f.file_name,
                     "folderPath": f.folder_path,
@@ -86,7 +77,7 @@ impl Outbox {
         let text = serde_json::to_string_pretty(&request).expect("serialisable");
         tokio::fs::write(self.dir.join(&name), text)
             .await
-            .map_err(|e| HubspotError::Objects(format!("cannot write the outbox: {e}")))?;
+            .map_err(|e| HubspotError::Storage(format!("cannot write the outbox: {e}")))?;
         let path = call.path.split('?').next().unwrap_or_default();
         let (status, body) = if call.method == http::Method::GET {
             if path.contains("/associations/") {

@@ -606,16 +606,8 @@ impl HubspotServer {
         self.portal().missing_scopes.clear();
     }
 
-    pub fn clear_faults(&self) {
-        self.portal().faults.clear();
-    }
-
     pub fn remove_scope(&self, scope: &str) {
         self.portal().missing_scopes.push(scope.to_owned());
-    }
-
-    pub fn set_latency(&self, latency: Duration) {
-        self.shared.options.lock().expect("options").latency = latency;
     }
 
     /// A contact a person created in HubSpot before Baton existed (visible to search at once).

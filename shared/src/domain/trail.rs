@@ -92,7 +92,8 @@ pub struct FileStep {
 /// The last failure, as HubSpot (or the network) reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrailError {
-    /// `setup`, `contact`, `ticket`, `files`, `note`.
+    /// `setup`, `contact`, `ticket`, `files`, `note`; or `store`, `storage` (the media bucket,
+    /// the outbox).
     pub step: String,
     pub message: String,
     /// The HTTP status, when HubSpot answered.
