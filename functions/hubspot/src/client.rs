@@ -352,7 +352,7 @@ impl HubspotClient {
                         })?
                         else {
                             return Err(HubspotError::Storage(format!(
-                                "the copy {} is gone from the media bucket",
+                                "media bucket: the copy {} is gone",
                                 f.key
                             )));
                         };
