@@ -80,14 +80,15 @@ fn soon(secs: u64) -> Instant {
 
 /// A handoff record as the handoff stage writes it, with its transcript and files stored.
 async fn stored_handoff(
-    store: &EmbeddedStore,
-    objects: &DirectoryStore,
+    store: &dyn HandoffStore,
+    objects: &dyn ObjectStore,
     customer: Customer,
     n: u32,
     transcript: &str,
     files: &[(&str, &str, Vec<u8>)],
 ) -> HandoffRecord {
-    let key = ConversationKey::new(PNID, customer.wa_id.clone().unwrap_or_default());
+    let who = customer.user_id.clone().or(customer.wa_id.clone());
+    let key = ConversationKey::new(PNID, who.unwrap_or_default());
     let id = HandoffRecord::id_for(&key, n);
     let transcript_key = format!("transcripts/{id}.txt");
     objects
@@ -428,7 +429,7 @@ async fn an_existing_contact_is_matched_by_phone_in_any_format_but_never_across_
         Arc::new(store.clone()),
         objects.clone(),
     );
-    let first = stored_handoff(&store, &objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
+    let first = stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
     let Delivered::Done(trail) = d.deliver(&first, soon(20)).await.unwrap() else {
         panic!("parked")
     };
@@ -448,7 +449,7 @@ async fn an_existing_contact_is_matched_by_phone_in_any_format_but_never_across_
 
     // The next handoff reads the contact directly: no search.
     let searches_before = count(&server, "/crm/v3/objects/contacts/search");
-    let second = stored_handoff(&store, &objects, customer(CUSTOMER, "Maria"), 2, "t", &[]).await;
+    let second = stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), 2, "t", &[]).await;
     let Delivered::Done(trail) = d.deliver(&second, soon(20)).await.unwrap() else {
         panic!("parked")
     };
@@ -462,7 +463,7 @@ async fn an_existing_contact_is_matched_by_phone_in_any_format_but_never_across_
     // A customer with no match anywhere gets a new contact; the foreign number is not theirs.
     let third = stored_handoff(
         &store,
-        &objects,
+        &*objects,
         customer("447700900123", "Sam"),
         1,
         "t",
@@ -474,6 +475,63 @@ async fn an_existing_contact_is_matched_by_phone_in_any_format_but_never_across_
     };
     assert_eq!(trail.contact.how.as_deref(), Some("created"));
     assert_eq!(server.contacts().len(), 3);
+
+    // A customer with a WhatsApp username and no phone is keyed on the user id: no search.
+    let searches_before = count(&server, "/crm/v3/objects/contacts/search");
+    let bsuid = Customer {
+        user_id: Some("US.13491208655302741918".into()),
+        username: Some("maria_l".into()),
+        display_phone_number: "15550000000".into(),
+        ..Default::default()
+    };
+    let fourth = stored_handoff(&store, &*objects, bsuid, 1, "t", &[]).await;
+    let Delivered::Done(trail) = d.deliver(&fourth, soon(20)).await.unwrap() else {
+        panic!("parked")
+    };
+    assert_eq!(trail.contact.how.as_deref(), Some("created"));
+    let c = server
+        .contacts()
+        .into_iter()
+        .find(|c| Some(&c.id) == trail.contact.id.as_ref())
+        .unwrap();
+    assert_eq!(c.properties["baton_whatsapp_id"], "US.13491208655302741918");
+    assert_eq!(c.properties["firstname"], "maria_l");
+    assert!(!c.properties.contains_key("phone"));
+    assert_eq!(
+        count(&server, "/crm/v3/objects/contacts/search"),
+        searches_before
+    );
+}
+
+#[tokio::test]
+async fn the_priority_follows_the_configured_map_and_only_the_portals_options() {
+    let server = HubspotServer::start(Options::default()).await;
+    let (store, objects) = local_stores();
+    let objects = Arc::new(objects);
+    let mut priorities = Vec::new();
+    for (n, map) in [
+        (1, r#"{"negative":"URGENT"}"#),
+        (2, r#"{"negative":"CRITICAL"}"#),
+    ] {
+        let d = deliverer(
+            config(&server, &[("HUBSPOT_PRIORITY_MAP", map)]),
+            Arc::new(store.clone()),
+            objects.clone(),
+        );
+        let record =
+            stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), n, "t", &[]).await;
+        let Delivered::Done(trail) = d.deliver(&record, soon(20)).await.unwrap() else {
+            panic!("parked")
+        };
+        let ticket = server
+            .tickets()
+            .into_iter()
+            .find(|t| Some(&t.id) == trail.ticket.id.as_ref())
+            .unwrap();
+        priorities.push(ticket.properties.get("hs_ticket_priority").cloned());
+    }
+    // A value the portal does not offer is left out rather than failing the ticket.
+    assert_eq!(priorities, [Some("URGENT".to_owned()), None]);
 }
 
 fn count(server: &HubspotServer, path: &str) -> usize {
@@ -489,7 +547,7 @@ async fn two_handoffs_of_a_new_customer_at_the_same_moment_make_one_contact() {
     // hides each one's new contact from the other.
     let a = stored_handoff(
         &store,
-        &objects,
+        &*objects,
         customer("34612345678", "Ana"),
         1,
         "a",
@@ -499,7 +557,7 @@ async fn two_handoffs_of_a_new_customer_at_the_same_moment_make_one_contact() {
     let mut b_customer = customer("34612345678", "Ana");
     b_customer.display_phone_number = "15550000001".into();
     let b = {
-        let mut r = stored_handoff(&store, &objects, b_customer, 2, "b", &[]).await;
+        let mut r = stored_handoff(&store, &*objects, b_customer, 2, "b", &[]).await;
         r.conversation = ConversationKey::new("other-business", "34612345678");
         r
     };
@@ -518,7 +576,7 @@ async fn two_handoffs_of_a_new_customer_at_the_same_moment_make_one_contact() {
 }
 
 /// One handoff with two files and a transcript longer than a ticket holds.
-async fn full_handoff(store: &EmbeddedStore, objects: &DirectoryStore) -> HandoffRecord {
+async fn full_handoff(store: &dyn HandoffStore, objects: &dyn ObjectStore) -> HandoffRecord {
     let mut transcript = String::from("WhatsApp conversation\n");
     let mut i = 0;
     while transcript.len() < 80_000 {
@@ -582,7 +640,7 @@ async fn the_transcript_is_cut_at_the_limit_with_a_marker_and_attached_whole() {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
     let objects = Arc::new(objects);
-    let record = full_handoff(&store, &objects).await;
+    let record = full_handoff(&store, &*objects).await;
     let d = deliverer(
         config(&server, &[]),
         Arc::new(store.clone()),
@@ -616,7 +674,7 @@ async fn crashes_and_lost_answers_between_any_two_steps_never_make_a_duplicate_o
     let clean = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
     let objects = Arc::new(objects);
-    let record = full_handoff(&store, &objects).await;
+    let record = full_handoff(&store, &*objects).await;
     let d = deliverer(
         config(&clean, &[]),
         Arc::new(store.clone()),
@@ -640,7 +698,7 @@ async fn crashes_and_lost_answers_between_any_two_steps_never_make_a_duplicate_o
             let server = HubspotServer::start(Options::default()).await;
             let (store, objects) = local_stores();
             let objects = Arc::new(objects);
-            let record = full_handoff(&store, &objects).await;
+            let record = full_handoff(&store, &*objects).await;
             server.inject_at(n, fault.clone());
             let context = format!("request {n} {fault:?}");
             // The first container may crash (the run is dropped mid-request) or fail; the next
@@ -684,7 +742,7 @@ async fn rate_limits_and_server_errors_are_retried_with_the_wait_hubspot_asks_fo
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
     let objects = Arc::new(objects);
-    let record = stored_handoff(&store, &objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
+    let record = stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
     server.inject(
         Method::GET,
         "/crm/v3/pipelines",
@@ -753,7 +811,7 @@ async fn many_handoffs_at_once_stay_inside_search_rate_limit() {
         records.push(
             stored_handoff(
                 &store,
-                &objects,
+                &*objects,
                 customer(&format!("3461234{i:04}"), "Cliente"),
                 1,
                 "t",
@@ -783,7 +841,7 @@ async fn refusals_are_parked_with_hubspots_reason_and_a_replay_finishes_them() {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
     let objects = Arc::new(objects);
-    let record = full_handoff(&store, &objects).await;
+    let record = full_handoff(&store, &*objects).await;
     server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::Status(400));
     let d = deliverer(
         config(&server, &[]),
@@ -848,7 +906,7 @@ async fn a_bad_pipeline_setting_is_parked_naming_the_variable() {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
     let objects = Arc::new(objects);
-    let record = stored_handoff(&store, &objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
+    let record = stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
     let d = deliverer(
         config(
             &server,
@@ -898,7 +956,7 @@ async fn a_bad_pipeline_setting_is_parked_naming_the_variable() {
         Arc::new(store.clone()),
         objects.clone(),
     );
-    let other = stored_handoff(&store, &objects, customer(CUSTOMER, "Maria"), 2, "t", &[]).await;
+    let other = stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), 2, "t", &[]).await;
     let Delivered::Parked(trail) = none.deliver(&other, soon(5)).await.unwrap() else {
         panic!("parked")
     };
@@ -924,20 +982,7 @@ async fn a_failure_hubspot_may_recover_from_is_reported_to_the_stream_for_a_retr
         server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::Status(503));
     }
     // The handoff record goes into DynamoDB; its stream record is what Lambda hands over.
-    let key = ConversationKey::new(PNID, CUSTOMER);
-    let dir_objects = DirectoryStore::new(std::env::temp_dir().join(unique("unused")));
-    let (emb, _) = local_stores();
-    let record = stored_handoff(&emb, &dir_objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
-    objects
-        .put(
-            &record.transcript.key,
-            Bytes::from_static(b"t"),
-            &ObjectMeta::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(record.conversation, key);
-    assert!(store.save_handoff(&record).await.unwrap());
+    let record = stored_handoff(&store, &objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
     let sdk = handoff::aws(&dynamodb_endpoint().unwrap());
     let mut reader = StreamReader::open(&sdk, store.table(), None).await.unwrap();
     let batch = reader.poll().await.unwrap().remove(0);
@@ -969,7 +1014,7 @@ async fn without_a_token_baton_local_writes_the_exact_requests_to_its_outbox() {
     let dir = std::env::temp_dir().join(unique("baton-outbox"));
     let record = stored_handoff(
         &store,
-        &objects,
+        &*objects,
         customer(CUSTOMER, "Maria"),
         1,
         "transcript",
