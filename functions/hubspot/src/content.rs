@@ -16,8 +16,19 @@ fn units(s: &str) -> usize {
     s.encode_utf16().count()
 }
 
-/// The longest prefix of `s` within `max` UTF-16 units, cut at a line end where one is close.
-fn prefix_within(s: &str, max: usize) -> &str {
+/// Budgets, in UTF-16 units, for the text the agent or the customer controls, so the ticket's
+/// `content` and the note's `hs_note_body` stay within [`MAX_TEXT`] however long an agent's
+/// summary or reason is, or however many files a customer sent: a property over the limit would
+/// be a validation error, and the handoff would park on every replay.
+const NAME_BUDGET: usize = 300;
+const REASON_BUDGET: usize = 3_000;
+const SUMMARY_BUDGET: usize = 20_000;
+/// Each list in the note (files attached, files missing), escaped.
+const LIST_BUDGET: usize = 12_000;
+const LIST_ITEM_BUDGET: usize = 1_000;
+
+/// The longest prefix of `s` within `max` UTF-16 units.
+fn chars_within(s: &str, max: usize) -> &str {
     let mut used = 0;
     let mut end = 0;
     for (i, c) in s.char_indices() {
@@ -27,16 +38,71 @@ fn prefix_within(s: &str, max: usize) -> &str {
         }
         end = i + c.len_utf8();
     }
-    let cut = &s[..end];
+    &s[..end]
+}
+
+/// The longest prefix of `s` within `max` UTF-16 units, cut at a line end where one is close.
+fn prefix_within(s: &str, max: usize) -> &str {
+    let cut = chars_within(s, max);
     match cut.rfind('\n') {
-        Some(nl) if end - nl < 2_000 => &s[..nl + 1],
+        Some(nl) if cut.len() - nl < 2_000 => &s[..nl + 1],
         _ => cut,
     }
 }
 
+/// `s` when it fits `max` UTF-16 units, else its longest prefix that fits with a closing "…".
+fn clip(s: &str, max: usize) -> String {
+    if units(s) <= max {
+        s.to_owned()
+    } else {
+        format!("{}…", chars_within(s, max.saturating_sub(1)))
+    }
+}
+
+/// `s` escaped for HTML within `max` UTF-16 units of output, closed with "…" when cut.
+fn escape_within(s: &str, max: usize) -> String {
+    let whole = escape(s);
+    if units(&whole) <= max {
+        return whole;
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let piece = escape(c.encode_utf8(&mut [0; 4]));
+        used += units(&piece);
+        if used > max.saturating_sub(1) {
+            break;
+        }
+        out.push_str(&piece);
+    }
+    out.push('…');
+    out
+}
+
+/// Escaped items joined by `sep` within [`LIST_BUDGET`]; the items that don't fit are counted.
+fn list_within(items: &[String], sep: &str) -> String {
+    let mut out = String::new();
+    for (n, item) in items.iter().enumerate() {
+        let piece = escape_within(item, LIST_ITEM_BUDGET);
+        let rest = items.len() - n - 1;
+        // Room for this item, its separator and, if more follow, the closing count.
+        let tail = if rest > 0 { 40 } else { 0 };
+        if units(&out) + units(sep) + units(&piece) + tail > LIST_BUDGET {
+            out.push_str(&format!("{sep}… and {} more", items.len() - n));
+            return out;
+        }
+        if n > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(&piece);
+    }
+    out
+}
+
 pub fn display_name(record: &HandoffRecord) -> String {
     let c = &record.customer;
-    c.profile_name
+    let name = c
+        .profile_name
         .as_deref()
         .or(c.username.as_deref())
         .map(str::trim)
@@ -44,17 +110,16 @@ pub fn display_name(record: &HandoffRecord) -> String {
         .map(str::to_owned)
         .or_else(|| c.wa_id.as_ref().map(|w| format!("+{w}")))
         .or_else(|| c.user_id.clone())
-        .unwrap_or_else(|| "WhatsApp customer".into())
+        .unwrap_or_else(|| "WhatsApp customer".into());
+    clip(&name, NAME_BUDGET)
 }
 
 pub fn subject(record: &HandoffRecord) -> String {
-    let reason: String = record.reason.text.chars().take(120).collect();
-    let ellipsis = if record.reason.text.chars().count() > 120 {
-        "…"
-    } else {
-        ""
-    };
-    format!("WhatsApp: {} — {reason}{ellipsis}", display_name(record))
+    format!(
+        "WhatsApp: {} — {}",
+        clip(&display_name(record), 80),
+        clip(&record.reason.text, 120)
+    )
 }
 
 /// The ticket description: the summary, then the transcript; cut with a marker when the whole
@@ -63,8 +128,8 @@ pub fn ticket_content(record: &HandoffRecord, transcript: &str) -> (String, bool
     let head = format!(
         "WhatsApp handoff — {}\nReason: {}\nSummary: {}\n\n",
         display_name(record),
-        record.reason.text,
-        record.insights.summary
+        clip(&record.reason.text, REASON_BUDGET),
+        clip(&record.insights.summary, SUMMARY_BUDGET)
     );
     let whole = format!("{head}{transcript}");
     if units(&whole) <= MAX_TEXT {
@@ -111,22 +176,22 @@ pub fn note_body(
     let mut html = String::new();
     html.push_str(&format!(
         "<p><strong>WhatsApp handoff</strong> — {}</p>",
-        escape(&display_name(record))
+        escape_within(&display_name(record), NAME_BUDGET)
     ));
     html.push_str(&format!(
         "<p><strong>Escalation reason</strong> ({}): {}</p>",
-        escape(&record.reason.category),
-        escape(&record.reason.text)
+        escape_within(&record.reason.category, 200),
+        escape_within(&record.reason.text, REASON_BUDGET)
     ));
     html.push_str(&format!(
         "<p><strong>AI summary</strong>: {}</p>",
-        escape(&i.summary)
+        escape_within(&i.summary, SUMMARY_BUDGET)
     ));
     html.push_str(&format!(
         "<p><strong>Sentiment</strong>: {} ({:+.2}) · <strong>Language</strong>: {}</p>",
         i.sentiment.label.as_str(),
         i.sentiment.score,
-        escape(i.language.as_deref().unwrap_or("unknown"))
+        escape_within(i.language.as_deref().unwrap_or("unknown"), 100)
     ));
     match record.reply_window_closes_at {
         Some(at) => html.push_str(&format!(
@@ -144,13 +209,13 @@ pub fn note_body(
         ));
     }
     if !attached.is_empty() || transcript_attached {
-        let mut names: Vec<String> = attached.iter().map(|n| escape(n)).collect();
+        let mut names = attached.to_vec();
         if transcript_attached {
-            names.push(escape(&transcript_file_name(&record.id)));
+            names.push(transcript_file_name(&record.id));
         }
         html.push_str(&format!(
             "<p><strong>Attached</strong>: {}</p>",
-            names.join(", ")
+            list_within(&names, ", ")
         ));
     }
     let missing: Vec<String> = record
@@ -160,16 +225,16 @@ pub fn note_body(
         .map(|m| {
             format!(
                 "{} ({}): {}",
-                escape(&m.filename),
-                escape(&m.kind),
-                escape(m.error.as_deref().unwrap_or("not copied"))
+                m.filename,
+                m.kind,
+                m.error.as_deref().unwrap_or("not copied")
             )
         })
         .collect();
     if !missing.is_empty() {
         html.push_str(&format!(
             "<p><strong>Files the customer sent that could not be copied</strong>: {}</p>",
-            missing.join("; ")
+            list_within(&missing, "; ")
         ));
     }
     html.push_str(&format!(
@@ -190,6 +255,136 @@ mod tests {
         assert_eq!(prefix_within(s, 4), "ab\u{1F600}");
         let long = "line\n".repeat(20);
         assert_eq!(prefix_within(&long, 12), "line\nline\n");
+    }
+
+    fn record(summary: &str, reason: &str, media: usize) -> HandoffRecord {
+        use baton_shared::domain::*;
+        let key = ConversationKey::new("pnid", "34600000001");
+        let media = (0..media)
+            .map(|i| MediaRecord {
+                conversation: key.clone(),
+                wamid: format!("wamid.{i}"),
+                kind: "image".into(),
+                media_id: format!("m{i}"),
+                state: MediaState::Failed,
+                key: None,
+                content_type: None,
+                filename: format!("\"><img src=x onerror=alert({i})> photo-{i}.jpg"),
+                bytes: None,
+                sha256_expected: None,
+                sha256_matches: None,
+                error: Some("Graph API said: \"media id not found\" & gave up".repeat(5)),
+                retryable: false,
+                attempts: 4,
+                updated_at_ms: 1,
+            })
+            .collect();
+        HandoffRecord {
+            id: HandoffRecord::id_for(&key, 1),
+            conversation: key,
+            episode: 1,
+            trigger: Trigger {
+                kind: TriggerKind::AgentRequest,
+                source_id: "evt".into(),
+                at: 1,
+                detail: String::new(),
+                language: None,
+            },
+            reason: Reason {
+                category: "agent_request".into(),
+                text: reason.into(),
+            },
+            customer: Customer {
+                wa_id: Some("34600000001".into()),
+                profile_name: Some("Ana".into()),
+                ..Default::default()
+            },
+            insights: Insights {
+                language: Some("es".into()),
+                language_source: Source::Agent,
+                sentiment: Sentiment {
+                    label: SentimentLabel::Neutral,
+                    score: 0.0,
+                    source: Source::Agent,
+                },
+                summary: summary.into(),
+                summary_source: Source::Agent,
+            },
+            transcript: TranscriptRef {
+                key: "transcripts/x.txt".into(),
+                bytes: 0,
+                messages: 0,
+                agent_events: 0,
+            },
+            media,
+            reply_window_closes_at: Some(86_400),
+            created_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn an_agents_huge_summary_and_hundreds_of_files_stay_within_the_limits() {
+        // Quotes escape to six characters each: the worst case for the note.
+        let summary = "\"".repeat(100_000);
+        let reason = "<".repeat(50_000);
+        let r = record(&summary, &reason, 400);
+        let attached: Vec<String> = (0..400).map(|i| format!("{i:040}-scan.pdf")).collect();
+        let note = note_body(
+            &r,
+            &attached,
+            true,
+            Some("https://x.test/sessions/a?t=1.ab"),
+        );
+        assert!(units(&note) <= MAX_TEXT, "note is {} units", units(&note));
+        assert!(
+            note.contains("&quot;&quot;…</p>"),
+            "summary closes with an ellipsis"
+        );
+        assert!(
+            note.contains("… and "),
+            "lists say how many files they leave out"
+        );
+        assert!(note.ends_with(&format!("<p><small>{}</small></p>", note_marker(&r.id))));
+        assert!(note.contains("Session</strong>: <a href=\"https://x.test/sessions/a?t=1.ab\""));
+        assert!(!note.contains("<img"), "file names are escaped");
+
+        let transcript = "Customer: hola\n".repeat(10_000);
+        let (content, cut) = ticket_content(&r, &transcript);
+        assert!(cut);
+        assert!(
+            units(&content) <= MAX_TEXT,
+            "content is {} units",
+            units(&content)
+        );
+        assert!(
+            content.contains("Customer: hola\n"),
+            "the transcript keeps most of the room"
+        );
+        assert!(units(&content) - units(&content.replace("Customer: hola\n", "")) > 30_000);
+        let subject = subject(&r);
+        assert_eq!(
+            subject.chars().count(),
+            "WhatsApp: Ana — ".chars().count() + 120
+        );
+    }
+
+    #[test]
+    fn ordinary_text_is_not_clipped() {
+        let r = record(
+            "Order 48213 arrived broken.",
+            "The customer asked for a person",
+            2,
+        );
+        let note = note_body(&r, &["a.jpg".into()], false, None);
+        assert!(note.contains("<strong>AI summary</strong>: Order 48213 arrived broken.</p>"));
+        assert!(note.contains("<strong>Attached</strong>: a.jpg</p>"));
+        assert!(note.contains("photo-0.jpg (image): Graph API said"));
+        assert!(note.contains("; &quot;&gt;&lt;img src=x onerror=alert(1)&gt; photo-1.jpg"));
+        assert!(!note.contains("…"));
+        assert_eq!(
+            subject(&r),
+            "WhatsApp: Ana — The customer asked for a person"
+        );
     }
 
     #[test]
