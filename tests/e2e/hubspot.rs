@@ -902,6 +902,134 @@ async fn refusals_are_parked_with_hubspots_reason_and_a_replay_finishes_them() {
 }
 
 #[tokio::test]
+async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay_finishes_them() {
+    let server = HubspotServer::start(Options::default()).await;
+    let (store, objects) = local_stores();
+    let objects = Arc::new(objects);
+    let first = full_handoff(&store, &*objects).await;
+    let second = stored_handoff(
+        &store,
+        &*objects,
+        customer("447700900123", "Ann"),
+        1,
+        "t",
+        &[],
+    )
+    .await;
+    server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::DailyLimit);
+    let d = deliverer(
+        config(&server, &[]),
+        Arc::new(store.clone()),
+        objects.clone(),
+    );
+    let Delivered::Parked(trail) = d.deliver(&first, soon(20)).await.unwrap() else {
+        panic!("nothing succeeds before the daily reset: parked, not retried")
+    };
+    let e = trail.last_error.as_ref().unwrap();
+    assert_eq!(
+        (e.step.as_str(), e.status, e.retryable),
+        ("ticket", Some(429), false)
+    );
+    assert!(e.message.contains("daily API limit"), "{}", e.message);
+    assert!(e.message.contains("hubspot-replay"), "{}", e.message);
+    assert_eq!(e.correlation_id.as_deref(), Some("0000-daily"));
+    assert_eq!(
+        d.client()
+            .unwrap()
+            .counters
+            .retries
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+
+    // The same container parks the next handoff without spending a request.
+    let sent = server.requests().len();
+    let Delivered::Parked(trail) = d.deliver(&second, soon(20)).await.unwrap() else {
+        panic!("parked")
+    };
+    assert_eq!(server.requests().len(), sent, "no request sent");
+    let e = trail.last_error.as_ref().unwrap();
+    assert_eq!((e.step.as_str(), e.status), ("contact", Some(429)));
+    assert!(e.message.contains("daily API limit"), "{}", e.message);
+    assert_eq!(store.unfinished_handoffs(10).await.unwrap().len(), 2);
+
+    // After the reset a replay (a new process) finishes both, the first from its ticket on.
+    let next = deliverer(
+        config(&server, &[]),
+        Arc::new(store.clone()),
+        objects.clone(),
+    );
+    let report = baton_hubspot::deliver::replay(&next, &store, &store, soon(20)).await;
+    assert_eq!(
+        (report.done, report.parked, report.failed),
+        (2, 0, 0),
+        "{report:?}"
+    );
+    // One of each per handoff, the first's three files once each.
+    assert_eq!(
+        (
+            server.contacts().len(),
+            server.tickets().len(),
+            server.notes().len(),
+            server.files().len()
+        ),
+        (2, 2, 2, 3)
+    );
+    let mut ids: Vec<String> = server
+        .tickets()
+        .iter()
+        .map(|t| t.properties["baton_handoff_id"].clone())
+        .collect();
+    ids.sort();
+    let mut want = vec![first.id.clone(), second.id.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(store.unfinished_handoffs(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_rate_limit_pause_past_the_deadline_ends_the_run_instead_of_outlasting_it() {
+    let server = HubspotServer::start(Options::default()).await;
+    let (store, objects) = local_stores();
+    let objects = Arc::new(objects);
+    let first = full_handoff(&store, &*objects).await;
+    let second = stored_handoff(
+        &store,
+        &*objects,
+        customer("447700900123", "Ann"),
+        1,
+        "t",
+        &[],
+    )
+    .await;
+    server.inject(
+        Method::POST,
+        "/crm/v3/objects/tickets",
+        Fault::RateLimited(Some(60)),
+    );
+    let d = deliverer(
+        config(&server, &[]),
+        Arc::new(store.clone()),
+        objects.clone(),
+    );
+    let Err(e) = d.deliver(&first, soon(5)).await else {
+        panic!("a 60 s Retry-After does not fit a 5 s run: retried later")
+    };
+    assert!(e.is_retryable(), "{e}");
+    // The next run in this container must not sleep out the pause past its own deadline.
+    let sent = server.requests().len();
+    let run = tokio::time::timeout(Duration::from_secs(10), d.deliver(&second, soon(5))).await;
+    let Ok(Err(e)) = run else {
+        panic!("the run outlasted its deadline or was not refused: {run:?}")
+    };
+    assert!(e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("after this run's deadline"), "{e}");
+    assert_eq!(server.requests().len(), sent, "no request sent");
+    let trail = store.trail(&second.id).await.unwrap().unwrap();
+    assert_eq!(trail.status, TrailStatus::Retrying);
+}
+
+#[tokio::test]
 async fn a_bad_pipeline_setting_is_parked_naming_the_variable() {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();

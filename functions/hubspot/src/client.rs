@@ -178,6 +178,8 @@ struct Window {
     spacing: Duration,
     sent: VecDeque<Instant>,
     paused_until: Option<Instant>,
+    /// Set by a 429 with policy `DAILY`: until then every call fails at once, unsent.
+    exhausted_until: Option<Instant>,
 }
 
 impl Window {
@@ -189,6 +191,7 @@ impl Window {
             spacing: if spread { window / max } else { Duration::ZERO },
             sent: VecDeque::new(),
             paused_until: None,
+            exhausted_until: None,
         }
     }
 
@@ -216,8 +219,17 @@ impl Window {
         at.saturating_duration_since(now)
     }
 
+    /// Gives back the slot the last `reserve` took, for a request that will not be sent.
+    fn release_last(&mut self) {
+        self.sent.pop_back();
+    }
+
     fn pause(&mut self, until: Instant) {
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+    }
+
+    fn exhausted(&self, now: Instant) -> bool {
+        self.exhausted_until.is_some_and(|t| now < t)
     }
 }
 
@@ -298,12 +310,33 @@ impl HubspotClient {
         }
     }
 
-    async fn wait_turn(&self, bucket: Bucket) {
-        let wait = self
-            .window(bucket)
-            .lock()
-            .expect("limiter")
-            .reserve(Instant::now());
+    /// Waits for the limiter's slot for `call`, or fails at once, unsent, when the daily limit is
+    /// used up or the slot comes after `deadline` (a 429's pause can outlast a Lambda run).
+    async fn wait_turn(&self, call: &Call, deadline: Instant) -> Result<(), HubspotError> {
+        let wait = {
+            let mut window = self.window(call.bucket).lock().expect("limiter");
+            let now = Instant::now();
+            if window.exhausted(now) {
+                return Err(HubspotError::DailyLimit {
+                    step: call.step,
+                    correlation_id: None,
+                });
+            }
+            let wait = window.reserve(now);
+            if now + wait >= deadline {
+                window.release_last();
+                return Err(HubspotError::Unavailable {
+                    step: call.step,
+                    status: Some(429),
+                    message: format!(
+                        "the rate limit allows the next call in {} ms, after this run's deadline",
+                        wait.as_millis()
+                    ),
+                    correlation_id: None,
+                });
+            }
+            wait
+        };
         if !wait.is_zero() {
             tracing::debug!(
                 wait_ms = wait.as_millis() as u64,
@@ -311,6 +344,7 @@ impl HubspotClient {
             );
             tokio::time::sleep(wait).await;
         }
+        Ok(())
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -410,7 +444,7 @@ impl HubspotClient {
     pub async fn call(&self, call: &Call, deadline: Instant) -> Result<Answer, HubspotError> {
         let mut attempt = 0u32;
         loop {
-            self.wait_turn(call.bucket).await;
+            self.wait_turn(call, deadline).await?;
             let reply = self.attempt(call).await?;
             let (wait, failure) = match reply {
                 Reply::Answer {
@@ -420,12 +454,25 @@ impl HubspotClient {
                 } => {
                     self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                     let p = problem_of(&body);
+                    if p.policy.as_deref() == Some("DAILY") {
+                        // Nothing succeeds before the reset: stop calling (in this container,
+                        // for an hour or what Retry-After says) and park the handoff.
+                        let wait = retry_after.unwrap_or(Duration::from_secs(3600));
+                        self.general.lock().expect("limiter").exhausted_until =
+                            Some(Instant::now() + wait);
+                        tracing::error!(
+                            step = call.step,
+                            correlation_id = p.correlation_id.as_deref().unwrap_or("-"),
+                            "HubSpot's daily API limit is used up"
+                        );
+                        return Err(HubspotError::DailyLimit {
+                            step: call.step,
+                            correlation_id: p.correlation_id,
+                        });
+                    }
                     // Without Retry-After, wait out the rolling window (search: one second).
                     let wait = retry_after.unwrap_or(match call.bucket {
                         Bucket::Search => Duration::from_secs(1),
-                        Bucket::General if p.policy.as_deref() == Some("DAILY") => {
-                            Duration::from_secs(3600)
-                        }
                         Bucket::General => Duration::from_secs(10),
                     });
                     self.window(call.bucket)
@@ -580,5 +627,11 @@ mod tests {
         let mut w = Window::new(4, Duration::from_secs(1), true);
         let waits: Vec<u128> = (0..6).map(|_| w.reserve(t0).as_millis()).collect();
         assert_eq!(waits, [0, 250, 500, 750, 1000, 1250]);
+        w.release_last();
+        assert_eq!(
+            w.reserve(t0).as_millis(),
+            1250,
+            "a released slot is free again"
+        );
     }
 }

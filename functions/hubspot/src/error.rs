@@ -33,6 +33,16 @@ pub enum HubspotError {
         message: String,
         correlation_id: Option<String>,
     },
+    /// HubSpot's daily limit for the account is used up (a 429 with policy `DAILY`): nothing
+    /// succeeds before it resets, so the handoff is parked for a replay rather than retried.
+    #[error(
+        "{step}: HubSpot's daily API limit for this account is used up (429 DAILY); it resets at midnight in the account's time zone — replay parked handoffs then (baton-local hubspot-replay){}",
+        correlation(correlation_id)
+    )]
+    DailyLimit {
+        step: &'static str,
+        correlation_id: Option<String>,
+    },
     /// The token is missing, invalid or lacks a scope; or a setting names what does not exist.
     #[error("{step}: configuration error{}: {message}{}{}", status_text(*status), scope.map(|s| format!(" (the private app needs the `{s}` scope)")).unwrap_or_default(), correlation(correlation_id))]
     Configuration {
@@ -68,7 +78,7 @@ impl HubspotError {
         match self {
             Self::Unavailable { .. } | Self::Uncertain { .. } | Self::Storage(_) => true,
             Self::Store(e) => e.is_retryable(),
-            Self::Rejected { .. } | Self::Configuration { .. } => false,
+            Self::Rejected { .. } | Self::Configuration { .. } | Self::DailyLimit { .. } => false,
         }
     }
 
@@ -94,7 +104,8 @@ impl HubspotError {
             Self::Unavailable { step, .. }
             | Self::Uncertain { step, .. }
             | Self::Rejected { step, .. }
-            | Self::Configuration { step, .. } => step,
+            | Self::Configuration { step, .. }
+            | Self::DailyLimit { step, .. } => step,
             Self::Store(_) => "store",
             Self::Storage(_) => "storage",
         }
@@ -105,6 +116,7 @@ impl HubspotError {
             Self::Unavailable { status, .. } | Self::Uncertain { status, .. } => *status,
             Self::Rejected { status, .. } => Some(*status),
             Self::Configuration { status, .. } => (*status != 0).then_some(*status),
+            Self::DailyLimit { .. } => Some(429),
             _ => None,
         }
     }
@@ -114,7 +126,8 @@ impl HubspotError {
             Self::Unavailable { correlation_id, .. }
             | Self::Uncertain { correlation_id, .. }
             | Self::Rejected { correlation_id, .. }
-            | Self::Configuration { correlation_id, .. } => correlation_id.as_deref(),
+            | Self::Configuration { correlation_id, .. }
+            | Self::DailyLimit { correlation_id, .. } => correlation_id.as_deref(),
             _ => None,
         }
     }
@@ -128,7 +141,7 @@ impl HubspotError {
             Self::Uncertain { .. } => "outcome unknown",
             Self::Rejected { .. } => "refused",
             // Baton's own text or HubSpot's scope message: no customer data.
-            Self::Configuration { .. } => return self.to_string(),
+            Self::Configuration { .. } | Self::DailyLimit { .. } => return self.to_string(),
             Self::Store(e) => return format!("store: {e}"),
             Self::Storage(e) => return e.clone(),
         };

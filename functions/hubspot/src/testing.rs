@@ -25,6 +25,8 @@ pub const TOKEN: &str = "pat-na1-test-token";
 pub enum Fault {
     /// Answer 429 (TEN_SECONDLY_ROLLING) with `Retry-After` seconds, or without the header.
     RateLimited(Option<u64>),
+    /// Answer 429 with policy DAILY: the account's daily limit is used up.
+    DailyLimit,
     /// Answer this status without doing the work.
     Status(u16),
     /// Never answer, without doing the work.
@@ -737,6 +739,13 @@ async fn answer(shared: &Arc<Shared>, req: Request) -> Response {
                 r.headers_mut().insert("retry-after", HeaderValue::from(*s));
             }
             return r;
+        }
+        Some(Fault::DailyLimit) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(json!({"status":"error","message":"You have reached your daily limit.","errorType":"RATE_LIMIT","correlationId":"0000-daily","policyName":"DAILY"})),
+            )
+                .into_response();
         }
         Some(Fault::Status(400)) => {
             return validation(
