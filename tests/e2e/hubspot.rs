@@ -901,8 +901,16 @@ async fn refusals_are_parked_with_hubspots_reason_and_a_replay_finishes_them() {
     assert!(store.unfinished_handoffs(10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay_finishes_them() {
+/// A full handoff (new contact, files, a long transcript) and a second customer's plain one.
+struct Two {
+    server: HubspotServer,
+    store: EmbeddedStore,
+    objects: Arc<DirectoryStore>,
+    first: HandoffRecord,
+    second: HandoffRecord,
+}
+
+async fn two_handoffs() -> Two {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
     let objects = Arc::new(objects);
@@ -916,6 +924,24 @@ async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay
         &[],
     )
     .await;
+    Two {
+        server,
+        store,
+        objects,
+        first,
+        second,
+    }
+}
+
+#[tokio::test]
+async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay_finishes_them() {
+    let Two {
+        server,
+        store,
+        objects,
+        first,
+        second,
+    } = two_handoffs().await;
     server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::DailyLimit);
     let d = deliverer(
         config(&server, &[]),
@@ -989,19 +1015,13 @@ async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay
 
 #[tokio::test]
 async fn a_rate_limit_pause_past_the_deadline_ends_the_run_instead_of_outlasting_it() {
-    let server = HubspotServer::start(Options::default()).await;
-    let (store, objects) = local_stores();
-    let objects = Arc::new(objects);
-    let first = full_handoff(&store, &*objects).await;
-    let second = stored_handoff(
-        &store,
-        &*objects,
-        customer("447700900123", "Ann"),
-        1,
-        "t",
-        &[],
-    )
-    .await;
+    let Two {
+        server,
+        store,
+        objects,
+        first,
+        second,
+    } = two_handoffs().await;
     server.inject(
         Method::POST,
         "/crm/v3/objects/tickets",
