@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_hubspot::testing::{Fault, HubspotServer, Options, TOKEN};
-use baton_hubspot::{Delivered, Deliverer, HubspotClient, HubspotConfig};
+use baton_hubspot::{Delivered, Deliverer, HubspotClient, HubspotConfig, HubspotError};
 use baton_local::stream::StreamReader;
 use baton_shared::domain::*;
 use baton_shared::handoff::HandoffSettings;
@@ -977,6 +977,19 @@ async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay
     let e = trail.last_error.as_ref().unwrap();
     assert_eq!((e.step.as_str(), e.status), ("contact", Some(429)));
     assert!(e.message.contains("daily API limit"), "{}", e.message);
+    // Search counts against the daily limit too.
+    let search = baton_hubspot::client::Call::post(
+        "contact",
+        "/crm/v3/objects/contacts/search",
+        json!({"filterGroups": []}),
+    )
+    .search();
+    let refused = d.client().unwrap().results(&search, soon(5)).await;
+    assert!(
+        matches!(refused, Err(HubspotError::DailyLimit { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(server.requests().len(), sent, "no request sent");
     assert_eq!(store.unfinished_handoffs(10).await.unwrap().len(), 2);
 
     // After the reset a replay (a new process) finishes both, the first from its ticket on.

@@ -313,15 +313,16 @@ impl HubspotClient {
     /// Waits for the limiter's slot for `call`, or fails at once, unsent, when the daily limit is
     /// used up or the slot comes after `deadline` (a 429's pause can outlast a Lambda run).
     async fn wait_turn(&self, call: &Call, deadline: Instant) -> Result<(), HubspotError> {
+        let now = Instant::now();
+        // The daily limit covers every call, search too.
+        if self.general.lock().expect("limiter").exhausted(now) {
+            return Err(HubspotError::DailyLimit {
+                step: call.step,
+                correlation_id: None,
+            });
+        }
         let wait = {
             let mut window = self.window(call.bucket).lock().expect("limiter");
-            let now = Instant::now();
-            if window.exhausted(now) {
-                return Err(HubspotError::DailyLimit {
-                    step: call.step,
-                    correlation_id: None,
-                });
-            }
             let wait = window.reserve(now);
             if now + wait >= deadline {
                 window.release_last();
