@@ -690,6 +690,14 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 }
 
 async fn answer(shared: &Arc<Shared>, req: Request) -> Response {
+    // Read the whole request before answering, as HubSpot's front end does: a refusal sent while
+    // an upload is still streaming would reach the client as a reset connection, not a 401/403.
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => return error(400, "VALIDATION_ERROR", &format!("unreadable body: {e}")),
+    };
+    let req = Request::from_parts(parts, axum::body::Body::from(body));
     let method = req.method().clone();
     let uri = req.uri().clone();
     let path = uri.path().to_owned();
