@@ -273,7 +273,9 @@ async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed
         .env("MEDIA_BUCKET", &bucket)
         .env("BATON_SECRET_ARN", &arn)
         .env("HUBSPOT_BASE_URL", hubspot.base_url())
-        // The Lambda's default level; debug may name numbers, info must not.
+        // What Lambda sets for template.yaml's LoggingConfig (JSON, INFO): debug may name
+        // numbers, info must not.
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
         .env(
             "PUBLIC_BASE_URL",
@@ -344,6 +346,11 @@ async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed
         "the customer's number is in the logs"
     );
     assert!(out.contains(&record.id), "the logs name the handoff: {out}");
+    for line in out.lines().filter(|l| !l.trim().is_empty()) {
+        let entry: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+        assert!(entry["level"].is_string(), "{line}");
+    }
 }
 
 trait Output {
@@ -358,6 +365,7 @@ impl Output for Child {
         if let Some(mut o) = self.stdout.take() {
             let _ = o.read_to_string(&mut text);
         }
+        text.push('\n');
         if let Some(mut e) = self.stderr.take() {
             let _ = e.read_to_string(&mut text);
         }
