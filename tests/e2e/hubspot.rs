@@ -934,6 +934,65 @@ async fn two_handoffs() -> Two {
 }
 
 #[tokio::test]
+async fn a_file_hubspot_refuses_or_whose_copy_is_gone_is_skipped_and_the_note_says_why() {
+    let server = HubspotServer::start(Options::default()).await;
+    let (store, objects) = local_stores();
+    let objects = Arc::new(objects);
+    let mut record = full_handoff(&store, &*objects).await;
+    // The photo is refused; the receipt's copy has left the bucket.
+    server.inject(Method::POST, "/files/v3/files", Fault::Status(400));
+    record.media[1].key = Some("media/gone/receipt.pdf".into());
+    let d = deliverer(
+        config(&server, &[]),
+        Arc::new(store.clone()),
+        objects.clone(),
+    );
+    let Delivered::Done(trail) = d.deliver(&record, soon(20)).await.unwrap() else {
+        panic!("one file must not park the handoff")
+    };
+    let photo = trail.file("wamid.file0").unwrap();
+    assert_eq!(photo.state, StepState::Skipped);
+    assert!(
+        photo.how.as_deref().unwrap().contains("injected refusal"),
+        "{photo:?}"
+    );
+    let receipt = trail.file("wamid.file1").unwrap();
+    assert_eq!(receipt.state, StepState::Skipped);
+    assert!(
+        receipt.how.as_deref().unwrap().contains("is gone"),
+        "{receipt:?}"
+    );
+    // The transcript went up; the note carries it alone and names the other two.
+    assert_eq!(server.files().len(), 1);
+    assert_eq!(server.notes().len(), 1);
+    let note = &server.notes()[0].properties;
+    assert_eq!(note["hs_attachment_ids"], server.files()[0].id);
+    let body = &note["hs_note_body"];
+    assert!(
+        body.contains("<strong>Files not attached</strong>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("photo.jpg: not attached: files: HubSpot refused the request (400)"),
+        "{body}"
+    );
+    assert!(
+        body.contains("Receipt #2.pdf: not attached: media bucket: the copy"),
+        "{body}"
+    );
+    assert!(body.contains(&format!(
+        "<strong>Attached</strong>: transcript-{}.txt",
+        record.id
+    )));
+
+    // A replay changes nothing.
+    let Delivered::Done(_) = d.deliver(&record, soon(20)).await.unwrap() else {
+        panic!("done")
+    };
+    assert_eq!((server.files().len(), server.notes().len()), (1, 1));
+}
+
+#[tokio::test]
 async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay_finishes_them() {
     let Two {
         server,

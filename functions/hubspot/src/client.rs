@@ -386,7 +386,7 @@ impl HubspotClient {
                             ))
                         })?
                         else {
-                            return Err(HubspotError::Storage(format!(
+                            return Err(HubspotError::Gone(format!(
                                 "media bucket: the copy {} is gone",
                                 f.key
                             )));

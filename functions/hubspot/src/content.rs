@@ -165,11 +165,12 @@ pub fn note_marker(handoff_id: &str) -> String {
     format!("Baton handoff {handoff_id}")
 }
 
-/// The handoff note's HTML. `attached` names the uploaded files; `session` is the signed link.
+/// The handoff note's HTML. `attached` names the uploaded files, `not_attached` the files
+/// HubSpot refused or that are gone, with the reason; `session` is the signed link.
 pub fn note_body(
     record: &HandoffRecord,
     attached: &[String],
-    transcript_attached: bool,
+    not_attached: &[(String, String)],
     session: Option<&str>,
 ) -> String {
     let i = &record.insights;
@@ -208,14 +209,10 @@ pub fn note_body(
             escape(link)
         ));
     }
-    if !attached.is_empty() || transcript_attached {
-        let mut names = attached.to_vec();
-        if transcript_attached {
-            names.push(transcript_file_name(&record.id));
-        }
+    if !attached.is_empty() {
         html.push_str(&format!(
             "<p><strong>Attached</strong>: {}</p>",
-            list_within(&names, ", ")
+            list_within(attached, ", ")
         ));
     }
     let missing: Vec<String> = record
@@ -224,16 +221,21 @@ pub fn note_body(
         .filter(|m| m.state != MediaState::Copied)
         .map(|m| {
             format!(
-                "{} ({}): {}",
+                "{} ({}): not copied from WhatsApp: {}",
                 m.filename,
                 m.kind,
-                m.error.as_deref().unwrap_or("not copied")
+                m.error.as_deref().unwrap_or("unknown error")
             )
         })
+        .chain(
+            not_attached
+                .iter()
+                .map(|(name, why)| format!("{name}: not attached: {why}")),
+        )
         .collect();
     if !missing.is_empty() {
         html.push_str(&format!(
-            "<p><strong>Files the customer sent that could not be copied</strong>: {}</p>",
+            "<p><strong>Files not attached</strong>: {}</p>",
             list_within(&missing, "; ")
         ));
     }
@@ -329,12 +331,7 @@ mod tests {
         let reason = "<".repeat(50_000);
         let r = record(&summary, &reason, 400);
         let attached: Vec<String> = (0..400).map(|i| format!("{i:040}-scan.pdf")).collect();
-        let note = note_body(
-            &r,
-            &attached,
-            true,
-            Some("https://x.test/sessions/a?t=1.ab"),
-        );
+        let note = note_body(&r, &attached, &[], Some("https://x.test/sessions/a?t=1.ab"));
         assert!(units(&note) <= MAX_TEXT, "note is {} units", units(&note));
         assert!(
             note.contains("&quot;&quot;…</p>"),
@@ -375,10 +372,16 @@ mod tests {
             "The customer asked for a person",
             2,
         );
-        let note = note_body(&r, &["a.jpg".into()], false, None);
+        let note = note_body(
+            &r,
+            &["a.jpg".into()],
+            &[("b.mov".into(), "HubSpot refused <it>".into())],
+            None,
+        );
         assert!(note.contains("<strong>AI summary</strong>: Order 48213 arrived broken.</p>"));
         assert!(note.contains("<strong>Attached</strong>: a.jpg</p>"));
-        assert!(note.contains("photo-0.jpg (image): Graph API said"));
+        assert!(note.contains("photo-0.jpg (image): not copied from WhatsApp: Graph API said"));
+        assert!(note.contains("; b.mov: not attached: HubSpot refused &lt;it&gt;</p>"));
         assert!(note.contains("; &quot;&gt;&lt;img src=x onerror=alert(1)&gt; photo-1.jpg"));
         assert!(!note.contains("…"));
         assert_eq!(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use baton_shared::clock::now_ms;
 use baton_shared::domain::{
-    HandoffRecord, HubspotTrail, MediaState, Step, TrailError, TrailStatus,
+    HandoffRecord, HubspotTrail, MediaState, Step, StepState, TrailError, TrailStatus,
 };
 use baton_shared::objects::ObjectStore;
 use baton_shared::store::{HandoffStore, TrailStore};
@@ -214,7 +214,11 @@ impl Deliverer {
             trail.ticket = Step::done(id, how, now_ms());
             self.save(&record.id, trail).await?;
         }
+        // Files HubSpot refuses (type, size) or whose copy is gone are skipped, with the reason
+        // on the trail and in the note: one file must not keep the rep from the handoff.
         let mut attached = Vec::new();
+        let mut not_attached = Vec::new();
+        let mut files: Vec<(&str, &str, String, String)> = Vec::new();
         for media in &record.media {
             let (MediaState::Copied, Some(key)) = (media.state, &media.key) else {
                 continue;
@@ -224,33 +228,54 @@ impl Deliverer {
                 short_hash(&media.wamid),
                 safe_name(&media.filename)
             );
-            attached.push(media.filename.clone());
-            if trail.file(&media.wamid).is_some_and(Step::is_finished) {
-                continue;
-            }
             let content_type = media
                 .content_type
                 .clone()
                 .unwrap_or_else(|| "application/octet-stream".into());
-            let id = self
-                .upload(client, record, key, &name, &content_type, deadline)
-                .await?;
-            trail.set_file(&media.wamid, Step::done(id, "uploaded", now_ms()));
-            self.save(&record.id, trail).await?;
+            files.push((&media.wamid, key, name, content_type));
         }
-        if cut && !trail.file("transcript").is_some_and(Step::is_finished) {
-            let id = self
-                .upload(
-                    client,
-                    record,
-                    &record.transcript.key,
-                    &content::transcript_file_name(&record.id),
-                    "text/plain",
-                    deadline,
-                )
-                .await?;
-            trail.set_file("transcript", Step::done(id, "uploaded", now_ms()));
-            self.save(&record.id, trail).await?;
+        let transcript_name = content::transcript_file_name(&record.id);
+        if cut {
+            files.push((
+                "transcript",
+                &record.transcript.key,
+                transcript_name.clone(),
+                "text/plain".into(),
+            ));
+        }
+        for (source, key, name, content_type) in &files {
+            if !trail.file(source).is_some_and(Step::is_finished) {
+                let step = match self
+                    .upload(client, record, key, name, content_type, deadline)
+                    .await
+                {
+                    Ok(id) => Step::done(id, "uploaded", now_ms()),
+                    Err(e) if e.skips_file() => {
+                        tracing::warn!(handoff = %record.id, error = %e.log_summary(), "a file was not attached; the handoff goes on without it");
+                        Step::skipped(&e.to_string(), now_ms())
+                    }
+                    Err(e) => return Err(e),
+                };
+                trail.set_file(source, step);
+                self.save(&record.id, trail).await?;
+            }
+            let shown = if *source == "transcript" {
+                transcript_name.clone()
+            } else {
+                record
+                    .media
+                    .iter()
+                    .find(|m| m.wamid == *source)
+                    .map_or_else(|| name.clone(), |m| m.filename.clone())
+            };
+            match trail.file(source) {
+                Some(Step {
+                    state: StepState::Skipped,
+                    how,
+                    ..
+                }) => not_attached.push((shown, how.clone().unwrap_or_default())),
+                _ => attached.push(shown),
+            }
         }
         if !trail.note.is_finished() {
             let ticket_id = trail.ticket.id.clone().unwrap_or_default();
@@ -263,8 +288,12 @@ impl Deliverer {
             if cut && let Some(id) = trail.file("transcript").and_then(|s| s.id.clone()) {
                 note_ids.push(id);
             }
-            let body =
-                content::note_body(record, &attached, cut, self.session_link(record).as_deref());
+            let body = content::note_body(
+                record,
+                &attached,
+                &not_attached,
+                self.session_link(record).as_deref(),
+            );
             let mut associations = vec![
                 json!({"to": {"id": ticket_id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": portal.note_to_ticket}]}),
             ];

@@ -52,6 +52,9 @@ pub enum HubspotError {
         scope: Option<&'static str>,
         correlation_id: Option<String>,
     },
+    /// A file's copy is no longer in the media bucket: the upload cannot happen, ever.
+    #[error("{0}")]
+    Gone(String),
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
     /// Reading the media bucket (files, the transcript) or writing the outbox failed.
@@ -78,8 +81,18 @@ impl HubspotError {
         match self {
             Self::Unavailable { .. } | Self::Uncertain { .. } | Self::Storage(_) => true,
             Self::Store(e) => e.is_retryable(),
-            Self::Rejected { .. } | Self::Configuration { .. } | Self::DailyLimit { .. } => false,
+            Self::Rejected { .. }
+            | Self::Configuration { .. }
+            | Self::DailyLimit { .. }
+            | Self::Gone(_) => false,
         }
+    }
+
+    /// Failures that concern one file only: HubSpot refused the file (its type or size, say) or
+    /// its copy is gone. The handoff goes on without it and the note says why; anything else
+    /// (a missing scope, the rate limit, an outage) stops the handoff as usual.
+    pub fn skips_file(&self) -> bool {
+        matches!(self, Self::Rejected { .. } | Self::Gone(_))
     }
 
     pub fn uncertain(self) -> Self {
@@ -107,7 +120,7 @@ impl HubspotError {
             | Self::Configuration { step, .. }
             | Self::DailyLimit { step, .. } => step,
             Self::Store(_) => "store",
-            Self::Storage(_) => "storage",
+            Self::Storage(_) | Self::Gone(_) => "storage",
         }
     }
 
@@ -143,7 +156,7 @@ impl HubspotError {
             // Baton's own text or HubSpot's scope message: no customer data.
             Self::Configuration { .. } | Self::DailyLimit { .. } => return self.to_string(),
             Self::Store(e) => return format!("store: {e}"),
-            Self::Storage(e) => return e.clone(),
+            Self::Storage(e) | Self::Gone(e) => return e.clone(),
         };
         format!(
             "{}: HubSpot {kind} ({}){}",
