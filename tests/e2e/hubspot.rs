@@ -74,6 +74,19 @@ fn deliverer(
     Deliverer::new(cfg, Some(c), store, objects)
 }
 
+/// A deliverer on the test server with the default settings, over the embedded store.
+fn plain_deliverer(
+    server: &HubspotServer,
+    store: &EmbeddedStore,
+    objects: &Arc<DirectoryStore>,
+) -> Deliverer {
+    deliverer(
+        config(server, &[]),
+        Arc::new(store.clone()),
+        objects.clone(),
+    )
+}
+
 fn soon(secs: u64) -> Instant {
     Instant::now() + Duration::from_secs(secs)
 }
@@ -424,11 +437,7 @@ async fn an_existing_contact_is_matched_by_phone_in_any_format_but_never_across_
     let mine = server.add_contact(&[("firstname", "Maria"), ("mobilephone", "(650) 555-1234")]);
     let (store, objects) = local_stores();
     let objects = Arc::new(objects);
-    let d = deliverer(
-        config(&server, &[]),
-        Arc::new(store.clone()),
-        objects.clone(),
-    );
+    let d = plain_deliverer(&server, &store, &objects);
     let first = stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
     let Delivered::Done(trail) = d.deliver(&first, soon(20)).await.unwrap() else {
         panic!("parked")
@@ -641,11 +650,7 @@ async fn the_transcript_is_cut_at_the_limit_with_a_marker_and_attached_whole() {
     let (store, objects) = local_stores();
     let objects = Arc::new(objects);
     let record = full_handoff(&store, &*objects).await;
-    let d = deliverer(
-        config(&server, &[]),
-        Arc::new(store.clone()),
-        objects.clone(),
-    );
+    let d = plain_deliverer(&server, &store, &objects);
     assert!(matches!(
         d.deliver(&record, soon(20)).await.unwrap(),
         Delivered::Done(_)
@@ -765,11 +770,7 @@ async fn rate_limits_and_server_errors_are_retried_with_the_wait_hubspot_asks_fo
         "/crm/v3/objects/notes",
         Fault::RateLimited(None),
     );
-    let d = deliverer(
-        config(&server, &[]),
-        Arc::new(store.clone()),
-        objects.clone(),
-    );
+    let d = plain_deliverer(&server, &store, &objects);
     let started = std::time::Instant::now();
     let Delivered::Done(trail) = d.deliver(&record, soon(60)).await.unwrap() else {
         panic!("parked")
@@ -801,11 +802,7 @@ async fn many_handoffs_at_once_stay_inside_search_rate_limit() {
     .await;
     let (store, objects) = local_stores();
     let objects = Arc::new(objects);
-    let d = Arc::new(deliverer(
-        config(&server, &[]),
-        Arc::new(store.clone()),
-        objects.clone(),
-    ));
+    let d = Arc::new(plain_deliverer(&server, &store, &objects));
     let mut records = Vec::new();
     for i in 0..12 {
         records.push(
@@ -843,11 +840,7 @@ async fn refusals_are_parked_with_hubspots_reason_and_a_replay_finishes_them() {
     let objects = Arc::new(objects);
     let record = full_handoff(&store, &*objects).await;
     server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::Status(400));
-    let d = deliverer(
-        config(&server, &[]),
-        Arc::new(store.clone()),
-        objects.clone(),
-    );
+    let d = plain_deliverer(&server, &store, &objects);
     let Delivered::Parked(trail) = d.deliver(&record, soon(20)).await.unwrap() else {
         panic!("a validation error is parked, not retried")
     };
@@ -942,11 +935,7 @@ async fn a_file_hubspot_refuses_or_whose_copy_is_gone_is_skipped_and_the_note_sa
     // The photo is refused; the receipt's copy has left the bucket.
     server.inject(Method::POST, "/files/v3/files", Fault::Status(400));
     record.media[1].key = Some("media/gone/receipt.pdf".into());
-    let d = deliverer(
-        config(&server, &[]),
-        Arc::new(store.clone()),
-        objects.clone(),
-    );
+    let d = plain_deliverer(&server, &store, &objects);
     let Delivered::Done(trail) = d.deliver(&record, soon(20)).await.unwrap() else {
         panic!("one file must not park the handoff")
     };
@@ -1002,11 +991,7 @@ async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay
         second,
     } = two_handoffs().await;
     server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::DailyLimit);
-    let d = deliverer(
-        config(&server, &[]),
-        Arc::new(store.clone()),
-        objects.clone(),
-    );
+    let d = plain_deliverer(&server, &store, &objects);
     let Delivered::Parked(trail) = d.deliver(&first, soon(20)).await.unwrap() else {
         panic!("nothing succeeds before the daily reset: parked, not retried")
     };
@@ -1052,11 +1037,7 @@ async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay
     assert_eq!(store.unfinished_handoffs(10).await.unwrap().len(), 2);
 
     // After the reset a replay (a new process) finishes both, the first from its ticket on.
-    let next = deliverer(
-        config(&server, &[]),
-        Arc::new(store.clone()),
-        objects.clone(),
-    );
+    let next = plain_deliverer(&server, &store, &objects);
     let report = baton_hubspot::deliver::replay(&next, &store, &store, soon(20)).await;
     assert_eq!(
         (report.done, report.parked, report.failed),
@@ -1099,11 +1080,7 @@ async fn a_rate_limit_pause_past_the_deadline_ends_the_run_instead_of_outlasting
         "/crm/v3/objects/tickets",
         Fault::RateLimited(Some(60)),
     );
-    let d = deliverer(
-        config(&server, &[]),
-        Arc::new(store.clone()),
-        objects.clone(),
-    );
+    let d = plain_deliverer(&server, &store, &objects);
     let Err(e) = d.deliver(&first, soon(5)).await else {
         panic!("a 60 s Retry-After does not fit a 5 s run: retried later")
     };
