@@ -82,6 +82,18 @@ fn short_hash(s: &str) -> String {
     hex::encode(&sha2::Sha256::digest(s.as_bytes())[..4])
 }
 
+/// One file to put into HubSpot Files: a customer's file, or the full transcript.
+struct Upload<'a> {
+    /// The trail's name for it: the message id, or `transcript`.
+    source: &'a str,
+    key: &'a str,
+    /// The file name in HubSpot.
+    name: String,
+    content_type: String,
+    /// The name the note shows.
+    shown: String,
+}
+
 impl Deliverer {
     /// `client: None` means no token: every handoff is parked with a configuration error.
     pub fn new(
@@ -216,37 +228,42 @@ impl Deliverer {
         }
         // Files HubSpot refuses (type, size) or whose copy is gone are skipped, with the reason
         // on the trail and in the note: one file must not keep the rep from the handoff.
-        let mut attached = Vec::new();
-        let mut not_attached = Vec::new();
-        let mut files: Vec<(&str, &str, String, String)> = Vec::new();
+        let mut uploads = Vec::new();
         for media in &record.media {
             let (MediaState::Copied, Some(key)) = (media.state, &media.key) else {
                 continue;
             };
-            let name = format!(
-                "{}-{}",
-                short_hash(&media.wamid),
-                safe_name(&media.filename)
-            );
-            let content_type = media
-                .content_type
-                .clone()
-                .unwrap_or_else(|| "application/octet-stream".into());
-            files.push((&media.wamid, key, name, content_type));
+            uploads.push(Upload {
+                source: &media.wamid,
+                key,
+                name: format!(
+                    "{}-{}",
+                    short_hash(&media.wamid),
+                    safe_name(&media.filename)
+                ),
+                content_type: media
+                    .content_type
+                    .clone()
+                    .unwrap_or_else(|| "application/octet-stream".into()),
+                shown: media.filename.clone(),
+            });
         }
-        let transcript_name = content::transcript_file_name(&record.id);
         if cut {
-            files.push((
-                "transcript",
-                &record.transcript.key,
-                transcript_name.clone(),
-                "text/plain".into(),
-            ));
+            let name = content::transcript_file_name(&record.id);
+            uploads.push(Upload {
+                source: "transcript",
+                key: &record.transcript.key,
+                name: name.clone(),
+                content_type: "text/plain".into(),
+                shown: name,
+            });
         }
-        for (source, key, name, content_type) in &files {
-            if !trail.file(source).is_some_and(Step::is_finished) {
+        let mut attached = Vec::new();
+        let mut not_attached = Vec::new();
+        for u in uploads {
+            if !trail.file(u.source).is_some_and(Step::is_finished) {
                 let step = match self
-                    .upload(client, record, key, name, content_type, deadline)
+                    .upload(client, record, u.key, &u.name, &u.content_type, deadline)
                     .await
                 {
                     Ok(id) => Step::done(id, "uploaded", now_ms()),
@@ -256,25 +273,16 @@ impl Deliverer {
                     }
                     Err(e) => return Err(e),
                 };
-                trail.set_file(source, step);
+                trail.set_file(u.source, step);
                 self.save(&record.id, trail).await?;
             }
-            let shown = if *source == "transcript" {
-                transcript_name.clone()
-            } else {
-                record
-                    .media
-                    .iter()
-                    .find(|m| m.wamid == *source)
-                    .map_or_else(|| name.clone(), |m| m.filename.clone())
-            };
-            match trail.file(source) {
+            match trail.file(u.source) {
                 Some(Step {
                     state: StepState::Skipped,
                     how,
                     ..
-                }) => not_attached.push((shown, how.clone().unwrap_or_default())),
-                _ => attached.push(shown),
+                }) => not_attached.push((u.shown, how.clone().unwrap_or_default())),
+                _ => attached.push(u.shown),
             }
         }
         if !trail.note.is_finished() {
