@@ -74,14 +74,15 @@ fn deliverer(
     Deliverer::new(cfg, Some(c), store, objects)
 }
 
-/// A deliverer on the test server with the default settings, over the embedded store.
-fn plain_deliverer(
+/// A deliverer on the test server with `extra` settings, over the embedded store.
+fn deliverer_on(
     server: &HubspotServer,
     store: &EmbeddedStore,
     objects: &Arc<DirectoryStore>,
+    extra: &[(&str, &str)],
 ) -> Deliverer {
     deliverer(
-        config(server, &[]),
+        config(server, extra),
         Arc::new(store.clone()),
         objects.clone(),
     )
@@ -437,7 +438,7 @@ async fn an_existing_contact_is_matched_by_phone_in_any_format_but_never_across_
     let mine = server.add_contact(&[("firstname", "Maria"), ("mobilephone", "(650) 555-1234")]);
     let (store, objects) = local_stores();
     let objects = Arc::new(objects);
-    let d = plain_deliverer(&server, &store, &objects);
+    let d = deliverer_on(&server, &store, &objects, &[]);
     let first = stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
     let Delivered::Done(trail) = d.deliver(&first, soon(20)).await.unwrap() else {
         panic!("parked")
@@ -522,11 +523,7 @@ async fn the_priority_follows_the_configured_map_and_only_the_portals_options() 
         (1, r#"{"negative":"URGENT"}"#),
         (2, r#"{"negative":"CRITICAL"}"#),
     ] {
-        let d = deliverer(
-            config(&server, &[("HUBSPOT_PRIORITY_MAP", map)]),
-            Arc::new(store.clone()),
-            objects.clone(),
-        );
+        let d = deliverer_on(&server, &store, &objects, &[("HUBSPOT_PRIORITY_MAP", map)]);
         let record =
             stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), n, "t", &[]).await;
         let Delivered::Done(trail) = d.deliver(&record, soon(20)).await.unwrap() else {
@@ -650,7 +647,7 @@ async fn the_transcript_is_cut_at_the_limit_with_a_marker_and_attached_whole() {
     let (store, objects) = local_stores();
     let objects = Arc::new(objects);
     let record = full_handoff(&store, &*objects).await;
-    let d = plain_deliverer(&server, &store, &objects);
+    let d = deliverer_on(&server, &store, &objects, &[]);
     assert!(matches!(
         d.deliver(&record, soon(20)).await.unwrap(),
         Delivered::Done(_)
@@ -680,11 +677,7 @@ async fn crashes_and_lost_answers_between_any_two_steps_never_make_a_duplicate_o
     let (store, objects) = local_stores();
     let objects = Arc::new(objects);
     let record = full_handoff(&store, &*objects).await;
-    let d = deliverer(
-        config(&clean, &[]),
-        Arc::new(store.clone()),
-        objects.clone(),
-    );
+    let d = deliverer_on(&clean, &store, &objects, &[]);
     d.deliver(&record, soon(20)).await.unwrap();
     let total = clean.requests().len();
     assert!(
@@ -708,22 +701,14 @@ async fn crashes_and_lost_answers_between_any_two_steps_never_make_a_duplicate_o
             let context = format!("request {n} {fault:?}");
             // The first container may crash (the run is dropped mid-request) or fail; the next
             // one (a new client, nothing cached) must finish the job.
-            let first = deliverer(
-                config(&server, &[]),
-                Arc::new(store.clone()),
-                objects.clone(),
-            );
+            let first = deliverer_on(&server, &store, &objects, &[]);
             let _ =
                 tokio::time::timeout(Duration::from_millis(900), first.deliver(&record, soon(20)))
                     .await;
             drop(first);
             let mut done = false;
             for _ in 0..3 {
-                let next = deliverer(
-                    config(&server, &[]),
-                    Arc::new(store.clone()),
-                    objects.clone(),
-                );
+                let next = deliverer_on(&server, &store, &objects, &[]);
                 if let Ok(Delivered::Done(_)) = next.deliver(&record, soon(20)).await {
                     done = true;
                     break;
@@ -770,7 +755,7 @@ async fn rate_limits_and_server_errors_are_retried_with_the_wait_hubspot_asks_fo
         "/crm/v3/objects/notes",
         Fault::RateLimited(None),
     );
-    let d = plain_deliverer(&server, &store, &objects);
+    let d = deliverer_on(&server, &store, &objects, &[]);
     let started = std::time::Instant::now();
     let Delivered::Done(trail) = d.deliver(&record, soon(60)).await.unwrap() else {
         panic!("parked")
@@ -802,7 +787,7 @@ async fn many_handoffs_at_once_stay_inside_search_rate_limit() {
     .await;
     let (store, objects) = local_stores();
     let objects = Arc::new(objects);
-    let d = Arc::new(plain_deliverer(&server, &store, &objects));
+    let d = Arc::new(deliverer_on(&server, &store, &objects, &[]));
     let mut records = Vec::new();
     for i in 0..12 {
         records.push(
@@ -840,7 +825,7 @@ async fn refusals_are_parked_with_hubspots_reason_and_a_replay_finishes_them() {
     let objects = Arc::new(objects);
     let record = full_handoff(&store, &*objects).await;
     server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::Status(400));
-    let d = plain_deliverer(&server, &store, &objects);
+    let d = deliverer_on(&server, &store, &objects, &[]);
     let Delivered::Parked(trail) = d.deliver(&record, soon(20)).await.unwrap() else {
         panic!("a validation error is parked, not retried")
     };
@@ -935,7 +920,7 @@ async fn a_file_hubspot_refuses_or_whose_copy_is_gone_is_skipped_and_the_note_sa
     // The photo is refused; the receipt's copy has left the bucket.
     server.inject(Method::POST, "/files/v3/files", Fault::Status(400));
     record.media[1].key = Some("media/gone/receipt.pdf".into());
-    let d = plain_deliverer(&server, &store, &objects);
+    let d = deliverer_on(&server, &store, &objects, &[]);
     let Delivered::Done(trail) = d.deliver(&record, soon(20)).await.unwrap() else {
         panic!("one file must not park the handoff")
     };
@@ -991,7 +976,7 @@ async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay
         second,
     } = two_handoffs().await;
     server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::DailyLimit);
-    let d = plain_deliverer(&server, &store, &objects);
+    let d = deliverer_on(&server, &store, &objects, &[]);
     let Delivered::Parked(trail) = d.deliver(&first, soon(20)).await.unwrap() else {
         panic!("nothing succeeds before the daily reset: parked, not retried")
     };
@@ -1037,7 +1022,7 @@ async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay
     assert_eq!(store.unfinished_handoffs(10).await.unwrap().len(), 2);
 
     // After the reset a replay (a new process) finishes both, the first from its ticket on.
-    let next = plain_deliverer(&server, &store, &objects);
+    let next = deliverer_on(&server, &store, &objects, &[]);
     let report = baton_hubspot::deliver::replay(&next, &store, &store, soon(20)).await;
     assert_eq!(
         (report.done, report.parked, report.failed),
@@ -1080,7 +1065,7 @@ async fn a_rate_limit_pause_past_the_deadline_ends_the_run_instead_of_outlasting
         "/crm/v3/objects/tickets",
         Fault::RateLimited(Some(60)),
     );
-    let d = plain_deliverer(&server, &store, &objects);
+    let d = deliverer_on(&server, &store, &objects, &[]);
     let Err(e) = d.deliver(&first, soon(5)).await else {
         panic!("a 60 s Retry-After does not fit a 5 s run: retried later")
     };
@@ -1104,16 +1089,14 @@ async fn a_bad_pipeline_setting_is_parked_naming_the_variable() {
     let (store, objects) = local_stores();
     let objects = Arc::new(objects);
     let record = stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
-    let d = deliverer(
-        config(
-            &server,
-            &[
-                ("HUBSPOT_TICKET_PIPELINE", "9170"),
-                ("HUBSPOT_TICKET_STAGE", "999"),
-            ],
-        ),
-        Arc::new(store.clone()),
-        objects.clone(),
+    let d = deliverer_on(
+        &server,
+        &store,
+        &objects,
+        &[
+            ("HUBSPOT_TICKET_PIPELINE", "9170"),
+            ("HUBSPOT_TICKET_STAGE", "999"),
+        ],
     );
     let Delivered::Parked(trail) = d.deliver(&record, soon(20)).await.unwrap() else {
         panic!("parked")
@@ -1126,16 +1109,14 @@ async fn a_bad_pipeline_setting_is_parked_naming_the_variable() {
         "{message}"
     );
     // The configured pipeline and stage are used when they exist.
-    let d = deliverer(
-        config(
-            &server,
-            &[
-                ("HUBSPOT_TICKET_PIPELINE", "9170"),
-                ("HUBSPOT_TICKET_STAGE", "9171"),
-            ],
-        ),
-        Arc::new(store.clone()),
-        objects.clone(),
+    let d = deliverer_on(
+        &server,
+        &store,
+        &objects,
+        &[
+            ("HUBSPOT_TICKET_PIPELINE", "9170"),
+            ("HUBSPOT_TICKET_STAGE", "9171"),
+        ],
     );
     assert!(matches!(
         d.deliver(&record, soon(20)).await.unwrap(),
