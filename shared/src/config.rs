@@ -199,16 +199,40 @@ pub const LLM_MODEL: &str = "LLM_MODEL";
 pub const LLM_API_KEY: &str = "LLM_API_KEY";
 pub const LLM_TIMEOUT_MS: &str = "LLM_TIMEOUT_MS";
 
-/// The table and media bucket a stream function works on, as template.yaml sets them.
-pub fn table_and_bucket(src: &dyn Source) -> Result<(String, String), ConfigError> {
-    Ok((
-        required(src, TABLE_NAME, "template.yaml sets it to the Baton table")?,
-        required(
-            src,
+/// Whether S3 is addressed path-style (`BATON_S3_PATH_STYLE`: `1` or `true`), as S3-protocol
+/// servers other than AWS need.
+pub fn s3_path_style(src: &dyn Source) -> bool {
+    optional(src, S3_PATH_STYLE).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// What a stream function (handoff, HubSpot) starts from: its settings (the environment
+/// overlaid with the stack's secret), and the table and media bucket template.yaml names.
+pub struct StreamFunction {
+    pub settings: Settings,
+    pub store: crate::store::DynamoDbStore,
+    pub objects: crate::objects::S3Store,
+}
+
+impl StreamFunction {
+    pub async fn load() -> Result<Self, ConfigError> {
+        let table = required(
+            &ProcessEnv,
+            TABLE_NAME,
+            "template.yaml sets it to the Baton table",
+        )?;
+        let bucket = required(
+            &ProcessEnv,
             MEDIA_BUCKET,
             "template.yaml sets it to the media bucket",
-        )?,
-    ))
+        )?;
+        let aws = aws_config::load_from_env().await;
+        let settings = Settings::load(&aws).await?;
+        Ok(Self {
+            store: crate::store::DynamoDbStore::from_config(&aws, table),
+            objects: crate::objects::S3Store::from_config(&aws, bucket, s3_path_style(&settings)),
+            settings,
+        })
+    }
 }
 
 /// What the handoff function is configured with.
@@ -280,8 +304,7 @@ impl HandoffConfig {
             graph,
             settings,
             llm,
-            s3_path_style: optional(src, S3_PATH_STYLE)
-                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+            s3_path_style: s3_path_style(src),
         })
     }
 }

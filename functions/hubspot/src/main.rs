@@ -4,9 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_hubspot::{Deliverer, HubspotClient, HubspotConfig};
-use baton_shared::config::{self, ProcessEnv, Settings};
-use baton_shared::objects::S3Store;
-use baton_shared::store::DynamoDbStore;
+use baton_shared::config::StreamFunction;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 /// Time kept back from the Lambda deadline to record the trail and answer.
@@ -15,11 +13,12 @@ const MARGIN: Duration = Duration::from_secs(10);
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let (table, bucket) = config::table_and_bucket(&ProcessEnv)?;
-    let aws = aws_config::load_from_env().await;
-    let settings = Settings::load(&aws).await?;
+    let StreamFunction {
+        settings,
+        store,
+        objects,
+    } = StreamFunction::load().await?;
     let cfg = HubspotConfig::from_source(&settings)?;
-    let path_style = config::optional(&settings, config::S3_PATH_STYLE).is_some_and(|v| v == "1");
     let client = match &cfg.token {
         Some(token) => Some(HubspotClient::http(
             &cfg.base_url,
@@ -34,9 +33,12 @@ async fn main() -> Result<(), Error> {
             None
         }
     };
-    let objects = Arc::new(S3Store::from_config(&aws, bucket, path_style));
-    let store = Arc::new(DynamoDbStore::from_config(&aws, table));
-    let deliverer = Arc::new(Deliverer::new(cfg, client, store, objects));
+    let deliverer = Arc::new(Deliverer::new(
+        cfg,
+        client,
+        Arc::new(store),
+        Arc::new(objects),
+    ));
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
             let deliverer = deliverer.clone();
