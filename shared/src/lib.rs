@@ -8,6 +8,8 @@
 //! - [`config`]: typed configuration read once from the environment.
 
 pub mod agent;
+#[cfg(feature = "test-support")]
+pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -6,6 +6,7 @@
 //! (`VmHWM`). Objects go to s3s-fs when `BATON_TEST_S3` names it (scripts/bench starts it), else
 //! to a temporary directory.
 
+use baton_shared::bench::peak_rss_kib;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,17 +71,6 @@ async fn serve() -> String {
         .with_state(Arc::new(base.clone()));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     base
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Keeps nothing: what the copy costs without storage.

@@ -5,6 +5,7 @@
 //!
 //! `cargo bench -p baton-hubspot --features test-support --bench calls`
 
+use baton_shared::bench::peak_rss_kib;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -138,17 +139,6 @@ async fn measure(
         wall: started.elapsed() / n,
         busy: (server.busy() - busy_before) / n,
     }
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// In a child process (so its peak memory is the upload's alone): uploads `key` from the
