@@ -6,7 +6,6 @@
 //! (`VmHWM`). Objects go to s3s-fs when `BATON_TEST_S3` names it (scripts/bench starts it), else
 //! to a temporary directory.
 
-use baton_shared::bench::peak_rss_kib;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
+use baton_shared::bench::peak_rss_kib;
 use baton_shared::domain::{ConversationKey, MediaState};
 use baton_shared::handoff::media::{GraphConfig, MediaCopier, MediaJob};
 use baton_shared::objects::{DirectoryStore, ObjectStore, S3Store};

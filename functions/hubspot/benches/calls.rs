@@ -5,12 +5,12 @@
 //!
 //! `cargo bench -p baton-hubspot --features test-support --bench calls`
 
-use baton_shared::bench::peak_rss_kib;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton_hubspot::testing::{HubspotServer, Options, TOKEN};
 use baton_hubspot::{Deliverer, HubspotClient, HubspotConfig};
+use baton_shared::bench::peak_rss_kib;
 use baton_shared::domain::*;
 use baton_shared::objects::{DirectoryStore, ObjectMeta, ObjectStore};
 use baton_shared::store::{EmbeddedStore, HandoffStore};
