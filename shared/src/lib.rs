@@ -8,8 +8,6 @@
 //! - [`config`]: typed configuration read once from the environment.
 
 pub mod agent;
-#[cfg(feature = "test-support")]
-pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod domain;
@@ -17,4 +15,6 @@ pub mod handoff;
 pub mod objects;
 pub mod session;
 pub mod store;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod whatsapp;

@@ -14,6 +14,7 @@ use baton_shared::handoff::HandoffSettings;
 use baton_shared::objects::{DirectoryStore, ObjectMeta, ObjectStore};
 use baton_shared::store::contract::bodies;
 use baton_shared::store::{EmbeddedStore, HandoffStore, TrailStore};
+use baton_shared::testing::{copied_file, handoff_record};
 use bytes::Bytes;
 use http::Method;
 use serde_json::json;
@@ -120,61 +121,26 @@ async fn stored_handoff(
             .put(&k, Bytes::from(bytes.clone()), &ObjectMeta::default())
             .await
             .unwrap();
-        media.push(MediaRecord {
-            conversation: key.clone(),
-            wamid: format!("wamid.file{i}"),
-            kind: "document".into(),
-            media_id: format!("m{i}"),
-            state: MediaState::Copied,
-            key: Some(k),
-            content_type: Some((*ct).to_owned()),
-            filename: (*name).to_owned(),
-            bytes: Some(bytes.len() as u64),
-            sha256_expected: None,
-            sha256_matches: Some(true),
-            error: None,
-            retryable: false,
-            attempts: 1,
-            updated_at_ms: 1,
-        });
+        media.push(copied_file(
+            &key,
+            &format!("wamid.file{i}"),
+            &k,
+            name,
+            ct,
+            bytes.len() as u64,
+        ));
     }
-    let record = HandoffRecord {
-        id,
-        conversation: key,
-        episode: n,
-        trigger: Trigger {
-            kind: TriggerKind::CustomerAsked,
-            source_id: "wamid.x".into(),
-            at: T0,
-            detail: "human".into(),
-            language: Some("en".into()),
-        },
-        reason: Reason {
-            category: "customer_request".into(),
-            text: "The customer asked for a person: \"<b>real person</b> please\"".into(),
-        },
-        customer,
-        insights: Insights {
-            language: Some("en".into()),
-            language_source: Source::Builtin,
-            sentiment: Sentiment {
-                label: SentimentLabel::Negative,
-                score: -0.6,
-                source: Source::Builtin,
-            },
-            summary: "Order 48213 arrived broken & the customer wants a refund <now>.".into(),
-            summary_source: Source::Builtin,
-        },
-        transcript: TranscriptRef {
-            key: transcript_key,
-            bytes: transcript.len() as u64,
-            messages: 3,
-            agent_events: 0,
-        },
-        media,
-        reply_window_closes_at: Some(T0 + 86_400),
-        created_at_ms: T0 * 1000,
+    let transcript = TranscriptRef {
+        key: transcript_key,
+        bytes: transcript.len() as u64,
+        messages: 3,
+        agent_events: 0,
     };
+    let mut record = handoff_record(key, n, customer, transcript, media, T0);
+    // Customer and agent text with markup in it, to be escaped.
+    record.reason.text = "The customer asked for a person: \"<b>real person</b> please\"".into();
+    record.insights.summary =
+        "Order 48213 arrived broken & the customer wants a refund <now>.".into();
     assert!(store.save_handoff(&record).await.unwrap());
     record
 }

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use baton_hubspot::testing::{HubspotServer, Options, TOKEN};
 use baton_hubspot::{Deliverer, HubspotClient, HubspotConfig};
-use baton_shared::bench::peak_rss_kib;
 use baton_shared::domain::*;
 use baton_shared::objects::{DirectoryStore, ObjectMeta, ObjectStore};
 use baton_shared::store::{EmbeddedStore, HandoffStore};
+use baton_shared::testing::{copied_file, handoff_record, peak_rss_kib};
 use bytes::Bytes;
 
 const LATENCY: Duration = Duration::from_millis(100);
@@ -48,65 +48,27 @@ async fn record(
             )
             .await
             .unwrap();
-        media.push(MediaRecord {
-            conversation: key.clone(),
-            wamid: format!("wamid.{wa_id}.{i}"),
-            kind: "image".into(),
-            media_id: format!("m{i}"),
-            state: MediaState::Copied,
-            key: Some(k),
-            content_type: Some("image/jpeg".into()),
-            filename: format!("photo-{i}.jpg"),
-            bytes: Some(50_000),
-            sha256_expected: None,
-            sha256_matches: Some(true),
-            error: None,
-            retryable: false,
-            attempts: 1,
-            updated_at_ms: 0,
-        });
+        media.push(copied_file(
+            &key,
+            &format!("wamid.{wa_id}.{i}"),
+            &k,
+            &format!("photo-{i}.jpg"),
+            "image/jpeg",
+            50_000,
+        ));
     }
-    let r = HandoffRecord {
-        id,
-        conversation: key,
-        episode: 1,
-        trigger: Trigger {
-            kind: TriggerKind::CustomerAsked,
-            source_id: "wamid.x".into(),
-            at: 1_763_990_000,
-            detail: "human".into(),
-            language: Some("en".into()),
-        },
-        reason: Reason {
-            category: "customer_request".into(),
-            text: "The customer asked for a person".into(),
-        },
-        customer: Customer {
-            wa_id: Some(wa_id.into()),
-            profile_name: Some("Ana Ruiz".into()),
-            ..Default::default()
-        },
-        insights: Insights {
-            language: Some("en".into()),
-            language_source: Source::Builtin,
-            sentiment: Sentiment {
-                label: SentimentLabel::Negative,
-                score: -0.5,
-                source: Source::Builtin,
-            },
-            summary: "Order arrived broken.".into(),
-            summary_source: Source::Builtin,
-        },
-        transcript: TranscriptRef {
-            key: transcript,
-            bytes: text.len() as u64,
-            messages: 40,
-            agent_events: 0,
-        },
-        media,
-        reply_window_closes_at: Some(1_764_076_400),
-        created_at_ms: 1_763_990_000_000,
+    let customer = Customer {
+        wa_id: Some(wa_id.into()),
+        profile_name: Some("Ana Ruiz".into()),
+        ..Default::default()
     };
+    let transcript = TranscriptRef {
+        key: transcript,
+        bytes: text.len() as u64,
+        messages: 40,
+        agent_events: 0,
+    };
+    let r = handoff_record(key, 1, customer, transcript, media, 1_763_990_000);
     assert!(store.save_handoff(&r).await.unwrap());
     r
 }

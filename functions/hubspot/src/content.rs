@@ -259,69 +259,36 @@ mod tests {
         assert_eq!(prefix_within(&long, 12), "line\nline\n");
     }
 
+    /// A handoff whose `media` files all failed to copy, with markup in their names.
     fn record(summary: &str, reason: &str, media: usize) -> HandoffRecord {
-        use baton_shared::domain::*;
+        use baton_shared::domain::{ConversationKey, Customer, TranscriptRef};
+        use baton_shared::testing::{copied_file, handoff_record};
         let key = ConversationKey::new("pnid", "34600000001");
         let media = (0..media)
-            .map(|i| MediaRecord {
-                conversation: key.clone(),
-                wamid: format!("wamid.{i}"),
-                kind: "image".into(),
-                media_id: format!("m{i}"),
-                state: MediaState::Failed,
-                key: None,
-                content_type: None,
-                filename: format!("\"><img src=x onerror=alert({i})> photo-{i}.jpg"),
-                bytes: None,
-                sha256_expected: None,
-                sha256_matches: None,
-                error: Some("Graph API said: \"media id not found\" & gave up".repeat(5)),
-                retryable: false,
-                attempts: 4,
-                updated_at_ms: 1,
+            .map(|i| {
+                let name = format!("\"><img src=x onerror=alert({i})> photo-{i}.jpg");
+                let mut m = copied_file(&key, &format!("wamid.{i}"), "", &name, "image/jpeg", 0);
+                m.state = MediaState::Failed;
+                m.key = None;
+                m.error = Some("Graph API said: \"media id not found\" & gave up".repeat(5));
+                m
             })
             .collect();
-        HandoffRecord {
-            id: HandoffRecord::id_for(&key, 1),
-            conversation: key,
-            episode: 1,
-            trigger: Trigger {
-                kind: TriggerKind::AgentRequest,
-                source_id: "evt".into(),
-                at: 1,
-                detail: String::new(),
-                language: None,
-            },
-            reason: Reason {
-                category: "agent_request".into(),
-                text: reason.into(),
-            },
-            customer: Customer {
-                wa_id: Some("34600000001".into()),
-                profile_name: Some("Ana".into()),
-                ..Default::default()
-            },
-            insights: Insights {
-                language: Some("es".into()),
-                language_source: Source::Agent,
-                sentiment: Sentiment {
-                    label: SentimentLabel::Neutral,
-                    score: 0.0,
-                    source: Source::Agent,
-                },
-                summary: summary.into(),
-                summary_source: Source::Agent,
-            },
-            transcript: TranscriptRef {
-                key: "transcripts/x.txt".into(),
-                bytes: 0,
-                messages: 0,
-                agent_events: 0,
-            },
-            media,
-            reply_window_closes_at: Some(86_400),
-            created_at_ms: 0,
-        }
+        let customer = Customer {
+            wa_id: Some("34600000001".into()),
+            profile_name: Some("Ana".into()),
+            ..Default::default()
+        };
+        let transcript = TranscriptRef {
+            key: "transcripts/x.txt".into(),
+            bytes: 0,
+            messages: 0,
+            agent_events: 0,
+        };
+        let mut r = handoff_record(key, 1, customer, transcript, media, 0);
+        r.reason.text = reason.into();
+        r.insights.summary = summary.into();
+        r
     }
 
     #[test]

@@ -12,9 +12,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use baton_hubspot::testing::{HubspotServer, Options, TOKEN};
-use baton_shared::domain::{HandoffRecord, TrailStatus};
+use baton_shared::domain::{ConversationKey, Customer, HandoffRecord, TrailStatus, TranscriptRef};
 use baton_shared::objects::{ObjectMeta, ObjectStore, S3Store};
 use baton_shared::store::{DynamoDbStore, HandoffStore, TrailStore};
+use baton_shared::testing::handoff_record;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -122,26 +123,22 @@ impl Drop for Killed {
 
 /// A handoff as the handoff function writes it: a customer with a phone number, a transcript.
 fn handoff() -> HandoffRecord {
-    serde_json::from_value(json!({
-        "id": "ho_lambda_binary_test_1",
-        "conversation": {"phone_number_id": "106540352242922", "customer": "34612345678"},
-        "episode": 1,
-        "trigger": {"kind": "customer_asked", "source_id": "wamid.T", "at": 1_760_000_000,
-                    "detail": "human", "language": "es"},
-        "reason": {"category": "customer_request", "text": "The customer asked for a person"},
-        "customer": {"wa_id": "34612345678", "profile_name": "Lucía",
-                     "display_phone_number": "15550000000"},
-        "insights": {"language": "es", "language_source": "builtin",
-                     "sentiment": {"label": "negative", "score": -0.5, "source": "builtin"},
-                     "summary": "El pedido 48213 llegó roto.", "summary_source": "builtin"},
-        "transcript": {"key": "transcripts/ho_lambda_binary_test_1.txt", "bytes": 40,
-                       "messages": 2, "agent_events": 0},
-        "media": [],
-        "reply_window_closes_at": 1_760_086_400,
-        // The session link is signed as of the handoff, so its 30 days run from now.
-        "created_at_ms": baton_shared::clock::now_ms()
-    }))
-    .expect("a handoff record")
+    let key = ConversationKey::new("106540352242922", "34612345678");
+    let customer = Customer {
+        wa_id: Some("34612345678".into()),
+        profile_name: Some("Lucía".into()),
+        display_phone_number: "15550000000".into(),
+        ..Default::default()
+    };
+    let transcript = TranscriptRef {
+        key: format!("transcripts/{}.txt", HandoffRecord::id_for(&key, 1)),
+        bytes: 40,
+        messages: 2,
+        agent_events: 0,
+    };
+    // The session link is signed as of the handoff, so its 30 days run from now.
+    let now = baton_shared::clock::now_ms() / 1000;
+    handoff_record(key, 1, customer, transcript, Vec::new(), now)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
