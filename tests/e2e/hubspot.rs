@@ -154,11 +154,11 @@ fn customer(wa_id: &str, name: &str) -> Customer {
     }
 }
 
-fn local_stores() -> (EmbeddedStore, DirectoryStore) {
+fn local_stores() -> (EmbeddedStore, Arc<DirectoryStore>) {
     let dir = std::env::temp_dir().join(unique("baton-hubspot"));
     (
         EmbeddedStore::open(&dir).unwrap(),
-        DirectoryStore::new(dir.join("objects")),
+        Arc::new(DirectoryStore::new(dir.join("objects"))),
     )
 }
 
@@ -403,7 +403,6 @@ async fn an_existing_contact_is_matched_by_phone_in_any_format_but_never_across_
     let foreign = server.add_contact(&[("firstname", "Other"), ("phone", "+44 650 555 1234")]);
     let mine = server.add_contact(&[("firstname", "Maria"), ("mobilephone", "(650) 555-1234")]);
     let (store, objects) = local_stores();
-    let objects = Arc::new(objects);
     let d = deliverer_on(&server, &store, &objects, &[]);
     let first = stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
     let Delivered::Done(trail) = d.deliver(&first, soon(20)).await.unwrap() else {
@@ -483,7 +482,6 @@ async fn an_existing_contact_is_matched_by_phone_in_any_format_but_never_across_
 async fn the_priority_follows_the_configured_map_and_only_the_portals_options() {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
-    let objects = Arc::new(objects);
     let mut priorities = Vec::new();
     for (n, map) in [
         (1, r#"{"negative":"URGENT"}"#),
@@ -514,7 +512,6 @@ fn count(server: &HubspotServer, path: &str) -> usize {
 async fn two_handoffs_of_a_new_customer_at_the_same_moment_make_one_contact() {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
-    let objects = Arc::new(objects);
     // Two business numbers, one customer: two conversations, two handoffs at once. Search lag
     // hides each one's new contact from the other.
     let a = stored_handoff(
@@ -611,7 +608,6 @@ fn assert_exactly_once(server: &HubspotServer, record: &HandoffRecord, context: 
 async fn the_transcript_is_cut_at_the_limit_with_a_marker_and_attached_whole() {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
-    let objects = Arc::new(objects);
     let record = full_handoff(&store, &*objects).await;
     let d = deliverer_on(&server, &store, &objects, &[]);
     assert!(matches!(
@@ -641,7 +637,6 @@ async fn crashes_and_lost_answers_between_any_two_steps_never_make_a_duplicate_o
     // A clean run counts the requests a handoff takes.
     let clean = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
-    let objects = Arc::new(objects);
     let record = full_handoff(&store, &*objects).await;
     let d = deliverer_on(&clean, &store, &objects, &[]);
     d.deliver(&record, soon(20)).await.unwrap();
@@ -661,7 +656,6 @@ async fn crashes_and_lost_answers_between_any_two_steps_never_make_a_duplicate_o
         ] {
             let server = HubspotServer::start(Options::default()).await;
             let (store, objects) = local_stores();
-            let objects = Arc::new(objects);
             let record = full_handoff(&store, &*objects).await;
             server.inject_at(n, fault.clone());
             let context = format!("request {n} {fault:?}");
@@ -697,7 +691,6 @@ async fn crashes_and_lost_answers_between_any_two_steps_never_make_a_duplicate_o
 async fn rate_limits_and_server_errors_are_retried_with_the_wait_hubspot_asks_for() {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
-    let objects = Arc::new(objects);
     let record = stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
     server.inject(
         Method::GET,
@@ -752,7 +745,6 @@ async fn many_handoffs_at_once_stay_inside_search_rate_limit() {
     })
     .await;
     let (store, objects) = local_stores();
-    let objects = Arc::new(objects);
     let d = Arc::new(deliverer_on(&server, &store, &objects, &[]));
     let mut records = Vec::new();
     for i in 0..12 {
@@ -788,7 +780,6 @@ async fn many_handoffs_at_once_stay_inside_search_rate_limit() {
 async fn refusals_are_parked_with_hubspots_reason_and_a_replay_finishes_them() {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
-    let objects = Arc::new(objects);
     let record = full_handoff(&store, &*objects).await;
     server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::Status(400));
     let d = deliverer_on(&server, &store, &objects, &[]);
@@ -857,7 +848,6 @@ struct Two {
 async fn two_handoffs() -> Two {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
-    let objects = Arc::new(objects);
     let first = full_handoff(&store, &*objects).await;
     let second = stored_handoff(
         &store,
@@ -881,7 +871,6 @@ async fn two_handoffs() -> Two {
 async fn a_file_hubspot_refuses_or_whose_copy_is_gone_is_skipped_and_the_note_says_why() {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
-    let objects = Arc::new(objects);
     let mut record = full_handoff(&store, &*objects).await;
     // The photo is refused; the receipt's copy has left the bucket.
     server.inject(Method::POST, "/files/v3/files", Fault::Status(400));
@@ -1053,7 +1042,6 @@ async fn a_rate_limit_pause_past_the_deadline_ends_the_run_instead_of_outlasting
 async fn a_bad_pipeline_setting_is_parked_naming_the_variable() {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
-    let objects = Arc::new(objects);
     let record = stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
     let d = deliverer_on(
         &server,
@@ -1154,7 +1142,6 @@ async fn a_failure_hubspot_may_recover_from_is_reported_to_the_stream_for_a_retr
 #[tokio::test]
 async fn without_a_token_baton_local_writes_the_exact_requests_to_its_outbox() {
     let (store, objects) = local_stores();
-    let objects = Arc::new(objects);
     let dir = std::env::temp_dir().join(unique("baton-outbox"));
     let record = stored_handoff(
         &store,
