@@ -19,6 +19,31 @@ pub fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// For a benchmark's child process: prints its time since `started` and its peak memory, for
+/// [`child_figures`] to read.
+pub fn print_child_figures(started: std::time::Instant) {
+    println!("{} {}", started.elapsed().as_secs_f64(), peak_rss_kib());
+}
+
+/// Runs a benchmark's child process (which ends with [`print_child_figures`]) and returns its
+/// seconds and peak memory in KiB; panics with its stderr when it fails.
+pub fn child_figures(command: &mut std::process::Command) -> (f64, u64) {
+    let out = command
+        .output()
+        .expect("start the benchmark's child process");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace();
+    let secs = parts.next().and_then(|p| p.parse().ok());
+    let kib = parts.next().and_then(|p| p.parse().ok());
+    secs.zip(kib)
+        .unwrap_or_else(|| panic!("the child printed no figures: {text}"))
+}
+
 /// A customer's file the handoff function copied to `object_key` in the media bucket.
 pub fn copied_file(
     conversation: &ConversationKey,

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use baton_shared::domain::{ConversationKey, MediaState};
 use baton_shared::handoff::media::{GraphConfig, MediaCopier, MediaJob};
 use baton_shared::objects::{DirectoryStore, ObjectStore, S3Store};
-use baton_shared::testing::peak_rss_kib;
+use baton_shared::testing::{child_figures, print_child_figures};
 use baton_shared::whatsapp::Media;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -193,7 +193,7 @@ async fn child(mode: &str, size: usize, base: &str) {
                 w.part(data.slice_ref(part)).await.unwrap();
             }
             w.finish().await.unwrap();
-            println!("{} {}", started.elapsed().as_secs_f64(), peak_rss_kib());
+            print_child_figures(started);
             return;
         }
         _ => {
@@ -218,26 +218,16 @@ async fn child(mode: &str, size: usize, base: &str) {
             assert_eq!(record.bytes, Some(size as u64));
         }
     }
-    println!("{} {}", started.elapsed().as_secs_f64(), peak_rss_kib());
+    print_child_figures(started);
 }
 
 fn measure(mode: &str, size: usize, base: &str) -> (f64, u64) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--child", mode, &size.to_string(), base])
-        // As template.yaml sets it for the function: part buffers go back to the system when freed.
-        .env("GLIBC_TUNABLES", MALLOC_TUNABLES)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut parts = text.split_whitespace();
-    (
-        parts.next().unwrap().parse().unwrap(),
-        parts.next().unwrap().parse().unwrap(),
+    child_figures(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--child", mode, &size.to_string(), base])
+            // As template.yaml sets it for the function: part buffers go back to the system when
+            // freed.
+            .env("GLIBC_TUNABLES", MALLOC_TUNABLES),
     )
 }
 

@@ -13,7 +13,7 @@ use baton_hubspot::{Deliverer, HubspotClient, HubspotConfig};
 use baton_shared::domain::*;
 use baton_shared::objects::{DirectoryStore, ObjectMeta, ObjectStore};
 use baton_shared::store::{EmbeddedStore, HandoffStore};
-use baton_shared::testing::{copied_file, handoff_record, peak_rss_kib};
+use baton_shared::testing::{child_figures, copied_file, handoff_record, print_child_figures};
 use bytes::Bytes;
 
 const LATENCY: Duration = Duration::from_millis(100);
@@ -134,7 +134,7 @@ fn upload_child(base: &str, dir: &str, key: &str) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         let answer = client.call(&call, deadline).await.unwrap();
         assert!(answer.is_success(), "{:?}", answer.body);
-        println!("{} {}", started.elapsed().as_secs_f64(), peak_rss_kib());
+        print_child_figures(started);
     });
 }
 
@@ -155,26 +155,21 @@ async fn uploads() {
             .unwrap();
         let base = server.base_url();
         let dir_text = dir.to_str().unwrap().to_owned();
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--upload-child", &base, &dir_text, &key])
-                .output()
-                .unwrap()
+        let (secs, rss) = tokio::task::spawn_blocking(move || {
+            child_figures(
+                std::process::Command::new(std::env::current_exe().unwrap()).args([
+                    "--upload-child",
+                    &base,
+                    &dir_text,
+                    &key,
+                ]),
+            )
         })
         .await
         .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let mut parts = text.split_whitespace();
-        let secs: f64 = parts.next().unwrap().parse().unwrap();
-        let rss: f64 = parts.next().unwrap().parse().unwrap();
         let stored = server.files().last().map(|f| f.bytes.len()).unwrap_or(0);
         assert_eq!(stored, mb * 1_000_000, "the server got the whole file");
-        println!("| {mb} MB | {:.1} MiB | {secs:.3} s |", rss / 1024.0);
+        println!("| {mb} MB | {:.1} MiB | {secs:.3} s |", rss as f64 / 1024.0);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
