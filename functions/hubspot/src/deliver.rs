@@ -10,6 +10,7 @@ use baton_shared::clock::now_ms;
 use baton_shared::domain::{
     HandoffRecord, HubspotTrail, MediaState, Step, StepState, TrailError, TrailStatus,
 };
+use baton_shared::handoff::media::safe_name;
 use baton_shared::objects::ObjectStore;
 use baton_shared::store::{HandoffStore, TrailStore};
 use serde_json::{Value, json};
@@ -47,34 +48,6 @@ fn iso(ms: i64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| ms.to_string())
-}
-
-/// `a-z0-9._-` only, so the name is the same in every folder listing and URL.
-fn safe_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let trimmed = cleaned.trim_matches(|c| c == '.' || c == '_');
-    let short: String = trimmed
-        .chars()
-        .rev()
-        .take(80)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    if short.is_empty() {
-        "file".into()
-    } else {
-        short
-    }
 }
 
 fn short_hash(s: &str) -> String {
@@ -239,7 +212,7 @@ impl Deliverer {
                 name: format!(
                     "{}-{}",
                     short_hash(&media.wamid),
-                    safe_name(&media.filename)
+                    safe_name(&media.filename, 80)
                 ),
                 content_type: media
                     .content_type

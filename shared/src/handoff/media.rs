@@ -167,10 +167,13 @@ const RETRYABLE_CODES: &[i64] = &[1, 2, 4, 17, 32, 613, 80007, 130429, 131056, 1
 pub fn object_key(conversation: &ConversationKey, wamid: &str, filename: &str) -> String {
     let conv = hex::encode(&Sha256::digest(conversation.partition().as_bytes())[..8]);
     let msg = hex::encode(&Sha256::digest(wamid.as_bytes())[..8]);
-    format!("media/{conv}/{msg}/{}", safe_name(filename))
+    format!("media/{conv}/{msg}/{}", safe_name(filename, 120))
 }
 
-fn safe_name(name: &str) -> String {
+/// `name` with `a-z0-9._-` only (anything else becomes `_`, no leading or trailing dot), keeping
+/// its last `max_chars` characters so the extension survives: the same in every key, folder
+/// listing and URL.
+pub fn safe_name(name: &str, max_chars: usize) -> String {
     let cleaned: String = name
         .chars()
         .map(|c| {
@@ -185,7 +188,7 @@ fn safe_name(name: &str) -> String {
     let mut out: String = trimmed
         .chars()
         .rev()
-        .take(120)
+        .take(max_chars)
         .collect::<Vec<_>>()
         .into_iter()
         .rev()
@@ -640,7 +643,7 @@ mod tests {
         );
         assert!(!a.contains("16505551234"));
         assert_ne!(a, object_key(&conv, "wamid.ABD", "Invoice (May).pdf"));
-        assert_eq!(safe_name("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(safe_name("../../etc/passwd", 120), "_.._etc_passwd");
     }
 
     #[test]
