@@ -1039,6 +1039,37 @@ async fn a_rate_limit_pause_past_the_deadline_ends_the_run_instead_of_outlasting
 }
 
 #[tokio::test]
+async fn a_refused_token_is_parked_as_a_configuration_error_naming_the_setting() {
+    let server = HubspotServer::start(Options::default()).await;
+    let (store, objects) = local_stores();
+    let record = stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
+    let d = deliverer_on(
+        &server,
+        &store,
+        &objects,
+        &[("HUBSPOT_ACCESS_TOKEN", "pat-na1-revoked-token")],
+    );
+    let Delivered::Parked(trail) = d.deliver(&record, soon(20)).await.unwrap() else {
+        panic!("a refused token is parked, not retried")
+    };
+    let e = trail.last_error.unwrap();
+    assert_eq!((e.status, e.retryable), (Some(401), false));
+    assert!(
+        e.message
+            .contains("configuration error (401): HubSpot refused HUBSPOT_ACCESS_TOKEN"),
+        "{}",
+        e.message
+    );
+    assert!(!e.message.contains("scope"), "{}", e.message);
+    assert!(
+        !e.message.contains("revoked-token"),
+        "the token is not quoted"
+    );
+    assert_eq!(server.requests().len(), 1, "nothing retried");
+    assert!(server.tickets().is_empty());
+}
+
+#[tokio::test]
 async fn a_bad_pipeline_setting_is_parked_naming_the_variable() {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();

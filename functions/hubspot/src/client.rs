@@ -498,11 +498,23 @@ impl HubspotClient {
                 }
                 Reply::Answer { status, body, .. } if status == 401 || status == 403 => {
                     let p = problem_of(&body);
+                    // 401: the token itself is refused; 403: it lacks the request's scope.
+                    let (message, scope) = if status == 401 {
+                        (
+                            format!(
+                                "HubSpot refused HUBSPOT_ACCESS_TOKEN (invalid, revoked or rotated): {}",
+                                p.message
+                            ),
+                            None,
+                        )
+                    } else {
+                        (p.message, crate::error::scope_for(&call.method, &call.path))
+                    };
                     return Err(HubspotError::Configuration {
                         step: call.step,
                         status,
-                        message: p.message,
-                        scope: crate::error::scope_for(&call.method, &call.path),
+                        message,
+                        scope,
                         correlation_id: p.correlation_id,
                     });
                 }
