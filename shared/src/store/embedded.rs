@@ -116,6 +116,23 @@ impl EmbeddedStore {
             .await
             .map_err(|e| failed(format!("worker stopped: {e}")))?
     }
+
+    /// The JSON value under `key` in `table`, read in its own transaction.
+    async fn get_json<T>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: String,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(failed)?;
+            let table = txn.open_table(table).map_err(failed)?;
+            read_json(&table, &key)
+        })
+        .await
+    }
 }
 
 fn write(db: &Database, batch: &DeliveryBatch) -> Result<WriteReport, StoreError> {
@@ -619,13 +636,7 @@ impl HandoffStore for EmbeddedStore {
         key: &ConversationKey,
         wamid: &str,
     ) -> Result<Option<MediaRecord>, StoreError> {
-        let k = child(&key.partition(), wamid);
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(failed)?;
-            let table = txn.open_table(MEDIA).map_err(failed)?;
-            read_json(&table, &k)
-        })
-        .await
+        self.get_json(MEDIA, child(&key.partition(), wamid)).await
     }
 
     async fn save_media(&self, record: &MediaRecord) -> Result<(), StoreError> {
@@ -647,13 +658,7 @@ impl HandoffStore for EmbeddedStore {
     }
 
     async fn handoff(&self, id: &str) -> Result<Option<HandoffRecord>, StoreError> {
-        let id = id.to_owned();
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(failed)?;
-            let table = txn.open_table(HANDOFFS).map_err(failed)?;
-            read_json(&table, &id)
-        })
-        .await
+        self.get_json(HANDOFFS, id.to_owned()).await
     }
 
     async fn save_handoff(&self, record: &HandoffRecord) -> Result<bool, StoreError> {
@@ -685,13 +690,7 @@ impl HandoffStore for EmbeddedStore {
 #[async_trait]
 impl TrailStore for EmbeddedStore {
     async fn trail(&self, handoff_id: &str) -> Result<Option<HubspotTrail>, StoreError> {
-        let id = handoff_id.to_owned();
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(failed)?;
-            let table = txn.open_table(TRAILS).map_err(failed)?;
-            read_json(&table, &id)
-        })
-        .await
+        self.get_json(TRAILS, handoff_id.to_owned()).await
     }
 
     async fn save_trail(&self, handoff_id: &str, trail: &HubspotTrail) -> Result<(), StoreError> {
