@@ -1047,6 +1047,65 @@ async fn a_rate_limit_pause_past_the_deadline_ends_the_run_instead_of_outlasting
 }
 
 #[tokio::test]
+async fn a_replay_delivers_the_oldest_handoff_first() {
+    let server = HubspotServer::start(Options::default()).await;
+    let (store, objects) = local_stores();
+    let keys = [
+        ConversationKey::new(PNID, "447700900001"),
+        ConversationKey::new(PNID, "447700900002"),
+    ];
+    // The embedded store lists trails by id: the older handoff gets the greater id, so only
+    // sorting puts it first.
+    let (older, newer) = if HandoffRecord::id_for(&keys[0], 1) > HandoffRecord::id_for(&keys[1], 1)
+    {
+        (&keys[0], &keys[1])
+    } else {
+        (&keys[1], &keys[0])
+    };
+    let mut ids = Vec::new();
+    for (key, at) in [(older, T0), (newer, T0 + 600)] {
+        let transcript = TranscriptRef {
+            key: format!("transcripts/{}.txt", HandoffRecord::id_for(key, 1)),
+            bytes: 0,
+            messages: 0,
+            agent_events: 0,
+        };
+        let record = handoff_record(
+            key.clone(),
+            1,
+            customer(&key.customer, "Ann"),
+            transcript,
+            Vec::new(),
+            at,
+        );
+        assert!(store.save_handoff(&record).await.unwrap());
+        let parked = HubspotTrail {
+            status: TrailStatus::Parked,
+            ..Default::default()
+        };
+        store.save_trail(&record.id, &parked).await.unwrap();
+        ids.push(record.id);
+    }
+    let listed = store.unfinished_handoffs(10).await.unwrap();
+    assert_eq!(
+        listed,
+        [ids[1].clone(), ids[0].clone()],
+        "the store lists the newer first"
+    );
+
+    let d = deliverer_on(&server, &store, &objects, &[]);
+    let report = baton_hubspot::deliver::replay(&d, &store, &store, soon(20)).await;
+    let order: Vec<&str> = report.handoffs.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(order, [ids[0].as_str(), ids[1].as_str()], "{report:?}");
+    let tickets: Vec<String> = server
+        .tickets()
+        .iter()
+        .map(|t| t.properties["baton_handoff_id"].clone())
+        .collect();
+    assert_eq!(tickets, ids, "the older handoff's ticket comes first");
+}
+
+#[tokio::test]
 async fn a_refused_token_is_parked_as_a_configuration_error_naming_the_setting() {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();

@@ -485,35 +485,40 @@ pub async fn replay(
             return report;
         }
     };
+    // The store lists them in no useful order; reps should see the oldest tickets first.
+    let mut records = Vec::new();
     for id in ids {
-        let outcome = match handoffs.handoff(&id).await {
-            Ok(Some(record)) => match deliverer.deliver(&record, deadline).await {
-                Ok(Delivered::Done(_)) => {
-                    report.done += 1;
-                    "done".to_owned()
-                }
-                Ok(Delivered::Parked(t)) => {
-                    report.parked += 1;
-                    format!(
-                        "parked: {}",
-                        t.last_error.map(|e| e.message).unwrap_or_default()
-                    )
-                }
-                Err(e) => {
-                    report.failed += 1;
-                    format!("failed: {e}")
-                }
-            },
-            Ok(None) => {
-                report.failed += 1;
-                "failed: the handoff record is gone".into()
+        let missing = match handoffs.handoff(&id).await {
+            Ok(Some(record)) => {
+                records.push(record);
+                continue;
+            }
+            Ok(None) => "failed: the handoff record is gone".to_owned(),
+            Err(e) => format!("failed: {e}"),
+        };
+        report.failed += 1;
+        report.handoffs.push((id, missing));
+    }
+    records.sort_by_key(|r| r.created_at_ms);
+    for record in records {
+        let outcome = match deliverer.deliver(&record, deadline).await {
+            Ok(Delivered::Done(_)) => {
+                report.done += 1;
+                "done".to_owned()
+            }
+            Ok(Delivered::Parked(t)) => {
+                report.parked += 1;
+                format!(
+                    "parked: {}",
+                    t.last_error.map(|e| e.message).unwrap_or_default()
+                )
             }
             Err(e) => {
                 report.failed += 1;
                 format!("failed: {e}")
             }
         };
-        report.handoffs.push((id, outcome));
+        report.handoffs.push((record.id, outcome));
     }
     report
 }
