@@ -4,6 +4,7 @@
 //! from another country never matches; none → create, and a 409 → the existing contact.
 
 use baton_shared::domain::Customer;
+use baton_shared::handoff::media::url_component;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -52,18 +53,14 @@ impl Phone {
         if typed.is_empty() {
             return false;
         }
-        let with_plus = typed.starts_with('+') || typed.starts_with("00");
-        let parsed = if with_plus {
-            let digits: String = typed
-                .trim_start_matches('+')
-                .strip_prefix("00")
-                .unwrap_or(typed.trim_start_matches('+'))
-                .chars()
-                .filter(char::is_ascii_digit)
-                .collect();
-            phonenumber::parse(None, format!("+{digits}")).ok()
-        } else {
-            phonenumber::parse(self.region, typed).ok()
+        // With an international prefix (`+` or `00`) the country code is in the text; without
+        // one, the number is read in this number's region.
+        let parsed = match typed.strip_prefix('+').or_else(|| typed.strip_prefix("00")) {
+            Some(international) => {
+                let digits: String = international.chars().filter(char::is_ascii_digit).collect();
+                phonenumber::parse(None, format!("+{digits}")).ok()
+            }
+            None => phonenumber::parse(self.region, typed).ok(),
         };
         parsed.is_some_and(|n| n.format().mode(phonenumber::Mode::E164).to_string() == self.e164)
     }
@@ -103,18 +100,6 @@ impl Identity {
     }
 }
 
-fn encode(segment: &str) -> String {
-    let mut out = String::new();
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// How the contact was found.
 pub struct Found {
     pub id: String,
@@ -131,7 +116,7 @@ pub async fn by_whatsapp_id(
         .find_by_unique(
             "contact",
             "contacts",
-            &encode(whatsapp_id),
+            &url_component(whatsapp_id),
             CONTACT_WHATSAPP_ID,
             deadline,
         )

@@ -592,7 +592,9 @@ impl MediaCopier {
     }
 }
 
-fn url_component(s: &str) -> String {
+/// `s` percent-encoded as one URL path segment or query value (everything but RFC 3986's
+/// unreserved characters).
+pub fn url_component(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
