@@ -22,6 +22,7 @@ use baton_shared::handoff::Processor;
 use baton_shared::handoff::llm::LlmClient;
 use baton_shared::handoff::media::MediaCopier;
 use baton_shared::objects::{DirectoryStore, ObjectStore, S3Store};
+use baton_shared::session::SessionPages;
 use baton_shared::store::{
     DynamoDbStore, EmbeddedStore, HandoffStore, Store, StoreError, TrailStore,
 };
@@ -33,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 pub const LISTEN: &str = "BATON_LISTEN";
 pub const DATA_DIR: &str = "BATON_DATA_DIR";
-pub const PUBLIC_BASE_URL: &str = "PUBLIC_BASE_URL";
+pub const PUBLIC_BASE_URL: &str = baton_shared::config::PUBLIC_BASE_URL;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 pub const DEFAULT_DATA_DIR: &str = ".baton";
 const LOCAL_SECRETS_FILE: &str = "local-secrets.json";
@@ -63,6 +64,8 @@ pub struct LocalConfig {
     pub hubspot: baton_hubspot::HubspotConfig,
     /// S3 bucket for media and transcripts (`MEDIA_BUCKET`); else files under the data directory.
     pub media_bucket: Option<String>,
+    /// How long the file links on a session page work (`SESSION_MEDIA_URL_SECS`).
+    pub session_media_url_secs: u64,
 }
 
 /// A source with fallbacks for what `baton-local` can choose itself.
@@ -253,6 +256,11 @@ impl LocalConfig {
             })?,
             public_base_url,
             media_bucket: config::optional(src, MEDIA_BUCKET),
+            session_media_url_secs: config::number(
+                src,
+                config::SESSION_MEDIA_URL_SECS,
+                baton_shared::session::page::DEFAULT_MEDIA_URL_SECS,
+            )?,
         })
     }
 
@@ -328,6 +336,22 @@ impl LocalConfig {
             )?),
         };
         Ok(Deliverer::new(h.clone(), Some(client), trails, objects))
+    }
+
+    /// The webhook with the session pages (`/sessions/{id}`) the HubSpot note links to.
+    pub async fn webhook(&self, stores: &Stores) -> Result<Webhook, String> {
+        let app = Webhook::new(stores.store.clone(), self.secrets.clone());
+        let Some(links) = self.hubspot.sessions.clone() else {
+            return Ok(app);
+        };
+        let pages = SessionPages::new(
+            stores.handoff.clone(),
+            stores.trails.clone(),
+            self.open_objects().await?,
+            links,
+        )
+        .with_media_url_ttl(std::time::Duration::from_secs(self.session_media_url_secs));
+        Ok(app.with_sessions(pages))
     }
 
     pub fn outbox_dir(&self) -> PathBuf {

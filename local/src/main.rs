@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use baton_local::{LocalConfig, Stage, banner, router, run_stage};
 use baton_shared::config::ProcessEnv;
-use baton_webhook::{Webhook, replay_deliveries};
+use baton_webhook::replay_deliveries;
 
 const USAGE: &str = "\
 usage: baton-local [serve]         serve the webhook on BATON_LISTEN (default 127.0.0.1:3000) and
@@ -143,10 +143,16 @@ async fn main() -> ExitCode {
     ));
     tokio::spawn(run_stage(
         Stage::Hubspot(deliverer),
-        stores.feed,
+        stores.feed.clone(),
         cfg.data_dir.clone(),
     ));
-    let app = Webhook::new(stores.store, cfg.secrets.clone());
+    let app = match cfg.webhook(&stores).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("baton-local: cannot start the session pages: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

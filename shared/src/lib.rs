@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod handoff;
+pub mod html;
 pub mod objects;
 pub mod session;
 pub mod store;

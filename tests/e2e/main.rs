@@ -4,11 +4,13 @@
 //! `BATON_REQUIRE_EMULATORS` is set, when they fail.
 
 mod agent_events;
+mod browser;
 mod graph;
 mod handoff;
 mod hubspot;
 mod lambda;
 mod secrets;
+mod session_page;
 mod store_contract;
 mod streams;
 mod support;

@@ -16,9 +16,9 @@ pub const RATE_LIMIT: &str = "HUBSPOT_RATE_LIMIT_PER_10S";
 pub const SEARCH_RATE: &str = "HUBSPOT_SEARCH_PER_SECOND";
 pub const TIMEOUT_MS: &str = "HUBSPOT_TIMEOUT_MS";
 pub const FILES_FOLDER: &str = "HUBSPOT_FILES_FOLDER";
-pub const PUBLIC_BASE_URL: &str = "PUBLIC_BASE_URL";
-pub const SESSION_LINK_SECRET: &str = "SESSION_LINK_SECRET";
-pub const SESSION_LINK_TTL_DAYS: &str = "SESSION_LINK_TTL_DAYS";
+pub const PUBLIC_BASE_URL: &str = baton_shared::config::PUBLIC_BASE_URL;
+pub const SESSION_LINK_SECRET: &str = baton_shared::config::SESSION_LINK_SECRET;
+pub const SESSION_LINK_TTL_DAYS: &str = baton_shared::config::SESSION_LINK_TTL_DAYS;
 /// template.yaml's placeholder: a token still set to it counts as not set.
 pub const ACCESS_TOKEN_PLACEHOLDER: &str = "replace-with-your-hubspot-private-app-token";
 

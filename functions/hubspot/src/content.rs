@@ -145,19 +145,7 @@ pub fn ticket_content(record: &HandoffRecord, transcript: &str) -> (String, bool
 }
 
 fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\n' => out.push_str("<br>"),
-            c => out.push(c),
-        }
-    }
-    out
+    baton_shared::html::escape(s).replace('\n', "<br>")
 }
 
 /// The marker that identifies a handoff's note, so a retry finds the note it already posted.

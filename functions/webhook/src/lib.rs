@@ -17,6 +17,9 @@
 //! | `POST /agent/events` with a missing or wrong `X-Baton-Signature-256` (or no `AGENT_EVENTS_SECRET`) | 401, nothing stored |
 //! | `POST /agent/events`, signed, but not valid events | 400 naming the problem; the body is kept for replay |
 //! | `POST /agent/events`, signed and valid | 200 with how many events were new and how many seen before |
+//! | `GET /sessions/{id}?t=<token>` with a good token | 200, the session page (HTML) |
+//! | `GET /sessions/{id}/file?t=<token>&key=<key>` | 200, one of the session's files (stores without presigned URLs) |
+//! | a session URL with a missing, forged, moved or expired token | 403, a plain page that says nothing more |
 
 use std::sync::Arc;
 
@@ -26,6 +29,7 @@ use baton_shared::domain::{
     BatchOrigin, DeliveryBatch, DeliveryId, MAX_BODY_BYTES, ParseState, RawDelivery, WriteReport,
     build_batch,
 };
+use baton_shared::session::{Answer, SessionPages, page};
 use baton_shared::store::{Store, StoreError};
 use baton_shared::whatsapp::{SIGNATURE_HEADER, verify_handshake};
 use bytes::Bytes;
@@ -51,6 +55,7 @@ pub struct Webhook {
     store: Arc<dyn Store>,
     secrets: WebhookSecrets,
     clock: Clock,
+    sessions: Option<SessionPages>,
 }
 
 /// What a stored delivery's 200 answer says.
@@ -77,11 +82,27 @@ impl Webhook {
             store,
             secrets,
             clock,
+            sessions: None,
         }
+    }
+
+    /// Serves session pages (`/sessions/{id}`) too.
+    pub fn with_sessions(mut self, sessions: SessionPages) -> Self {
+        self.sessions = Some(sessions);
+        self
     }
 
     /// Routes one request.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
+        if let Some(rest) = req.uri().path().strip_prefix(page::SESSIONS_PATH) {
+            if req.method() != Method::GET {
+                let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+                r.headers_mut()
+                    .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
+                return r;
+            }
+            return self.session(rest, req.uri().query().unwrap_or("")).await;
+        }
         if req.uri().path() == AGENT_EVENTS_PATH {
             if req.method() != Method::POST {
                 let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
@@ -102,6 +123,62 @@ impl Webhook {
                 r.headers_mut()
                     .insert(header::ALLOW, header::HeaderValue::from_static("GET, POST"));
                 r
+            }
+        }
+    }
+
+    async fn session(&self, rest: &str, query: &str) -> Response<Bytes> {
+        let Some(sessions) = &self.sessions else {
+            tracing::warn!(
+                "session page asked for, but SESSION_LINK_SECRET or MEDIA_BUCKET is not set"
+            );
+            return html(StatusCode::NOT_FOUND, page::NOT_FOUND_HTML);
+        };
+        match sessions.answer(rest, query).await {
+            Answer::Page { html: body, csp } => {
+                tracing::info!(bytes = body.len(), "session page served");
+                let mut r = html(StatusCode::OK, body);
+                if let Ok(v) = header::HeaderValue::from_str(&csp) {
+                    r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+                }
+                r
+            }
+            Answer::File {
+                stream,
+                content_type,
+            } => {
+                use futures_util::TryStreamExt;
+                let mut bytes = Vec::with_capacity(stream.len as usize);
+                let mut body = stream.body;
+                loop {
+                    match body.try_next().await {
+                        Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::error!(error = %e, "session file not readable");
+                            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later");
+                        }
+                    }
+                }
+                let mut r = Response::new(Bytes::from(bytes));
+                let h = r.headers_mut();
+                if let Ok(v) = header::HeaderValue::from_str(&content_type) {
+                    h.insert(header::CONTENT_TYPE, v);
+                }
+                private(h);
+                r
+            }
+            Answer::Forbidden => {
+                tracing::warn!("session page refused: bad or expired link");
+                html(StatusCode::FORBIDDEN, page::FORBIDDEN_HTML)
+            }
+            Answer::NotFound => html(StatusCode::NOT_FOUND, page::NOT_FOUND_HTML),
+            Answer::Unavailable(e) => {
+                tracing::error!(error = %e, "session page not available");
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The session cannot be read right now; try again in a minute.",
+                )
             }
         }
     }
@@ -354,6 +431,37 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    r
+}
+
+/// Headers every session answer carries: never cached, never framed, never sniffed, no referrer
+/// (the link's token stays out of other sites' logs).
+fn private(h: &mut header::HeaderMap) {
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        h.insert(name, header::HeaderValue::from_static(value));
+    }
+}
+
+fn html(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    private(h);
     r
 }
 

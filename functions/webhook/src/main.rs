@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
-use baton_shared::config::{self, ProcessEnv, SECRET_ARN, Settings, TABLE_NAME, WebhookSecrets};
+use baton_shared::config::{
+    self, MEDIA_BUCKET, PUBLIC_BASE_URL, ProcessEnv, SECRET_ARN, SESSION_LINK_SECRET,
+    SESSION_LINK_TTL_DAYS, SESSION_MEDIA_URL_SECS, Settings, TABLE_NAME, WebhookSecrets,
+};
+use baton_shared::objects::S3Store;
+use baton_shared::session::{SessionLinks, SessionPages, page};
 use baton_shared::store::DynamoDbStore;
 use baton_webhook::{Webhook, handle_lambda};
 use lambda_http::{Error, service_fn};
@@ -37,11 +42,11 @@ async fn main() -> Result<(), Error> {
 /// Builds the handler, or ends the process: Lambda then reports the error and starts afresh.
 async fn build(table: String) -> Webhook {
     let aws = aws_config::load_from_env().await;
-    let secrets = match Settings::load(&aws)
-        .await
-        .and_then(|s| WebhookSecrets::from_source(&s))
-    {
-        Ok(secrets) => secrets,
+    let (settings, secrets) = match Settings::load(&aws).await.and_then(|s| {
+        let secrets = WebhookSecrets::from_source(&s)?;
+        Ok((s, secrets))
+    }) {
+        Ok(loaded) => loaded,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
             std::process::exit(1);
@@ -59,5 +64,52 @@ async fn build(table: String) -> Webhook {
              401 until it is put into the stack's secret"
         );
     }
-    Webhook::new(Arc::new(DynamoDbStore::from_config(&aws, table)), secrets)
+    let store = Arc::new(DynamoDbStore::from_config(&aws, table));
+    let app = Webhook::new(store.clone(), secrets);
+    match session_pages(&aws, &settings, store) {
+        Ok(Some(pages)) => app.with_sessions(pages),
+        Ok(None) => {
+            tracing::warn!(
+                "SESSION_LINK_SECRET or MEDIA_BUCKET is not set: session pages answer 404"
+            );
+            app
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// The session pages, when the stack gives the link key and the media bucket.
+fn session_pages(
+    aws: &aws_config::SdkConfig,
+    settings: &Settings,
+    store: Arc<DynamoDbStore>,
+) -> Result<Option<SessionPages>, config::ConfigError> {
+    let (Some(secret), Some(bucket)) = (
+        config::optional(settings, SESSION_LINK_SECRET),
+        config::optional(settings, MEDIA_BUCKET),
+    ) else {
+        return Ok(None);
+    };
+    let links = SessionLinks::new(
+        &config::optional(settings, PUBLIC_BASE_URL).unwrap_or_default(),
+        secret.into(),
+        config::number(
+            settings,
+            SESSION_LINK_TTL_DAYS,
+            baton_shared::session::DEFAULT_TTL_DAYS,
+        )?,
+    );
+    let media_url_secs = config::number(
+        settings,
+        SESSION_MEDIA_URL_SECS,
+        page::DEFAULT_MEDIA_URL_SECS,
+    )?;
+    let objects = S3Store::from_config(aws, bucket, config::s3_path_style(settings));
+    Ok(Some(
+        SessionPages::new(store.clone(), store, Arc::new(objects), links)
+            .with_media_url_ttl(std::time::Duration::from_secs(media_url_secs)),
+    ))
 }

@@ -165,9 +165,18 @@ const RETRYABLE_CODES: &[i64] = &[1, 2, 4, 17, 32, 613, 80007, 130429, 131056, 1
 /// The object key for a message's file: hashes of the conversation and the message (no phone
 /// number in keys or logs) and a safe file name.
 pub fn object_key(conversation: &ConversationKey, wamid: &str, filename: &str) -> String {
-    let conv = hex::encode(&Sha256::digest(conversation.partition().as_bytes())[..8]);
     let msg = hex::encode(&Sha256::digest(wamid.as_bytes())[..8]);
-    format!("media/{conv}/{msg}/{}", safe_name(filename, 120))
+    format!(
+        "{}{msg}/{}",
+        conversation_prefix(conversation),
+        safe_name(filename, 120)
+    )
+}
+
+/// Where all of a conversation's media copies are: `media/<hash of the conversation>/`.
+pub fn conversation_prefix(conversation: &ConversationKey) -> String {
+    let conv = hex::encode(&Sha256::digest(conversation.partition().as_bytes())[..8]);
+    format!("media/{conv}/")
 }
 
 /// `name` with `a-z0-9._-` only (anything else becomes `_`, no leading or trailing dot), keeping

@@ -108,11 +108,56 @@ impl Rendered {
     }
 }
 
+/// Who a transcript line is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Customer,
+    Agent,
+    System,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Agent => "agent",
+            Self::System => "system",
+        }
+    }
+}
+
+/// One transcript line, kept whole for a page that lays lines out itself (the session page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// Unix seconds.
+    pub at: i64,
+    pub role: Role,
+    /// `Customer (name)`, `AI agent` or `System`.
+    pub who: String,
+    /// The line's text; a media line carries its message's wamid between marks (see
+    /// [`Line::parts`]).
+    text: String,
+}
+
+impl Line {
+    /// The text before the media mark, the media message's wamid, and the text after it.
+    pub fn parts(&self) -> (&str, Option<&str>, &str) {
+        let mut split = self.text.splitn(3, MEDIA_MARK);
+        let before = split.next().unwrap_or_default();
+        match (split.next(), split.next()) {
+            (Some(wamid), Some(after)) => (before, Some(wamid), after),
+            _ => (before, None, ""),
+        }
+    }
+}
+
 /// Builds a transcript page by page.
 pub struct Transcript {
     customer: String,
     excerpts: HashMap<String, String>,
     out: Rendered,
+    /// Lines kept whole since the last [`Transcript::take_lines`], when asked for.
+    lines: Option<Vec<Line>>,
 }
 
 impl Transcript {
@@ -124,7 +169,19 @@ impl Transcript {
             customer: format!("Customer ({customer})"),
             excerpts: HashMap::new(),
             out,
+            lines: None,
         }
+    }
+
+    /// Also keeps each line whole, to be taken with [`Transcript::take_lines`].
+    pub fn keeping_lines(mut self) -> Self {
+        self.lines = Some(Vec::new());
+        self
+    }
+
+    /// The lines written since the last call (none unless [`Transcript::keeping_lines`]).
+    pub fn take_lines(&mut self) -> Vec<Line> {
+        self.lines.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     pub fn push(&mut self, entry: &TimelineEntry) {
@@ -139,6 +196,19 @@ impl Transcript {
     }
 
     fn line(&mut self, ts: i64, who: &str, text: &str) {
+        if let Some(lines) = &mut self.lines {
+            let role = match who {
+                "System" => Role::System,
+                "AI agent" => Role::Agent,
+                _ => Role::Customer,
+            };
+            lines.push(Line {
+                at: ts,
+                role,
+                who: who.to_owned(),
+                text: text.to_owned(),
+            });
+        }
         let _ = writeln!(self.out.marked, "[{}] {who}: {text}", utc(ts));
     }
 

@@ -65,6 +65,29 @@ pub trait ObjectStore: Send + Sync {
     async fn open(&self, key: &str) -> Result<Option<ObjectStream>, ObjectError>;
     /// How a person or a later stage refers to the object (`s3://bucket/key`, a file path).
     fn link(&self, key: &str) -> String;
+    /// A URL a browser can fetch the object from for `expires` without other credentials (an S3
+    /// presigned GET), shown `inline` or as a download; `None` when the store has no such URLs
+    /// (a directory), and the caller serves the bytes itself.
+    async fn presign_get(
+        &self,
+        _key: &str,
+        _expires: std::time::Duration,
+        _inline: bool,
+    ) -> Result<Option<String>, ObjectError> {
+        Ok(None)
+    }
+    /// Removes the object; true when it existed.
+    async fn delete(&self, key: &str) -> Result<bool, ObjectError> {
+        Err(ObjectError::Rejected(format!(
+            "this store cannot delete {key:?}"
+        )))
+    }
+    /// The keys under `prefix`, in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError> {
+        Err(ObjectError::Rejected(format!(
+            "this store cannot list {prefix:?}"
+        )))
+    }
 }
 
 /// An object being read: its size and its bytes, chunk by chunk.

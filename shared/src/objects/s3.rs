@@ -220,6 +220,65 @@ impl ObjectStore for S3Store {
     fn link(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
     }
+
+    async fn presign_get(
+        &self,
+        key: &str,
+        expires: std::time::Duration,
+        inline: bool,
+    ) -> Result<Option<String>, ObjectError> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
+            .map_err(|e| ObjectError::Rejected(format!("presigning: {e}")))?;
+        let mut get = self.client.get_object().bucket(&self.bucket).key(key);
+        if inline {
+            // Shown in the page (an image, a player) rather than saved.
+            get = get.response_content_disposition("inline");
+        }
+        let request = get
+            .presigned(config)
+            .await
+            .map_err(|e| sdk_error("presign GetObject", e))?;
+        Ok(Some(request.uri().to_owned()))
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, ObjectError> {
+        let existed = self.head(key).await?.is_some();
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteObject", e))?;
+        Ok(existed)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("ListObjectsV2", e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
 }
 
 struct S3Writer {
