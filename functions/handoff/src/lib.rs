@@ -6,9 +6,11 @@
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use baton_shared::domain::Change;
+use baton_shared::domain::{Change, MediaState};
 use baton_shared::handoff::{Outcome, Processor};
+use baton_shared::observe::{self, metric};
 use baton_shared::store::change_from_image;
+use tracing::Instrument;
 
 /// What one record became.
 #[derive(Debug)]
@@ -50,8 +52,25 @@ pub async fn process_record(processor: &Processor, record: &EventRecord) -> Reco
         Ok(None) => return RecordResult::Skipped,
         Err(e) => return RecordResult::Dropped(e),
     };
-    match processor.process(&change).await {
-        Ok(outcome) => RecordResult::Processed(outcome),
+    // One correlation id per record: the message's (never its wamid, which holds the customer's
+    // number), the agent event's, or the handoff's.
+    let span = match &change {
+        Change::Message(m) => {
+            tracing::info_span!("record", message = %observe::message_ref(&m.wamid))
+        }
+        Change::AgentEvent(e) => tracing::info_span!("record", agent_event = %e.event_id),
+        Change::Handoff(h) => tracing::info_span!("record", handoff_id = %h.id),
+    };
+    match processor.process(&change).instrument(span).await {
+        Ok(outcome) => {
+            match &outcome {
+                Outcome::Opened { .. } => observe::count(metric::HANDOFFS, 1),
+                Outcome::MediaSaved(MediaState::Copied) => observe::count(metric::MEDIA_COPIED, 1),
+                Outcome::MediaSaved(MediaState::Failed) => observe::count(metric::MEDIA_FAILED, 1),
+                _ => {}
+            }
+            RecordResult::Processed(outcome)
+        }
         Err(e) if e.is_retryable() => RecordResult::Retry(e.to_string()),
         Err(e) => RecordResult::Dropped(e.to_string()),
     }

@@ -26,9 +26,15 @@ async fn main() -> Result<(), Error> {
     let llm = cfg.llm.map(LlmClient::new).transpose()?;
     let store = Arc::new(store);
     let processor = Arc::new(Processor::new(store, copier, llm, cfg.settings));
-    lambda_runtime::run(service_fn(|event: LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
-        let processor = processor.clone();
-        async move { Ok::<_, Error>(baton_handoff::handle_batch(&processor, event.payload).await) }
-    }))
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
+            let processor = processor.clone();
+            async move {
+                let response = baton_handoff::handle_batch(&processor, event.payload).await;
+                baton_shared::observe::flush("handoff");
+                Ok::<_, Error>(response)
+            }
+        },
+    ))
     .await
 }

@@ -3,6 +3,7 @@
 //! the rolling window), 5xx and timeouts retried with jittered exponential backoff until the
 //! deadline, 4xx handed back to the caller to classify.
 
+use baton_shared::observe::{self, metric};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -446,6 +447,7 @@ impl HubspotClient {
         let mut attempt = 0u32;
         loop {
             self.wait_turn(call, deadline).await?;
+            observe::count(metric::HUBSPOT_CALLS, 1);
             let reply = self.attempt(call).await?;
             let (wait, failure) = match reply {
                 Reply::Answer {
@@ -550,6 +552,7 @@ impl HubspotClient {
                 return Err(failure);
             }
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            observe::count(metric::HUBSPOT_RETRIES, 1);
             tracing::info!(step = call.step, attempt, error = %failure.log_summary(), wait_ms = wait.as_millis() as u64, "retrying a HubSpot call");
             // A 429's wait is served by the limiter's pause before the next attempt.
             if !matches!(

@@ -7,8 +7,10 @@
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use baton_shared::domain::Change;
+use baton_shared::observe::{self, metric};
 use baton_shared::store::change_from_image;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 pub mod client;
 pub mod config;
@@ -61,10 +63,27 @@ pub async fn process_record(
         Ok(_) => return RecordResult::Skipped,
         Err(e) => return RecordResult::Dropped(e.to_string()),
     };
-    match deliverer.deliver(&handoff, deadline).await {
-        Ok(d) => RecordResult::Delivered(Box::new(d)),
-        Err(e) if e.is_retryable() => RecordResult::Retry(e.log_summary()),
-        Err(e) => RecordResult::Dropped(e.log_summary()),
+    let span = tracing::info_span!("handoff", handoff_id = %handoff.id);
+    let result = deliverer.deliver(&handoff, deadline).instrument(span).await;
+    match result {
+        Ok(d) => {
+            observe::count(
+                match &d {
+                    Delivered::Done(_) => metric::HANDOFFS_DELIVERED,
+                    Delivered::Parked(_) => metric::HANDOFFS_PARKED,
+                },
+                1,
+            );
+            RecordResult::Delivered(Box::new(d))
+        }
+        Err(e) if e.is_retryable() => {
+            observe::count(metric::HUBSPOT_FAILURES, 1);
+            RecordResult::Retry(e.log_summary())
+        }
+        Err(e) => {
+            observe::count(metric::HUBSPOT_FAILURES, 1);
+            RecordResult::Dropped(e.log_summary())
+        }
     }
 }
 

@@ -47,9 +47,10 @@ async fn main() -> Result<(), Error> {
                     (event.context.deadline as i64 - baton_shared::clock::now_ms()).max(0);
                 let remaining = Duration::from_millis(left_ms as u64).saturating_sub(MARGIN);
                 let deadline = tokio::time::Instant::now() + remaining;
-                Ok::<_, Error>(
-                    baton_hubspot::handle_batch(&deliverer, event.payload, deadline).await,
-                )
+                let response =
+                    baton_hubspot::handle_batch(&deliverer, event.payload, deadline).await;
+                baton_shared::observe::flush("hubspot");
+                Ok::<_, Error>(response)
             }
         },
     ))

@@ -273,6 +273,7 @@ async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed
         // What Lambda sets for template.yaml's LoggingConfig (JSON, INFO): debug may name
         // numbers, info must not.
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("BATON_METRICS_NAMESPACE", "Baton/test-stack")
         .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
         .env(
             "PUBLIC_BASE_URL",
@@ -343,10 +344,39 @@ async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed
         "the customer's number is in the logs"
     );
     assert!(out.contains(&record.id), "the logs name the handoff: {out}");
+    let mut metrics = Vec::new();
     for line in out.lines().filter(|l| !l.trim().is_empty()) {
         let entry: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+        if entry.get("_aws").is_some() {
+            metrics.push(entry);
+            continue;
+        }
         assert!(entry["level"].is_string(), "{line}");
+    }
+    // The lines about the handoff carry its id as the correlation id (the span's field).
+    assert!(
+        out.lines()
+            .filter(|l| l.contains("HubSpot") && l.contains("\"level\""))
+            .any(|l| l.contains(&format!("\"handoff_id\":\"{}\"", record.id))),
+        "{out}"
+    );
+    // One EMF document for the invocation: CloudWatch reads the metrics from it.
+    assert_eq!(metrics.len(), 1, "{out}");
+    let m = &metrics[0];
+    let declared = &m["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(declared["Namespace"], "Baton/test-stack");
+    assert_eq!(declared["Dimensions"], json!([["Function"]]));
+    assert_eq!(m["Function"], "hubspot");
+    assert_eq!(m["HandoffsDelivered"], 1);
+    let calls = m["HubspotCalls"].as_u64().unwrap();
+    assert_eq!(
+        calls as usize,
+        hubspot.requests().len(),
+        "every HubSpot call counted"
+    );
+    for d in declared["Metrics"].as_array().unwrap() {
+        assert!(m[d["Name"].as_str().unwrap()].is_u64(), "{m}");
     }
 }
 

@@ -29,6 +29,7 @@ use baton_shared::domain::{
     BatchOrigin, DeliveryBatch, DeliveryId, MAX_BODY_BYTES, ParseState, RawDelivery, WriteReport,
     build_batch,
 };
+use baton_shared::observe::{self, metric};
 use baton_shared::session::{Answer, SessionPages, page};
 use baton_shared::store::{Store, StoreError};
 use baton_shared::whatsapp::{SIGNATURE_HEADER, verify_handshake};
@@ -136,6 +137,7 @@ impl Webhook {
         };
         match sessions.answer(rest, query).await {
             Answer::Page { html: body, csp } => {
+                observe::count(metric::SESSION_PAGES, 1);
                 tracing::info!(bytes = body.len(), "session page served");
                 let mut r = html(StatusCode::OK, body);
                 if let Ok(v) = header::HeaderValue::from_str(&csp) {
@@ -169,6 +171,7 @@ impl Webhook {
                 r
             }
             Answer::Forbidden => {
+                observe::count(metric::SESSION_PAGES_REFUSED, 1);
                 tracing::warn!("session page refused: bad or expired link");
                 html(StatusCode::FORBIDDEN, page::FORBIDDEN_HTML)
             }
@@ -199,6 +202,7 @@ impl Webhook {
     async fn receive(&self, req: Request<Bytes>) -> Response<Bytes> {
         let body = req.body();
         if body.len() > MAX_BODY_BYTES {
+            observe::count(metric::DELIVERIES_REFUSED, 1);
             tracing::warn!(
                 bytes = body.len(),
                 "delivery refused: larger than Meta ever sends"
@@ -211,6 +215,7 @@ impl Webhook {
             .iter()
             .map(|v| v.as_bytes());
         if let Err(e) = self.secrets.app_secrets.verify(signatures, body) {
+            observe::count(metric::DELIVERIES_REFUSED, 1);
             tracing::warn!(reason = %e, bytes = body.len(), "delivery refused: bad signature");
             return error(StatusCode::UNAUTHORIZED, &e.to_string());
         }
@@ -282,6 +287,7 @@ impl Webhook {
         };
         match self.store.write_agent_events(&events).await {
             Ok(report) => {
+                observe::count(metric::AGENT_EVENTS, u64::from(report.events_new));
                 tracing::info!(
                     events_new = report.events_new,
                     events_duplicate = report.events_duplicate,
@@ -368,6 +374,23 @@ impl Webhook {
 
 fn log_stored(batch: &DeliveryBatch, report: &WriteReport) {
     let d = &batch.delivery;
+    observe::count(metric::DELIVERIES, 1);
+    observe::count(
+        metric::DUPLICATE_DELIVERIES,
+        u64::from(!report.delivery_new),
+    );
+    observe::count(metric::MESSAGES_NEW, u64::from(report.messages_new));
+    observe::count(
+        metric::MESSAGES_DUPLICATE,
+        u64::from(report.messages_duplicate),
+    );
+    // Each message by its correlation id (followed through the handoff function's logs) and the
+    // customer masked; the wamid holds the customer's number and stays out of the logs.
+    for m in &batch.messages {
+        tracing::info!(delivery = %d.id, message = %observe::message_ref(&m.wamid),
+            customer = %observe::mask_phone(&m.conversation.customer), kind = %m.kind,
+            "message received");
+    }
     // Parse errors can quote the values they choke on (a phone number, a message's text), so
     // their wording stays at debug; above it, only how many there were.
     match d.state {
@@ -572,6 +595,7 @@ pub async fn handle_lambda(
         other => Bytes::copy_from_slice(other.as_ref()),
     };
     let response = app.handle(Request::from_parts(parts, bytes)).await;
+    observe::flush("webhook");
     let (parts, body) = response.into_parts();
     let body = match std::str::from_utf8(&body) {
         Ok(s) => lambda_http::Body::Text(s.to_owned()),
