@@ -354,6 +354,26 @@ impl LocalConfig {
         Ok(app.with_sessions(pages))
     }
 
+    /// Deletes everything stored about one customer from the DynamoDB table and the media
+    /// bucket (or directory); see [`baton_shared::privacy`].
+    pub async fn forget_customer(
+        &self,
+        customer: &str,
+    ) -> Result<baton_shared::privacy::ForgetReport, String> {
+        let StoreChoice::DynamoDb { table, .. } = &self.store else {
+            return Err(
+                "forget-customer works on a DynamoDB table: set TABLE_NAME (and AWS credentials, \
+                 or AWS_ENDPOINT_URL for a local one). The embedded store is for development; \
+                 delete BATON_DATA_DIR to remove everything it holds"
+                    .to_owned(),
+            );
+        };
+        let aws = aws_config::load_from_env().await;
+        let store = DynamoDbStore::from_config(&aws, table.clone());
+        let objects = self.open_objects().await?;
+        baton_shared::privacy::forget_customer(&store, objects.as_ref(), customer).await
+    }
+
     pub fn outbox_dir(&self) -> PathBuf {
         self.data_dir.join("hubspot-outbox")
     }

@@ -14,6 +14,9 @@ usage: baton-local [serve]         serve the webhook on BATON_LISTEN (default 12
        baton-local replay        store again every kept delivery that could not be read completely
        baton-local hubspot-replay
                              deliver again every parked or retrying handoff (after fixing the cause)
+       baton-local forget-customer NUMBER-OR-USER-ID
+                             delete everything stored about one customer (table items, media
+                             copies, transcripts) and print what was deleted
 
 Settings come from the environment; see the README's Configuration table.";
 
@@ -32,7 +35,15 @@ async fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    if !matches!(command, "serve" | "replay" | "demo" | "hubspot-replay") || args.len() > 1 {
+    let arity_ok = match command {
+        "forget-customer" => args.len() == 2,
+        _ => args.len() <= 1,
+    };
+    if !matches!(
+        command,
+        "serve" | "replay" | "demo" | "hubspot-replay" | "forget-customer"
+    ) || !arity_ok
+    {
         eprintln!(
             "baton-local: unknown command {:?}\n\n{USAGE}",
             args.join(" ")
@@ -46,6 +57,21 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if command == "forget-customer" {
+        return match cfg.forget_customer(&args[1]).await {
+            Ok(report) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("serialisable")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("baton-local: forget-customer stopped: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let stores = match cfg.open_store().await {
         Ok(stores) => stores,
         Err(e) => {

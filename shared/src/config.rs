@@ -198,6 +198,16 @@ pub const SESSION_LINK_SECRET: &str = "SESSION_LINK_SECRET";
 pub const SESSION_LINK_TTL_DAYS: &str = "SESSION_LINK_TTL_DAYS";
 pub const SESSION_MEDIA_URL_SECS: &str = "SESSION_MEDIA_URL_SECS";
 pub const PUBLIC_BASE_URL: &str = "PUBLIC_BASE_URL";
+/// Days items are kept in the table (and, by the bucket's lifecycle rule, objects in the bucket).
+pub const RETENTION_DAYS: &str = "RETENTION_DAYS";
+
+/// `RETENTION_DAYS`, when set to a whole number of days above 0.
+pub fn retention_days(src: &dyn Source) -> Result<Option<u32>, ConfigError> {
+    match optional(src, RETENTION_DAYS) {
+        None => Ok(None),
+        Some(_) => Ok(Some(number::<u32>(src, RETENTION_DAYS, 0)?).filter(|d| *d > 0)),
+    }
+}
 pub const LLM_BASE_URL: &str = "LLM_BASE_URL";
 pub const LLM_MODEL: &str = "LLM_MODEL";
 pub const LLM_API_KEY: &str = "LLM_API_KEY";
@@ -232,7 +242,8 @@ impl StreamFunction {
         let aws = aws_config::load_from_env().await;
         let settings = Settings::load(&aws).await?;
         Ok(Self {
-            store: crate::store::DynamoDbStore::from_config(&aws, table),
+            store: crate::store::DynamoDbStore::from_config(&aws, table)
+                .with_retention(retention_days(&settings)?),
             objects: crate::objects::S3Store::from_config(&aws, bucket, s3_path_style(&settings)),
             settings,
         })

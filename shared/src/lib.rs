@@ -15,6 +15,7 @@ pub mod handoff;
 pub mod html;
 pub mod objects;
 pub mod observe;
+pub mod privacy;
 pub mod session;
 pub mod store;
 #[cfg(feature = "test-support")]

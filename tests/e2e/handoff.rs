@@ -62,10 +62,19 @@ fn graph_config(graph: &GraphServer) -> GraphConfig {
 }
 
 pub(crate) async fn rig(settings: HandoffSettings, llm: Option<LlmConfig>) -> Option<Rig> {
+    rig_retaining(settings, llm, None).await
+}
+
+/// A rig whose store stamps items with a retention of `days`.
+pub(crate) async fn rig_retaining(
+    settings: HandoffSettings,
+    llm: Option<LlmConfig>,
+    days: Option<u32>,
+) -> Option<Rig> {
     let endpoint = dynamodb_endpoint()?;
     let objects = s3_store().await?;
     let sdk = aws(&endpoint);
-    let store = DynamoDbStore::from_config(&sdk, unique("baton-handoff"));
+    let store = DynamoDbStore::from_config(&sdk, unique("baton-handoff")).with_retention(days);
     store.ensure_table().await.unwrap();
     let graph = GraphServer::start(Duration::from_secs(300)).await;
     let copier = MediaCopier::new(graph_config(&graph), Arc::new(objects.clone())).unwrap();

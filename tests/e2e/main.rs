@@ -9,6 +9,7 @@ mod graph;
 mod handoff;
 mod hubspot;
 mod lambda;
+mod privacy;
 mod secrets;
 mod session_page;
 mod store_contract;

@@ -64,7 +64,14 @@ async fn build(table: String) -> Webhook {
              401 until it is put into the stack's secret"
         );
     }
-    let store = Arc::new(DynamoDbStore::from_config(&aws, table));
+    let retention = match config::retention_days(&settings) {
+        Ok(days) => days,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            std::process::exit(1);
+        }
+    };
+    let store = Arc::new(DynamoDbStore::from_config(&aws, table).with_retention(retention));
     let app = Webhook::new(store.clone(), secrets);
     match session_pages(&aws, &settings, store) {
         Ok(Some(pages)) => app.with_sessions(pages),

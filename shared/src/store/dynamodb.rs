@@ -87,14 +87,33 @@ impl aws_sdk_dynamodb::config::Intercept for RequestCounter {
 pub struct DynamoDbStore {
     client: Client,
     table: String,
+    /// Days an item is kept after its last write (`expires_at`, DynamoDB's TTL); `None` keeps
+    /// items until deleted.
+    retention_days: Option<u32>,
 }
+
+/// The attribute DynamoDB's TTL reads (template.yaml's `TimeToLiveSpecification`).
+pub const EXPIRES_AT: &str = "expires_at";
 
 impl DynamoDbStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
+            retention_days: None,
         }
+    }
+
+    /// Stamps every item written with `expires_at` = now + `days` (`RETENTION_DAYS`).
+    pub fn with_retention(mut self, days: Option<u32>) -> Self {
+        self.retention_days = days.filter(|d| *d > 0);
+        self
+    }
+
+    /// The `expires_at` value for an item written now, when a retention is set.
+    pub(crate) fn expiry(&self) -> Option<AttributeValue> {
+        self.retention_days
+            .map(|d| n(crate::clock::now_ms() / 1000 + i64::from(d) * 86_400))
     }
 
     /// Builds a client from the standard AWS environment (region, credentials, `AWS_ENDPOINT_URL`).
@@ -392,9 +411,13 @@ impl UpdateExpr {
 
 fn put_if_absent(
     table: &str,
-    item: HashMap<String, AttributeValue>,
+    mut item: HashMap<String, AttributeValue>,
     size: usize,
+    expiry: Option<&AttributeValue>,
 ) -> Result<(TransactWriteItem, usize), StoreError> {
+    if let Some(v) = expiry {
+        item.insert(EXPIRES_AT.to_owned(), v.clone());
+    }
     let put = Put::builder()
         .table_name(table)
         .set_item(Some(item))
@@ -520,6 +543,8 @@ impl DynamoDbStore {
     fn actions(&self, batch: &DeliveryBatch) -> Result<Vec<Action>, StoreError> {
         let t = self.table.as_str();
         let d = &batch.delivery;
+        let expiry = self.expiry();
+        let expiry = expiry.as_ref();
         let mut actions = Vec::with_capacity(
             2 + batch.conversations.len() + batch.messages.len() + batch.statuses.len(),
         );
@@ -556,7 +581,7 @@ impl DynamoDbStore {
                     item.insert("gsi1sk".to_owned(), s(&replay_sk));
                 }
                 let size = parts[0].len() + d.problems.iter().map(String::len).sum::<usize>() + 512;
-                push(Target::Delivery, put_if_absent(t, item, size)?);
+                push(Target::Delivery, put_if_absent(t, item, size, expiry)?);
                 for (i, part) in parts.iter().enumerate().skip(1) {
                     let item = HashMap::from([
                         ("pk".to_owned(), s(&pk)),
@@ -564,7 +589,10 @@ impl DynamoDbStore {
                         ("item_type".to_owned(), s("delivery_part")),
                         ("body".to_owned(), AttributeValue::B(Blob::new(*part))),
                     ]);
-                    push(Target::BodyPart, put_if_absent(t, item, part.len() + 128)?);
+                    push(
+                        Target::BodyPart,
+                        put_if_absent(t, item, part.len() + 128, expiry)?,
+                    );
                 }
             }
             BatchOrigin::Replay => {
@@ -591,6 +619,10 @@ impl DynamoDbStore {
 
         for c in &batch.conversations {
             let mut u = UpdateExpr::default();
+            if let Some(v) = expiry {
+                // The conversation lives as long as it is active.
+                u.set(EXPIRES_AT, v.clone());
+            }
             u.set("item_type", s("conversation"))
                 .set("phone_number_id", s(&c.key.phone_number_id))
                 .set("customer", s(&c.key.customer))
@@ -655,11 +687,17 @@ impl DynamoDbStore {
             };
             let item =
                 serde_dynamo::to_item(item).map_err(|e| StoreError::Rejected(e.to_string()))?;
-            push(Target::Message, put_if_absent(t, item, m.raw.len() + 400)?);
+            push(
+                Target::Message,
+                put_if_absent(t, item, m.raw.len() + 400, expiry)?,
+            );
         }
 
         for st in &batch.statuses {
             let mut u = UpdateExpr::default();
+            if let Some(v) = expiry {
+                u.set(EXPIRES_AT, v.clone());
+            }
             u.set("item_type", s("status"))
                 .set("phone_number_id", s(&st.conversation.phone_number_id))
                 .set("customer", s(&st.conversation.customer))

@@ -18,7 +18,21 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use serde::{Deserialize, Serialize};
 
-use super::{DynamoDbStore, MessageItem, from_item, n, s, sdk_error};
+use super::{DynamoDbStore, EXPIRES_AT, MessageItem, from_item, n, s, sdk_error};
+
+/// Adds an attribute to a PutItem only when it has a value.
+trait SetItemAttr: Sized {
+    fn set_item_attr(self, name: &str, value: Option<AttributeValue>) -> Self;
+}
+
+impl SetItemAttr for aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+    fn set_item_attr(self, name: &str, value: Option<AttributeValue>) -> Self {
+        match value {
+            Some(v) => self.item(name, v),
+            None => self,
+        }
+    }
+}
 use crate::domain::*;
 use crate::store::{AgentEventStore, HandoffStore, StoreError, TrailStore};
 
@@ -177,8 +191,12 @@ impl AgentEventStore for DynamoDbStore {
                     .await
                     .map_err(|err| sdk_error("UpdateItem", err))?;
             }
-            let item = serde_dynamo::to_item(AgentEventItem::from_record(e))
-                .map_err(|err| StoreError::Rejected(err.to_string()))?;
+            let mut item: HashMap<String, AttributeValue> =
+                serde_dynamo::to_item(AgentEventItem::from_record(e))
+                    .map_err(|err| StoreError::Rejected(err.to_string()))?;
+            if let Some(v) = self.expiry() {
+                item.insert(EXPIRES_AT.to_owned(), v);
+            }
             match self
                 .client
                 .put_item()
@@ -290,6 +308,7 @@ impl HandoffStore for DynamoDbStore {
             .item("item_type", s("media"))
             .item("state", s(state))
             .item("record", json(record)?)
+            .set_item_attr(EXPIRES_AT, self.expiry())
             .condition_expression("attribute_not_exists(pk) OR #state <> :copied")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":copied", s("copied"))
@@ -322,6 +341,7 @@ impl HandoffStore for DynamoDbStore {
             .item("episode", n(record.episode))
             .item("created_at_ms", n(record.created_at_ms))
             .item("record", json(record)?)
+            .set_item_attr(EXPIRES_AT, self.expiry())
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;

@@ -1,0 +1,283 @@
+//! Deleting everything Baton stores about one customer: their conversations' items (messages,
+//! statuses, agent events, media records, the conversation itself), their handoffs with the
+//! HubSpot trails, the raw deliveries that carried their messages, and the media copies and
+//! transcripts in the bucket. `baton-local forget-customer` runs it and prints the report.
+//!
+//! Retention does the same for everyone after `RETENTION_DAYS` (DynamoDB's TTL on `expires_at`
+//! and the bucket's lifecycle rule); this is for a person who asks to be forgotten now. What
+//! HubSpot holds (the contact, ticket, note and files) is deleted in HubSpot (its GDPR delete).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use serde::Serialize;
+
+use crate::domain::{ConversationKey, HandoffRecord, MediaRecord};
+use crate::handoff::media::conversation_prefix;
+use crate::objects::ObjectStore;
+use crate::store::DynamoDbStore;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// What was deleted.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct ForgetReport {
+    /// The customer as given, masked.
+    pub customer: String,
+    pub conversations: u32,
+    /// Table items deleted, by `item_type`.
+    pub items: BTreeMap<String, u32>,
+    pub handoffs: Vec<String>,
+    /// Raw deliveries deleted whole because they carried the customer's messages (a delivery
+    /// that also carried another customer's message loses its raw body; that message stays).
+    pub deliveries: u32,
+    /// Object keys deleted from the media bucket.
+    pub objects: Vec<String>,
+}
+
+impl ForgetReport {
+    pub fn items_total(&self) -> u32 {
+        self.items.values().sum()
+    }
+}
+
+fn s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+/// The forms the customer may be stored under: as given, and digits only for a phone number
+/// (`+1 650-555-1234` → `16505551234`, WhatsApp's `wa_id`).
+fn identities(customer: &str) -> Vec<String> {
+    let trimmed = customer.trim().to_owned();
+    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    let is_number = trimmed
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let mut out = vec![trimmed];
+    if is_number && !digits.is_empty() && !out.contains(&digits) {
+        out.push(digits);
+    }
+    out
+}
+
+impl DynamoDbStore {
+    /// Every item the scan's filter keeps, all pages.
+    async fn scan_all(
+        &self,
+        filter: &str,
+        names: &[(&str, &str)],
+        values: &[(String, AttributeValue)],
+    ) -> Result<Vec<Item>, String> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut req = self
+                .client()
+                .scan()
+                .table_name(self.table())
+                .filter_expression(filter)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take());
+            for (k, v) in names {
+                req = req.expression_attribute_names(*k, *v);
+            }
+            for (k, v) in values {
+                req = req.expression_attribute_values(k, v.clone());
+            }
+            let page = req.send().await.map_err(|e| format!("Scan: {e:?}"))?;
+            out.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Every item of one partition, all pages.
+    async fn partition(&self, pk: &str) -> Result<Vec<Item>, String> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| format!("Query: {e:?}"))?;
+            out.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Deletes the items (by `pk` and `sk`), 25 per request, retrying what DynamoDB leaves
+    /// unprocessed.
+    async fn delete_items(&self, items: &[Item]) -> Result<(), String> {
+        for chunk in items.chunks(25) {
+            let mut requests: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                let key: Item = ["pk", "sk"]
+                    .iter()
+                    .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+                    .collect();
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                requests.push(WriteRequest::builder().delete_request(delete).build());
+            }
+            let mut attempt = 0u32;
+            while !requests.is_empty() {
+                let out = self
+                    .client()
+                    .batch_write_item()
+                    .request_items(self.table(), requests)
+                    .send()
+                    .await
+                    .map_err(|e| format!("BatchWriteItem: {e:?}"))?;
+                requests = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(self.table()).cloned())
+                    .unwrap_or_default();
+                attempt += 1;
+                if attempt > 8 && !requests.is_empty() {
+                    return Err(format!(
+                        "DynamoDB left {} deletions unprocessed after {attempt} attempts; run the command again",
+                        requests.len()
+                    ));
+                }
+                if !requests.is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(6)))
+                        .await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Deletes everything stored about `customer` (a phone number in any format, a `wa_id`, or a
+/// business-scoped user id) from the table and the bucket, and says what it deleted. Running it
+/// again deletes nothing more.
+pub async fn forget_customer(
+    store: &DynamoDbStore,
+    objects: &dyn ObjectStore,
+    customer: &str,
+) -> Result<ForgetReport, String> {
+    let mut report = ForgetReport {
+        customer: crate::observe::mask_phone(customer),
+        ..ForgetReport::default()
+    };
+    let ids = identities(customer);
+    let mut values = vec![(":conv".to_owned(), AttributeValue::S("conversation".into()))];
+    let mut clauses = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let v = format!(":id{i}");
+        clauses.push(format!("#c = {v} OR #w = {v} OR #u = {v}"));
+        values.push((v, AttributeValue::S(id.clone())));
+    }
+    let filter = format!("#t = :conv AND ({})", clauses.join(" OR "));
+    let names = [
+        ("#t", "item_type"),
+        ("#c", "customer"),
+        ("#w", "wa_id"),
+        ("#u", "user_id"),
+    ];
+    let conversations = store.scan_all(&filter, &names, &values).await?;
+
+    let mut doomed: Vec<Item> = Vec::new();
+    let mut deliveries = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    let mut prefixes = Vec::new();
+    for conv in &conversations {
+        let (Some(pk), Some(pnid), Some(cust)) = (
+            s(conv, "pk"),
+            s(conv, "phone_number_id"),
+            s(conv, "customer"),
+        ) else {
+            continue;
+        };
+        report.conversations += 1;
+        prefixes.push(conversation_prefix(&ConversationKey::new(pnid, cust)));
+        for item in store.partition(&pk).await? {
+            if let Some(d) = s(&item, "delivery_id") {
+                deliveries.insert(d);
+            }
+            if s(&item, "item_type").as_deref() == Some("media")
+                && let Some(record) = s(&item, "record")
+                && let Ok(m) = serde_json::from_str::<MediaRecord>(&record)
+                && let Some(key) = m.key
+            {
+                keys.insert(key);
+            }
+            doomed.push(item);
+        }
+        let handoffs = store
+            .scan_all(
+                "#t = :h AND #conv = :pk",
+                &[("#t", "item_type"), ("#conv", "conversation")],
+                &[
+                    (":h".to_owned(), AttributeValue::S("handoff".into())),
+                    (":pk".to_owned(), AttributeValue::S(pk.clone())),
+                ],
+            )
+            .await?;
+        for h in handoffs {
+            if let Some(record) = s(&h, "record")
+                && let Ok(r) = serde_json::from_str::<HandoffRecord>(&record)
+            {
+                keys.insert(r.transcript.key.clone());
+                keys.extend(r.media.iter().filter_map(|m| m.key.clone()));
+                report.handoffs.push(r.id);
+            }
+            doomed.push(h);
+        }
+    }
+    for d in &deliveries {
+        let items = store.partition(&format!("DELIVERY#{d}")).await?;
+        if !items.is_empty() {
+            report.deliveries += 1;
+        }
+        doomed.extend(items);
+    }
+    for item in &doomed {
+        let kind = s(item, "item_type").unwrap_or_else(|| "other".into());
+        *report.items.entry(kind).or_default() += 1;
+    }
+    store.delete_items(&doomed).await?;
+
+    // The bucket: every copy under the conversations' prefixes, and the transcripts.
+    for prefix in &prefixes {
+        keys.extend(objects.list(prefix).await.map_err(|e| e.to_string())?);
+    }
+    for key in keys {
+        if objects.delete(&key).await.map_err(|e| e.to_string())? {
+            report.objects.push(key);
+        }
+    }
+    report.handoffs.sort();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_number_is_looked_up_as_given_and_as_digits() {
+        assert_eq!(
+            super::identities(" +1 650-555-1234 "),
+            ["+1 650-555-1234", "16505551234"]
+        );
+        assert_eq!(super::identities("16505551234"), ["16505551234"]);
+        assert_eq!(super::identities("US.1349120865"), ["US.1349120865"]);
+    }
+}
