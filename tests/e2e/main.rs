@@ -15,4 +15,5 @@ mod session_page;
 mod store_contract;
 mod streams;
 mod support;
+mod template;
 mod webhook;

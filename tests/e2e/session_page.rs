@@ -445,3 +445,128 @@ impl baton_shared::config::Source for Vars {
             .map(|(_, v)| v.clone())
     }
 }
+
+/// `baton-local`'s directory store cannot presign: the page links its files through the
+/// session's own route, which checks the token and that the file is the session's.
+#[tokio::test]
+async fn without_presigned_urls_the_page_serves_its_own_files_and_nothing_else() {
+    use baton_shared::handoff::media::object_key;
+    use baton_shared::objects::{DirectoryStore, ObjectMeta};
+    use baton_shared::store::{EmbeddedStore, HandoffStore};
+    use baton_shared::testing::{copied_file, handoff_record};
+
+    let dir = std::env::temp_dir().join(unique("baton-session-local"));
+    let store = EmbeddedStore::open(&dir).unwrap();
+    let objects = Arc::new(DirectoryStore::new(dir.join("objects")));
+    let app = webhook(Arc::new(store.clone()));
+    let mut image = handoff::message("image.json", "wamid.l1", T0);
+    let photo = handoff::pattern(5_000, 9);
+    handoff::media(&mut image, "image", "media-l1", &photo, None);
+    let (status, _) = call(&app, signed(handoff::deliver(vec![image]))).await;
+    assert_eq!(status, 200);
+    let conv = ConversationKey::new(PNID, CUSTOMER);
+    let key = object_key(&conv, "wamid.l1", "photo.jpg");
+    objects
+        .put(&key, photo.clone().into(), &ObjectMeta::default())
+        .await
+        .unwrap();
+    let record = copied_file(&conv, "wamid.l1", &key, "photo.jpg", "image/jpeg", 5_000);
+    store.save_media(&record).await.unwrap();
+    // Another conversation's file, in the same directory.
+    let other = ConversationKey::new(PNID, "447700900123");
+    let other_key = object_key(&other, "wamid.z", "secret.pdf");
+    objects
+        .put(
+            &other_key,
+            b"not yours".to_vec().into(),
+            &ObjectMeta::default(),
+        )
+        .await
+        .unwrap();
+    let transcript = TranscriptRef {
+        key: "transcripts/t.txt".into(),
+        bytes: 5,
+        messages: 1,
+        agent_events: 0,
+    };
+    objects
+        .put(
+            &transcript.key,
+            b"hello".to_vec().into(),
+            &ObjectMeta::default(),
+        )
+        .await
+        .unwrap();
+    let customer = Customer {
+        wa_id: Some(CUSTOMER.into()),
+        profile_name: Some("Maria".into()),
+        ..Default::default()
+    };
+    let h = handoff_record(conv, 1, customer, transcript, vec![record], T0);
+    assert!(store.save_handoff(&h).await.unwrap());
+
+    let links = SessionLinks::new("http://local", SECRET.to_owned().into(), 30);
+    let pages = SessionPages::new(
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+        objects.clone(),
+        links.clone(),
+    );
+    let app = webhook(Arc::new(store.clone())).with_sessions(pages);
+    let now = baton_shared::clock::now_ms() / 1000;
+    let link = links.link(&h.id, now);
+    let get = |uri: String| {
+        http::Request::builder()
+            .uri(uri.trim_start_matches("http://local"))
+            .body(bytes::Bytes::new())
+            .unwrap()
+    };
+    let page = app.handle(get(link.clone())).await;
+    assert_eq!(page.status(), 200);
+    let html = String::from_utf8(page.body().to_vec()).unwrap();
+    let file_urls: Vec<String> = urls(&html)
+        .into_iter()
+        .filter(|u| u.contains("/file?"))
+        .collect();
+    assert_eq!(
+        file_urls.len(),
+        3,
+        "transcript, image (and its link): {file_urls:?}"
+    );
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("img-src 'self'"), "{csp}");
+    for url in &file_urls {
+        let res = app.handle(get(url.clone())).await;
+        assert_eq!(res.status(), 200, "{url}");
+        let body = res.body().to_vec();
+        if url.contains("transcripts") {
+            assert_eq!(body, b"hello");
+        } else {
+            assert_eq!(body, photo);
+            assert_eq!(res.headers()["content-type"], "image/jpeg");
+        }
+        assert_eq!(res.headers()["cache-control"], "no-store");
+    }
+    // Another conversation's file, a path outside the store, or a bad token: refused.
+    let token = link.split("?t=").nth(1).unwrap();
+    let climbing = format!(
+        "{}../../baton.redb",
+        baton_shared::handoff::media::conversation_prefix(&h.conversation)
+    );
+    for key in [
+        other_key.as_str(),
+        "../baton.redb",
+        climbing.as_str(),
+        "transcripts/other.txt",
+    ] {
+        let uri = format!(
+            "/sessions/{}/file?t={token}&key={}",
+            h.id,
+            baton_shared::handoff::media::url_component(key)
+        );
+        let res = app.handle(get(uri.clone())).await;
+        assert_eq!(res.status(), 403, "{uri}");
+    }
+    let forged = file_urls[0].replace("?t=", "?t=1");
+    assert_eq!(app.handle(get(forged)).await.status(), 403);
+}

@@ -209,7 +209,10 @@ impl SessionPages {
     /// and its conversation's media copies are served.
     async fn file(&self, handoff: &HandoffRecord, key: &str) -> Answer {
         let conversation_dir = crate::handoff::media::conversation_prefix(&handoff.conversation);
-        if key != handoff.transcript.key && !key.starts_with(&conversation_dir) {
+        let traverses = key
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..");
+        if traverses || (key != handoff.transcript.key && !key.starts_with(&conversation_dir)) {
             return Answer::Forbidden;
         }
         let content_type = handoff

@@ -1,0 +1,103 @@
+//! template.yaml against the code: the routes the webhook serves, the settings each function
+//! reads, and the TTL attribute the store writes. (cfn-lint and `sam validate --lint` check the
+//! template itself in scripts/test.)
+
+fn template() -> String {
+    std::fs::read_to_string(format!("{}/template.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// The text of one top-level resource: its line and those indented under it.
+fn resource<'a>(t: &'a str, name: &str) -> &'a str {
+    let start = t
+        .find(&format!("\n  {name}:\n"))
+        .unwrap_or_else(|| panic!("no resource {name}"))
+        + 1;
+    let body = &t[start..];
+    let mut offset = 0;
+    for (i, line) in body.split_inclusive('\n').enumerate() {
+        if i > 0 && line.starts_with("  ") && !line.starts_with("   ") {
+            return &body[..offset];
+        }
+        offset += line.len();
+    }
+    body
+}
+
+#[test]
+fn the_template_wires_what_the_functions_read_and_serve() {
+    use baton_shared::config::*;
+    let t = template();
+    let webhook = resource(&t, "WebhookFunction");
+    for route in [
+        format!(
+            "Path: {}\n            Method: GET",
+            baton_webhook::WEBHOOK_PATH
+        ),
+        format!(
+            "Path: {}\n            Method: POST",
+            baton_webhook::WEBHOOK_PATH
+        ),
+        format!(
+            "Path: {}\n            Method: POST",
+            baton_webhook::AGENT_EVENTS_PATH
+        ),
+        format!(
+            "Path: {}{{id}}\n            Method: GET",
+            baton_shared::session::page::SESSIONS_PATH
+        ),
+    ] {
+        assert!(webhook.contains(&route), "webhook route {route:?}");
+    }
+    for var in [
+        TABLE_NAME,
+        MEDIA_BUCKET,
+        SECRET_ARN,
+        PUBLIC_BASE_URL,
+        SESSION_LINK_TTL_DAYS,
+    ] {
+        assert!(webhook.contains(&format!("{var}: ")), "webhook env {var}");
+    }
+    assert!(
+        webhook.contains("${Secrets},${SessionLinkSecret}"),
+        "the webhook reads the session link key"
+    );
+    assert!(
+        webhook.contains("s3:GetObject"),
+        "presigning needs GetObject"
+    );
+    let hubspot = resource(&t, "HubspotFunction");
+    assert!(hubspot.contains("ReservedConcurrentExecutions: !Ref HubspotConcurrency"));
+    // Every function gets the retention and the metrics namespace.
+    let globals = &t[t.find("Globals:").unwrap()..t.find("Resources:").unwrap()];
+    for var in [RETENTION_DAYS, baton_shared::observe::METRICS_NAMESPACE] {
+        assert!(globals.contains(&format!("{var}: ")), "global env {var}");
+    }
+    let table = resource(&t, "Table");
+    assert!(table.contains(&format!(
+        "AttributeName: {}\n        Enabled: true",
+        baton_shared::store::dynamodb::EXPIRES_AT
+    )));
+    let bucket = resource(&t, "MediaBucket");
+    assert!(bucket.contains("ExpirationInDays: !Ref RetentionDays"));
+    // Alarms on each function's errors, throttles where they hurt, and the consumers' lag.
+    for alarm in [
+        "WebhookErrorsAlarm",
+        "HandoffErrorsAlarm",
+        "HubspotErrorsAlarm",
+        "WebhookThrottlesAlarm",
+        "HandoffThrottlesAlarm",
+        "HandoffIteratorAgeAlarm",
+        "HubspotIteratorAgeAlarm",
+        "HandoffFailuresAlarm",
+        "HubspotFailuresAlarm",
+        "HubspotParkedAlarm",
+    ] {
+        assert!(
+            resource(&t, alarm).contains("AWS::CloudWatch::Alarm"),
+            "{alarm}"
+        );
+    }
+    for output in ["WebhookUrl", "AgentEventsUrl", "SessionPagesUrl"] {
+        assert!(t.contains(&format!("\n  {output}:\n")), "output {output}");
+    }
+}
