@@ -148,7 +148,7 @@ async fn forgetting_a_customer_leaves_nothing_of_them_and_everything_of_others()
         .unwrap();
     assert_eq!(report.customer, "+16*******34", "masked in the report");
     assert_eq!(report.conversations, 1);
-    assert_eq!(report.handoffs, [maria.id.clone()]);
+    assert_eq!(report.handoffs, std::slice::from_ref(&maria.id));
     assert_eq!(
         report.deliveries, 2,
         "both signed deliveries that carried them"

@@ -171,14 +171,8 @@ async fn the_link_in_the_hubspot_note_opens_the_whole_session_and_its_files() {
         ("SESSION_LINK_SECRET", SECRET.to_owned()),
     ];
     let cfg = HubspotConfig::from_source(&Vars(vars.to_vec())).unwrap();
-    let client = HubspotClient::http(
-        &cfg.base_url,
-        cfg.token.clone().unwrap(),
-        cfg.limits,
-        cfg.timeout,
-    )
-    .unwrap();
-    let deliverer = Deliverer::new(cfg, Some(client), store.clone(), objects.clone());
+    let client = HubspotClient::from_config(&cfg).unwrap();
+    let deliverer = Deliverer::new(cfg, client, store.clone(), objects.clone());
     deliverer
         .deliver(&h, Instant::now() + Duration::from_secs(30))
         .await

@@ -201,14 +201,8 @@ fn main() {
             ("HUBSPOT_RATE_LIMIT_PER_10S", "190"),
         ])
         .unwrap();
-        let client = HubspotClient::http(
-            &cfg.base_url,
-            cfg.token.clone().unwrap(),
-            cfg.limits,
-            cfg.timeout,
-        )
-        .unwrap();
-        let deliverer = Deliverer::new(cfg, Some(client), Arc::new(store.clone()), objects.clone());
+        let client = HubspotClient::from_config(&cfg).unwrap();
+        let deliverer = Deliverer::new(cfg, client, Arc::new(store.clone()), objects.clone());
 
         // The container's first handoff pays for the set-up (properties created, pipelines,
         // association labels).

@@ -254,6 +254,14 @@ pub struct HubspotClient {
 }
 
 impl HubspotClient {
+    /// The HTTP client `cfg` describes; `None` without a token.
+    pub fn from_config(cfg: &crate::HubspotConfig) -> Result<Option<Self>, String> {
+        cfg.token
+            .as_ref()
+            .map(|token| Self::http(&cfg.base_url, token.clone(), cfg.limits, cfg.timeout))
+            .transpose()
+    }
+
     pub fn http(
         base_url: &str,
         token: SecretString,

@@ -19,13 +19,8 @@ async fn main() -> Result<(), Error> {
         objects,
     } = StreamFunction::load().await?;
     let cfg = HubspotConfig::from_source(&settings)?;
-    let client = match &cfg.token {
-        Some(token) => Some(HubspotClient::http(
-            &cfg.base_url,
-            token.clone(),
-            cfg.limits,
-            cfg.timeout,
-        )?),
+    let client = match HubspotClient::from_config(&cfg)? {
+        Some(client) => Some(client),
         None => {
             tracing::error!(
                 "HUBSPOT_ACCESS_TOKEN is not set: handoffs are parked until it is put into the stack's secret"
