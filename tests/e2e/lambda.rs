@@ -17,17 +17,29 @@ fn api_gateway_event(
     headers: serde_json::Value,
     body: Option<(&str, bool)>,
 ) -> String {
+    api_gateway_event_at("/webhook", "/webhook", method, query, headers, body)
+}
+
+/// An HTTP API event for `path`, matched by the route `route` (`/sessions/{id}`).
+pub(crate) fn api_gateway_event_at(
+    route: &str,
+    path: &str,
+    method: &str,
+    query: &str,
+    headers: serde_json::Value,
+    body: Option<(&str, bool)>,
+) -> String {
     let mut event = serde_json::json!({
         "version": "2.0",
-        "routeKey": format!("{method} /webhook"),
-        "rawPath": "/webhook",
+        "routeKey": format!("{method} {route}"),
+        "rawPath": path,
         "rawQueryString": query,
         "headers": headers,
         "requestContext": {
             "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123", "requestId": "req-1", "routeKey": format!("{method} /webhook"),
+            "domainPrefix": "abc123", "requestId": "req-1", "routeKey": format!("{method} {route}"),
             "stage": "$default", "time": "23/Nov/2026:22:00:00 +0000", "timeEpoch": 1795471200000u64,
-            "http": {"method": method, "path": "/webhook", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7",
                      "userAgent": "facebookexternalua"}
         },
         "isBase64Encoded": false
@@ -39,7 +51,7 @@ fn api_gateway_event(
     event.to_string()
 }
 
-async fn invoke(app: &baton_webhook::Webhook, event: &str) -> (u16, String) {
+pub(crate) async fn invoke(app: &baton_webhook::Webhook, event: &str) -> (u16, String) {
     let req = lambda_http::request::from_str(event).expect("API Gateway event parses");
     let resp = handle_lambda(app, req).await.unwrap();
     (

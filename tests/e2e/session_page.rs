@@ -515,9 +515,18 @@ async fn without_presigned_urls_the_page_serves_its_own_files_and_nothing_else()
             .body(bytes::Bytes::new())
             .unwrap()
     };
+    // The customer writes again after the handoff: the page shows the window as it is now.
+    let later = bodies::text("wamid.l2", CUSTOMER, now - 60, "still there?");
+    let (status, _) = call(&app, signed(handoff::deliver(vec![later]))).await;
+    assert_eq!(status, 200);
     let page = app.handle(get(link.clone())).await;
     assert_eq!(page.status(), 200);
     let html = String::from_utf8(page.body().to_vec()).unwrap();
+    assert!(
+        html.contains("<span class=\"ok\">open</span> until"),
+        "the window reopened by the later message: {html}"
+    );
+    assert!(html.contains("still there?"));
     let file_urls: Vec<String> = urls(&html)
         .into_iter()
         .filter(|u| u.contains("/file?"))
@@ -563,4 +572,28 @@ async fn without_presigned_urls_the_page_serves_its_own_files_and_nothing_else()
     }
     let forged = file_urls[0].replace("?t=", "?t=1");
     assert_eq!(app.handle(get(forged)).await.status(), 403);
+
+    // Through API Gateway's HTTP API event, as the webhook Lambda gets it.
+    let path = format!("/sessions/{}", h.id);
+    for (query, want) in [
+        (format!("t={token}"), 200),
+        (format!("t={token}0"), 403),
+        (String::new(), 403),
+    ] {
+        let event = crate::lambda::api_gateway_event_at(
+            "/sessions/{id}",
+            &path,
+            "GET",
+            &query,
+            json!({"accept": "text/html"}),
+            None,
+        );
+        let (status, body) = crate::lambda::invoke(&app, &event).await;
+        assert_eq!(status, want, "{query}");
+        if want == 200 {
+            assert!(body.contains("WhatsApp session with Maria"), "{body}");
+        } else {
+            assert_eq!(body, page::FORBIDDEN_HTML);
+        }
+    }
 }

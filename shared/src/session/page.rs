@@ -104,36 +104,7 @@ fn valid_id(id: &str) -> bool {
 
 /// The value of `name` in a query string, percent-decoded.
 fn query_value(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let decoded = match bytes[i] {
-            b'%' if i + 2 < bytes.len() => hex(bytes[i + 1])
-                .zip(hex(bytes[i + 2]))
-                .map(|(h, l)| (h * 16 + l) as u8),
-            _ => None,
-        };
-        match (decoded, bytes[i]) {
-            (Some(b), _) => {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-            (None, b'+') => out.push(b' '),
-            (None, b) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::whatsapp::handshake::form_pairs(query).find_map(|(k, v)| (k == name).then_some(v))
 }
 
 /// `scheme://host[:port]` of an absolute URL.
@@ -275,6 +246,14 @@ impl SessionPages {
     async fn render(&self, h: &HandoffRecord, token: &str) -> Result<Answer, Answer> {
         let now = (self.now_secs)();
         let trail = self.trails.trail(&h.id).await?;
+        // The window as it stands now: the customer may have written since the handoff.
+        let closes_at = self
+            .handoffs
+            .conversation(&h.conversation)
+            .await?
+            .and_then(|c| c.reply_window())
+            .map(|w| w.closes_at())
+            .max(h.reply_window_closes_at);
         let mut origins = BTreeSet::new();
         let mut page = Page::default();
         let name = h
@@ -301,7 +280,7 @@ impl SessionPages {
             escape(&h.id),
             utc(h.created_at_ms / 1000)
         );
-        page.insights(h, now);
+        page.insights(h, closes_at, now);
         let transcript_url = self.url(h, token, &h.transcript.key, false).await?;
         note_origin(&mut origins, &transcript_url);
         let _ = write!(
@@ -473,7 +452,7 @@ impl Page {
         );
     }
 
-    fn insights(&mut self, h: &HandoffRecord, now: i64) {
+    fn insights(&mut self, h: &HandoffRecord, closes_at: Option<i64>, now: i64) {
         let i = &h.insights;
         self.out.push_str("<section><h2>Handoff</h2><dl>");
         let mut row = |k: &str, v: String| {
@@ -498,7 +477,7 @@ impl Page {
         );
         row(
             "Reply window",
-            match h.reply_window_closes_at {
+            match closes_at {
                 Some(closes) if closes > now => {
                     let left = (closes - now) / 60;
                     format!(
@@ -759,8 +738,6 @@ mod tests {
         );
         assert_eq!(query_value("t", "t").as_deref(), Some(""));
         assert_eq!(query_value("x=1", "t"), None);
-        assert_eq!(percent_decode("a%2"), "a%2");
-        assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(
             origin("https://b.s3.amazonaws.com/k?x"),
             Some("https://b.s3.amazonaws.com")
