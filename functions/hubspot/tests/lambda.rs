@@ -2,124 +2,16 @@
 //! stack's secret (moto's Secrets Manager), the table on DynamoDB Local, the media bucket on
 //! s3s-fs, one stream event from a Lambda Runtime API served here, and HubSpot's test server.
 
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use baton_hubspot::testing::{HubspotServer, Options, TOKEN};
 use baton_shared::domain::{ConversationKey, Customer, HandoffRecord, TrailStatus, TranscriptRef};
-use baton_shared::objects::{ObjectMeta, ObjectStore, S3Store};
-use baton_shared::store::{DynamoDbStore, HandoffStore, TrailStore};
+use baton_shared::objects::{ObjectMeta, ObjectStore};
+use baton_shared::store::{HandoffStore, TrailStore};
 use baton_shared::testing::handoff_record;
+use baton_shared::testing::runtime::{
+    REQUEST_ID, Running, RuntimeApi, emulator, stack_secret, stack_storage,
+};
 use bytes::Bytes;
 use serde_json::{Value, json};
-
-const REQUEST_ID: &str = "0f4c2d7e-test-invocation";
-
-/// An emulator's endpoint from the environment scripts/test sets, or `None` (skipped) when it
-/// is not running and not required.
-fn endpoint(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(e) if !e.is_empty() => Some(e),
-        _ if std::env::var_os("BATON_REQUIRE_EMULATORS").is_some() => {
-            panic!("{var} is not set but BATON_REQUIRE_EMULATORS is: run scripts/test")
-        }
-        _ => {
-            eprintln!("skipped: {var} is not set (scripts/test starts the emulators)");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let mut b = [0u8; 6];
-    getrandom::fill(&mut b).unwrap();
-    format!("{prefix}-{}", hex::encode(b))
-}
-
-/// One invocation's event, then nothing: the runtime's next poll waits, as Lambda's does
-/// between invocations. What the function answers is kept.
-#[derive(Clone, Default)]
-struct RuntimeApi {
-    event: Arc<Mutex<Option<String>>>,
-    answers: Arc<Mutex<Vec<(String, Value)>>>,
-}
-
-async fn next(State(api): State<RuntimeApi>) -> Response {
-    let Some(event) = api.event.lock().unwrap().take() else {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-        return StatusCode::GATEWAY_TIMEOUT.into_response();
-    };
-    let deadline = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        + 60_000;
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "lambda-runtime-aws-request-id",
-        HeaderValue::from_static(REQUEST_ID),
-    );
-    headers.insert(
-        "lambda-runtime-deadline-ms",
-        HeaderValue::from_str(&deadline.to_string()).unwrap(),
-    );
-    headers.insert(
-        "lambda-runtime-invoked-function-arn",
-        HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:baton-hubspot"),
-    );
-    (headers, event).into_response()
-}
-
-async fn answer(
-    State(api): State<RuntimeApi>,
-    Path((id, kind)): Path<(String, String)>,
-    body: Bytes,
-) -> StatusCode {
-    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    api.answers
-        .lock()
-        .unwrap()
-        .push((format!("{id}/{kind}"), body));
-    StatusCode::ACCEPTED
-}
-
-async fn init_error(State(api): State<RuntimeApi>, body: Bytes) -> StatusCode {
-    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    api.answers
-        .lock()
-        .unwrap()
-        .push(("init/error".into(), body));
-    StatusCode::ACCEPTED
-}
-
-async fn start_runtime_api(event: String) -> (RuntimeApi, String) {
-    let api = RuntimeApi::default();
-    *api.event.lock().unwrap() = Some(event);
-    let app = Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(answer))
-        .route("/2018-06-01/runtime/init/error", post(init_error))
-        .with_state(api.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (api, addr.to_string())
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A handoff as the handoff function writes it: a customer with a phone number, a transcript.
 fn handoff() -> HandoffRecord {
@@ -144,43 +36,15 @@ fn handoff() -> HandoffRecord {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed_settings() {
     let (Some(ddb), Some(s3), Some(moto)) = (
-        endpoint("BATON_TEST_DYNAMODB"),
-        endpoint("BATON_TEST_S3"),
-        endpoint("BATON_TEST_MOTO"),
+        emulator("BATON_TEST_DYNAMODB"),
+        emulator("BATON_TEST_S3"),
+        emulator("BATON_TEST_MOTO"),
     ) else {
         return;
     };
-    let creds = aws_sdk_s3::config::Credentials::new("test", "test", None, None, "baton-tests");
-    let region = aws_sdk_s3::config::Region::new("us-east-1");
-
     // The table and bucket, as the stack creates them.
-    let table = unique("baton-lambda");
-    let store = DynamoDbStore::new(
-        aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::Config::builder()
-                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-                .region(region.clone())
-                .endpoint_url(&ddb)
-                .credentials_provider(creds.clone())
-                .build(),
-        ),
-        &table,
-    );
-    store.ensure_table().await.unwrap();
-    let bucket = unique("baton-media");
-    let objects = S3Store::new(
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-                .region(region.clone())
-                .endpoint_url(&s3)
-                .force_path_style(true)
-                .credentials_provider(creds.clone())
-                .build(),
-        ),
-        &bucket,
-    );
-    objects.ensure_bucket().await.unwrap();
+    let (store, objects) = stack_storage(&ddb, &s3).await;
+    let (table, bucket) = (store.table().to_owned(), objects.bucket().to_owned());
 
     // The handoff the handoff function wrote, and its stream record as Lambda delivers it.
     let record = handoff();
@@ -229,39 +93,17 @@ async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed
     }]});
 
     // The stack's secret, with the private app's token and the session-link key.
-    let secrets = aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-            .endpoint_url(&moto)
-            .credentials_provider(creds)
-            .build(),
-    );
     let link_secret = "a-session-link-secret-of-the-stack";
-    let arn = secrets
-        .create_secret()
-        .name(unique("baton/hubspot"))
-        .secret_string(
-            json!({"HUBSPOT_ACCESS_TOKEN": TOKEN, "SESSION_LINK_SECRET": link_secret}).to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
+    let arn = stack_secret(
+        &moto,
+        &json!({"HUBSPOT_ACCESS_TOKEN": TOKEN, "SESSION_LINK_SECRET": link_secret}),
+    )
+    .await;
 
     let hubspot = HubspotServer::start(Options::default()).await;
-    let (api, api_addr) = start_runtime_api(event.to_string()).await;
-    let child = Command::new(env!("CARGO_BIN_EXE_baton-hubspot"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", &api_addr)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "baton-hubspot")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
+    let api = RuntimeApi::start("baton-hubspot", event.to_string()).await;
+    let child = api
+        .command(env!("CARGO_BIN_EXE_baton-hubspot"))
         .env("AWS_ENDPOINT_URL_DYNAMODB", &ddb)
         .env("AWS_ENDPOINT_URL_S3", &s3)
         .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &moto)
@@ -270,35 +112,17 @@ async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed
         .env("MEDIA_BUCKET", &bucket)
         .env("BATON_SECRET_ARN", &arn)
         .env("HUBSPOT_BASE_URL", hubspot.base_url())
-        // What Lambda sets for template.yaml's LoggingConfig (JSON, INFO): debug may name
-        // numbers, info must not.
-        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .env("BATON_METRICS_NAMESPACE", "Baton/test-stack")
-        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
         .env(
             "PUBLIC_BASE_URL",
             "https://abc123.execute-api.us-east-1.amazonaws.com",
         )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("start baton-hubspot");
-    let mut child = Killed(child);
-
-    let started = tokio::time::Instant::now();
-    let answer = loop {
-        if let Some(a) = api.answers.lock().unwrap().first().cloned() {
-            break a;
-        }
-        if let Ok(Some(status)) = child.0.try_wait() {
-            panic!("baton-hubspot exited early: {status}");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no answer from baton-hubspot"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // JSON logs at INFO, as template.yaml's LoggingConfig makes Lambda set them: debug may name
+    // numbers, info must not.
+    let mut child = Running(child);
+    let answer = api.first_answer(&mut child).await;
     assert_eq!(
         answer,
         (
@@ -336,8 +160,7 @@ async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed
     assert_eq!(trail.status, TrailStatus::Done);
 
     // The logs name neither the token nor the customer's number.
-    child.0.kill().unwrap();
-    let out = child.0.wait_with_output_now();
+    let out = child.stop_and_read();
     assert!(!out.contains(TOKEN), "the token is in the logs");
     assert!(
         !out.contains("612345678"),
@@ -377,25 +200,5 @@ async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed
     );
     for d in declared["Metrics"].as_array().unwrap() {
         assert!(m[d["Name"].as_str().unwrap()].is_u64(), "{m}");
-    }
-}
-
-trait Output {
-    fn wait_with_output_now(&mut self) -> String;
-}
-
-impl Output for Child {
-    fn wait_with_output_now(&mut self) -> String {
-        use std::io::Read;
-        let _ = self.wait();
-        let mut text = String::new();
-        if let Some(mut o) = self.stdout.take() {
-            let _ = o.read_to_string(&mut text);
-        }
-        text.push('\n');
-        if let Some(mut e) = self.stderr.take() {
-            let _ = e.read_to_string(&mut text);
-        }
-        text
     }
 }

@@ -121,3 +121,5 @@ pub fn handoff_record(
         created_at_ms: at * 1000,
     }
 }
+
+pub mod runtime;

@@ -1,0 +1,180 @@
+//! The `baton-webhook` binary as Lambda runs it, serving a session page: its settings from the
+//! environment template.yaml sets and the stack's two secrets (moto's Secrets Manager), the table
+//! on DynamoDB Local, the media bucket on s3s-fs, and one HTTP API event for
+//! `GET /sessions/{id}?t=…` from a Lambda Runtime API served here. The page's file link is a
+//! presigned URL that downloads the file from s3s-fs, which checks SigV4.
+
+use baton_shared::domain::{BatchOrigin, ConversationKey, Customer, TranscriptRef, build_batch};
+use baton_shared::handoff::media::object_key;
+use baton_shared::objects::{ObjectMeta, ObjectStore};
+use baton_shared::session::SessionLinks;
+use baton_shared::store::contract::bodies;
+use baton_shared::store::{DeliveryStore, HandoffStore};
+use baton_shared::testing::runtime::{
+    REQUEST_ID, Running, RuntimeApi, emulator, stack_secret, stack_storage,
+};
+use baton_shared::testing::{copied_file, handoff_record};
+use serde_json::{Value, json};
+
+const PNID: &str = "106540352242922";
+const CUSTOMER: &str = "34612345678";
+
+/// An HTTP API (payload 2.0) event for `GET path?query`.
+fn http_api_event(route: &str, path: &str, query: &str) -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": format!("GET {route}"),
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {"accept": "text/html", "user-agent": "Mozilla/5.0"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123", "requestId": "req-1", "routeKey": format!("GET {route}"),
+            "stage": "$default", "time": "24/Nov/2026:07:00:00 +0000", "timeEpoch": 1_795_590_000_000u64,
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"}
+        },
+        "isBase64Encoded": false
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_binary_serves_a_session_page_with_presigned_files() {
+    let (Some(ddb), Some(s3), Some(moto)) = (
+        emulator("BATON_TEST_DYNAMODB"),
+        emulator("BATON_TEST_S3"),
+        emulator("BATON_TEST_MOTO"),
+    ) else {
+        return;
+    };
+    let (store, objects) = stack_storage(&ddb, &s3).await;
+
+    // A conversation with a photo, its copy in the bucket, and the handoff.
+    let conv = ConversationKey::new(PNID, CUSTOMER);
+    let now = baton_shared::clock::now_ms() / 1000;
+    let photo_msg = json!({"from": CUSTOMER, "id": "wamid.photo", "timestamp": (now - 30).to_string(),
+        "type": "image", "image": {"id": "m1", "mime_type": "image/jpeg", "sha256": "x", "caption": "the box"}});
+    let body = bodies::delivery(
+        PNID,
+        bodies::contact(CUSTOMER, "Lucía"),
+        json!([
+            bodies::text("wamid.t1", CUSTOMER, now - 60, "llegó roto"),
+            photo_msg
+        ]),
+        json!([]),
+    );
+    store
+        .write_batch(&build_batch(body.into(), now * 1000, BatchOrigin::Webhook))
+        .await
+        .unwrap();
+    let photo = (0..40_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>();
+    let key = object_key(&conv, "wamid.photo", "photo.jpg");
+    objects
+        .put(&key, photo.clone().into(), &ObjectMeta::default())
+        .await
+        .unwrap();
+    let media = copied_file(
+        &conv,
+        "wamid.photo",
+        &key,
+        "photo.jpg",
+        "image/jpeg",
+        40_000,
+    );
+    store.save_media(&media).await.unwrap();
+    let transcript = TranscriptRef {
+        key: "transcripts/lambda.txt".into(),
+        bytes: 3,
+        messages: 2,
+        agent_events: 0,
+    };
+    let customer = Customer {
+        wa_id: Some(CUSTOMER.into()),
+        profile_name: Some("Lucía".into()),
+        ..Default::default()
+    };
+    let h = handoff_record(conv, 1, customer, transcript, vec![media], now);
+    assert!(store.save_handoff(&h).await.unwrap());
+
+    // The stack's two secrets: the main one and the session-link key.
+    let main = stack_secret(
+        &moto,
+        &json!({"WHATSAPP_APP_SECRET": "app-secret", "WHATSAPP_VERIFY_TOKEN": "verify",
+            "AGENT_EVENTS_SECRET": "agent-secret", "WHATSAPP_ACCESS_TOKEN": "graph"}),
+    )
+    .await;
+    let link_key = "the-stack-session-link-key";
+    let sessions = stack_secret(&moto, &json!({"SESSION_LINK_SECRET": link_key})).await;
+    let links = SessionLinks::new("https://abc123", link_key.to_owned().into(), 30);
+    let token = links.token(&h.id, now);
+
+    let path = format!("/sessions/{}", h.id);
+    let event = http_api_event("/sessions/{id}", &path, &format!("t={token}"));
+    let api = RuntimeApi::start("baton-webhook", event.to_string()).await;
+    let child = api
+        .command(env!("CARGO_BIN_EXE_baton-webhook"))
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &ddb)
+        .env("AWS_ENDPOINT_URL_S3", &s3)
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &moto)
+        .env("BATON_S3_PATH_STYLE", "1")
+        .env("TABLE_NAME", store.table())
+        .env("MEDIA_BUCKET", objects.bucket())
+        .env("BATON_SECRET_ARN", format!("{main},{sessions}"))
+        .env(
+            "PUBLIC_BASE_URL",
+            "https://abc123.execute-api.us-east-1.amazonaws.com",
+        )
+        .env("SESSION_LINK_TTL_DAYS", "30")
+        .env("RETENTION_DAYS", "30")
+        .env("BATON_METRICS_NAMESPACE", "Baton/test-stack")
+        .spawn()
+        .expect("start baton-webhook");
+    let mut child = Running(child);
+    let (id, answer) = api.first_answer(&mut child).await;
+    assert_eq!(id, format!("{REQUEST_ID}/response"), "{answer}");
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(
+        answer["headers"]["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let csp = answer["headers"]["content-security-policy"]
+        .as_str()
+        .unwrap();
+    assert!(csp.contains(&s3), "the bucket's origin is allowed: {csp}");
+    let html = answer["body"].as_str().unwrap();
+    assert!(html.contains("WhatsApp session with Lucía"), "{html}");
+    assert!(html.contains("llegó roto"));
+
+    // The photo's presigned URL downloads its bytes from s3s-fs.
+    let src = html
+        .split("<img src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the photo on the page")
+        .replace("&amp;", "&");
+    assert!(
+        src.starts_with(&s3) && src.contains("X-Amz-Signature="),
+        "{src}"
+    );
+    let res = reqwest::get(&src).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().to_vec(), photo);
+
+    // JSON logs without the customer's number, and one EMF document for the invocation.
+    let out = child.stop_and_read();
+    assert!(
+        !out.contains(CUSTOMER),
+        "the customer's number is in the logs: {out}"
+    );
+    assert!(!out.contains(link_key), "the link key is in the logs");
+    let mut metrics = Vec::new();
+    for line in out.lines().filter(|l| !l.trim().is_empty()) {
+        let entry: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+        if entry.get("_aws").is_some() {
+            metrics.push(entry);
+        }
+    }
+    assert_eq!(metrics.len(), 1, "{out}");
+    assert_eq!(metrics[0]["Function"], "webhook");
+    assert_eq!(metrics[0]["SessionPageViews"], 1);
+}

@@ -1,0 +1,248 @@
+//! Running a function's binary as Lambda runs it: a Lambda Runtime API served by the test hands
+//! it one event and keeps its answer; the process gets the environment Lambda and template.yaml
+//! give it, and its logs (stdout and stderr) are read back.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+
+/// The invocation's request id.
+pub const REQUEST_ID: &str = "0f4c2d7e-test-invocation";
+
+/// An emulator's endpoint from the environment scripts/test sets, or `None` (the test skips)
+/// when it is not running and not required (`BATON_REQUIRE_EMULATORS`).
+pub fn emulator(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(e) if !e.is_empty() => Some(e),
+        _ if std::env::var_os("BATON_REQUIRE_EMULATORS").is_some() => {
+            panic!("{var} is not set but BATON_REQUIRE_EMULATORS is: run scripts/test")
+        }
+        _ => {
+            eprintln!("skipped: {var} is not set (scripts/test starts the emulators)");
+            None
+        }
+    }
+}
+
+/// One invocation's event, then nothing: the runtime's next poll waits, as Lambda's does
+/// between invocations. What the function answers is kept.
+#[derive(Clone)]
+pub struct RuntimeApi {
+    event: Arc<Mutex<Option<String>>>,
+    function: String,
+    pub answers: Arc<Mutex<Vec<(String, Value)>>>,
+    /// `host:port`, for `AWS_LAMBDA_RUNTIME_API`.
+    pub addr: String,
+}
+
+async fn next(State(api): State<RuntimeApi>) -> Response {
+    let Some(event) = api.event.lock().unwrap().take() else {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        return StatusCode::GATEWAY_TIMEOUT.into_response();
+    };
+    let deadline = crate::clock::now_ms() + 60_000;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "lambda-runtime-aws-request-id",
+        HeaderValue::from_static(REQUEST_ID),
+    );
+    headers.insert(
+        "lambda-runtime-deadline-ms",
+        HeaderValue::from_str(&deadline.to_string()).unwrap(),
+    );
+    headers.insert(
+        "lambda-runtime-invoked-function-arn",
+        HeaderValue::from_str(&format!(
+            "arn:aws:lambda:us-east-1:123456789012:function:{}",
+            api.function
+        ))
+        .unwrap(),
+    );
+    (headers, event).into_response()
+}
+
+async fn answer(
+    State(api): State<RuntimeApi>,
+    Path((id, kind)): Path<(String, String)>,
+    body: Bytes,
+) -> StatusCode {
+    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    api.answers
+        .lock()
+        .unwrap()
+        .push((format!("{id}/{kind}"), body));
+    StatusCode::ACCEPTED
+}
+
+async fn init_error(State(api): State<RuntimeApi>, body: Bytes) -> StatusCode {
+    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    api.answers
+        .lock()
+        .unwrap()
+        .push(("init/error".into(), body));
+    StatusCode::ACCEPTED
+}
+
+impl RuntimeApi {
+    /// Serves the Runtime API for `function` with `event` as its one invocation.
+    pub async fn start(function: &str, event: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = RuntimeApi {
+            event: Arc::new(Mutex::new(Some(event))),
+            function: function.to_owned(),
+            answers: Arc::default(),
+            addr: listener.local_addr().unwrap().to_string(),
+        };
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(answer))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(api.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        api
+    }
+
+    /// The binary `bin` with the environment Lambda gives a function on provided.al2023 (JSON
+    /// logs at INFO, as template.yaml's `LoggingConfig` asks), test credentials and region, and
+    /// its output piped. The caller adds the function's own settings.
+    pub fn command(&self, bin: &str) -> Command {
+        let mut c = Command::new(bin);
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", &self.addr)
+            .env("AWS_LAMBDA_FUNCTION_NAME", &self.function)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// The function's first answer (`<request id>/response`, or `init/error`), waiting up to a
+    /// minute; panics if the process exits first.
+    pub async fn first_answer(&self, child: &mut Running) -> (String, Value) {
+        let started = tokio::time::Instant::now();
+        loop {
+            if let Some(a) = self.answers.lock().unwrap().first().cloned() {
+                return a;
+            }
+            if let Ok(Some(status)) = child.0.try_wait() {
+                panic!("{} exited early: {status}", self.function);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no answer from {}",
+                self.function
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A started function process, killed when dropped.
+pub struct Running(pub Child);
+
+impl Running {
+    /// Stops the process and returns what it wrote, stdout then stderr.
+    pub fn stop_and_read(&mut self) -> String {
+        use std::io::Read;
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let mut text = String::new();
+        if let Some(mut o) = self.0.stdout.take() {
+            let _ = o.read_to_string(&mut text);
+        }
+        text.push('\n');
+        if let Some(mut e) = self.0.stderr.take() {
+            let _ = e.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).unwrap();
+    format!("{prefix}-{}", hex::encode(b))
+}
+
+fn credentials() -> aws_sdk_s3::config::Credentials {
+    aws_sdk_s3::config::Credentials::new("test", "test", None, None, "baton-tests")
+}
+
+/// A new table on DynamoDB Local (`ddb`) and a new bucket on the S3 server (`s3`), as the stack
+/// creates them.
+pub async fn stack_storage(
+    ddb: &str,
+    s3: &str,
+) -> (crate::store::DynamoDbStore, crate::objects::S3Store) {
+    let region = aws_sdk_s3::config::Region::new("us-east-1");
+    let store = crate::store::DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .region(region.clone())
+                .endpoint_url(ddb)
+                .credentials_provider(credentials())
+                .build(),
+        ),
+        unique("baton-lambda"),
+    );
+    store.ensure_table().await.unwrap();
+    let objects = crate::objects::S3Store::new(
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(region)
+                .endpoint_url(s3)
+                .force_path_style(true)
+                .credentials_provider(credentials())
+                .build(),
+        ),
+        unique("baton-media"),
+    );
+    objects.ensure_bucket().await.unwrap();
+    (store, objects)
+}
+
+/// A new secret holding `value` (a JSON object) in moto's Secrets Manager at `moto`; its ARN.
+pub async fn stack_secret(moto: &str, value: &Value) -> String {
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .endpoint_url(moto)
+            .credentials_provider(credentials())
+            .build(),
+    );
+    secrets
+        .create_secret()
+        .name(unique("baton/secret"))
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap()
+}
