@@ -8,7 +8,7 @@ use baton_shared::objects::{ObjectMeta, ObjectStore};
 use baton_shared::store::{HandoffStore, TrailStore};
 use baton_shared::testing::handoff_record;
 use baton_shared::testing::runtime::{
-    REQUEST_ID, Running, RuntimeApi, emulator, stack_secret, stack_storage,
+    Emulators, REQUEST_ID, Running, RuntimeApi, json_lines, stack_secret, stack_storage,
 };
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -35,11 +35,12 @@ fn handoff() -> HandoffRecord {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed_settings() {
-    let (Some(ddb), Some(s3), Some(moto)) = (
-        emulator("BATON_TEST_DYNAMODB"),
-        emulator("BATON_TEST_S3"),
-        emulator("BATON_TEST_MOTO"),
-    ) else {
+    let Some(Emulators {
+        dynamodb: ddb,
+        s3,
+        moto,
+    }) = Emulators::from_env()
+    else {
         return;
     };
     // The table and bucket, as the stack creates them.
@@ -167,15 +168,9 @@ async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed
         "the customer's number is in the logs"
     );
     assert!(out.contains(&record.id), "the logs name the handoff: {out}");
-    let mut metrics = Vec::new();
-    for line in out.lines().filter(|l| !l.trim().is_empty()) {
-        let entry: Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
-        if entry.get("_aws").is_some() {
-            metrics.push(entry);
-            continue;
-        }
-        assert!(entry["level"].is_string(), "{line}");
+    let (logs, metrics) = json_lines(&out);
+    for entry in &logs {
+        assert!(entry["level"].is_string(), "{entry}");
     }
     // The lines about the handoff carry its id as the correlation id (the span's field).
     assert!(

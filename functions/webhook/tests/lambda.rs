@@ -11,7 +11,7 @@ use baton_shared::session::SessionLinks;
 use baton_shared::store::contract::bodies;
 use baton_shared::store::{DeliveryStore, HandoffStore};
 use baton_shared::testing::runtime::{
-    REQUEST_ID, Running, RuntimeApi, emulator, stack_secret, stack_storage,
+    Emulators, REQUEST_ID, Running, RuntimeApi, json_lines, stack_secret, stack_storage,
 };
 use baton_shared::testing::{copied_file, handoff_record};
 use serde_json::{Value, json};
@@ -39,11 +39,12 @@ fn http_api_event(route: &str, path: &str, query: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_binary_serves_a_session_page_with_presigned_files() {
-    let (Some(ddb), Some(s3), Some(moto)) = (
-        emulator("BATON_TEST_DYNAMODB"),
-        emulator("BATON_TEST_S3"),
-        emulator("BATON_TEST_MOTO"),
-    ) else {
+    let Some(Emulators {
+        dynamodb: ddb,
+        s3,
+        moto,
+    }) = Emulators::from_env()
+    else {
         return;
     };
     let (store, objects) = stack_storage(&ddb, &s3).await;
@@ -166,14 +167,12 @@ async fn the_lambda_binary_serves_a_session_page_with_presigned_files() {
         "the customer's number is in the logs: {out}"
     );
     assert!(!out.contains(link_key), "the link key is in the logs");
-    let mut metrics = Vec::new();
-    for line in out.lines().filter(|l| !l.trim().is_empty()) {
-        let entry: Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
-        if entry.get("_aws").is_some() {
-            metrics.push(entry);
-        }
-    }
+    let (logs, metrics) = json_lines(&out);
+    assert!(
+        logs.iter()
+            .any(|l| l["fields"]["message"] == "session page served"),
+        "{out}"
+    );
     assert_eq!(metrics.len(), 1, "{out}");
     assert_eq!(metrics[0]["Function"], "webhook");
     assert_eq!(metrics[0]["SessionPageViews"], 1);

@@ -246,3 +246,36 @@ pub async fn stack_secret(moto: &str, value: &Value) -> String {
         .arn
         .unwrap()
 }
+
+/// The three emulators scripts/test starts (DynamoDB Local, s3s-fs, moto), or `None` (skipped).
+pub struct Emulators {
+    pub dynamodb: String,
+    pub s3: String,
+    pub moto: String,
+}
+
+impl Emulators {
+    pub fn from_env() -> Option<Self> {
+        Some(Self {
+            dynamodb: emulator("BATON_TEST_DYNAMODB")?,
+            s3: emulator("BATON_TEST_S3")?,
+            moto: emulator("BATON_TEST_MOTO")?,
+        })
+    }
+}
+
+/// A function's output read as Lambda's JSON log lines: the log entries and the EMF metric
+/// documents. Panics at a line that is not JSON.
+pub fn json_lines(out: &str) -> (Vec<Value>, Vec<Value>) {
+    let (mut logs, mut metrics) = (Vec::new(), Vec::new());
+    for line in out.lines().filter(|l| !l.trim().is_empty()) {
+        let entry: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+        if entry.get("_aws").is_some() {
+            metrics.push(entry);
+        } else {
+            logs.push(entry);
+        }
+    }
+    (logs, metrics)
+}
