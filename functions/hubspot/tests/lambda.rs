@@ -11,7 +11,7 @@ use baton_shared::testing::runtime::{
     Emulators, REQUEST_ID, Running, RuntimeApi, json_lines, stack_secret, stack_storage,
 };
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// A handoff as the handoff function writes it: a customer with a phone number, a transcript.
 fn handoff() -> HandoffRecord {
