@@ -151,6 +151,12 @@ pub async fn run(cfg: &LocalConfig) -> Result<String, String> {
     if let Some(e) = &trail.last_error {
         out.push_str(&format!("Last error: {}\n", e.message));
     }
+    if let Some(links) = &cfg.hubspot.sessions {
+        out.push_str(&format!(
+            "Session page (the note's link; open it while `baton-local` serves): {}\n",
+            links.link(&record.id, record.created_at_ms / 1000)
+        ));
+    }
     if cfg.hubspot.token.is_none() {
         let dir = cfg.outbox_dir();
         out.push_str(&format!(

@@ -1304,8 +1304,10 @@ async fn the_demo_plays_a_conversation_end_to_end_and_shows_the_ticket_and_note(
     let dir = std::env::temp_dir().join(unique("baton-demo"));
     let cfg = baton_local::LocalConfig::from_source(&[("BATON_DATA_DIR", dir.to_str().unwrap())])
         .unwrap();
+    let mut last = String::new();
     for run in 0..2 {
         let text = baton_local::demo::run(&cfg).await.unwrap();
+        last = text.clone();
         for want in [
             "HubSpot: done (contact outbox-",
             "subject: WhatsApp: Demo Customer — ",
@@ -1314,6 +1316,7 @@ async fn the_demo_plays_a_conversation_end_to_end_and_shows_the_ticket_and_note(
             "baton_sentiment: negative",
             "hs_note_body: <p><strong>WhatsApp handoff</strong>",
             "baton_session_url: http://127.0.0.1:3000/sessions/ho_",
+            "Session page (the note's link; open it while `baton-local` serves): http://127.0.0.1:3000/sessions/ho_",
         ] {
             assert!(
                 text.contains(want),
@@ -1333,4 +1336,30 @@ async fn the_demo_plays_a_conversation_end_to_end_and_shows_the_ticket_and_note(
         })
         .count();
     assert_eq!(tickets, 2);
+    // The printed link opens the page `baton-local` serves from the same data directory.
+    let link = last
+        .lines()
+        .find_map(|l| l.split("serves): ").nth(1))
+        .unwrap()
+        .trim()
+        .trim_start_matches("http://127.0.0.1:3000")
+        .to_owned();
+    let stores = cfg.open_store().await.unwrap();
+    let app = cfg.webhook(&stores).await.unwrap();
+    let req = http::Request::builder()
+        .uri(&link)
+        .body(Bytes::new())
+        .unwrap();
+    let page = app.handle(req).await;
+    assert_eq!(page.status(), 200, "{link}");
+    let html = String::from_utf8_lossy(page.body());
+    assert!(
+        html.contains("WhatsApp session with Demo Customer"),
+        "{html}"
+    );
+    assert!(html.contains("I want to talk to a human, please."));
+    assert!(
+        html.contains("Tool call: "),
+        "the agent's tool call, folded"
+    );
 }
