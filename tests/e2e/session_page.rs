@@ -112,6 +112,12 @@ async fn the_link_in_the_hubspot_note_opens_the_whole_session_and_its_files() {
         "contacts.json",
         "reaction.json",
         "interactive_list_reply.json",
+        "interactive_button_reply.json",
+        "button.json",
+        "order.json",
+        "text_reply_context.json",
+        "unsupported.json",
+        "system_customer_identity_changed.json",
     ]
     .iter()
     .enumerate()
@@ -227,6 +233,10 @@ async fn the_link_in_the_hubspot_note_opens_the_whole_session_and_its_files() {
         "shared a contact: Barbara J. Johnson",
         "reacted 👍",
         "chose “Priority Mail Express”",
+        "tapped “",
+        "placed an order (catalog",
+        "(replying to",
+        "<li class=\"e system\">",
         "Reasoning</summary>",
         "Tool call: track_parcel (120 ms)</summary>",
         "&quot;77&lt;x&gt;&quot;",
