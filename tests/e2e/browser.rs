@@ -40,8 +40,8 @@ pub fn png_size(png: &[u8]) -> (u32, u32) {
 }
 
 impl Browser {
-    /// Starts ChromeDriver and a headless Chromium with a `width`×`height` window; `None` when
-    /// they are not installed (and not required).
+    /// Starts ChromeDriver and a headless Chromium with a `width`×`height` viewport (a phone's
+    /// emulated below 600 pixels); `None` when they are not installed (and not required).
     pub async fn start(width: u32, height: u32) -> Option<Self> {
         let (chromium, driver) = (
             std::env::var("BATON_TEST_CHROMIUM").unwrap_or_else(|_| CHROMIUM.into()),
@@ -104,13 +104,20 @@ impl Browser {
             format!("--window-size={width},{height}"),
             format!("--user-data-dir={}", profile.display()),
         ];
+        let mut options = json!({"binary": chromium, "args": args});
+        if width < 600 {
+            // A desktop window is at least 500 pixels wide; a phone's viewport is emulated.
+            options["mobileEmulation"] = json!({"deviceMetrics": {
+                "width": width, "height": height, "pixelRatio": 1.0, "touch": true, "mobile": true
+            }});
+        }
         let created = browser
             .call(
                 reqwest::Method::POST,
                 "/session",
                 json!({"capabilities": {"alwaysMatch": {
                     "browserName": "chrome",
-                    "goog:chromeOptions": {"binary": chromium, "args": args}
+                    "goog:chromeOptions": options
                 }}}),
             )
             .await;
@@ -147,15 +154,6 @@ impl Browser {
     pub async fn goto(&self, url: &str) {
         self.call(reqwest::Method::POST, "/url", json!({ "url": url }))
             .await;
-    }
-
-    pub async fn resize(&self, width: u32, height: u32) {
-        self.call(
-            reqwest::Method::POST,
-            "/window/rect",
-            json!({"width": width, "height": height}),
-        )
-        .await;
     }
 
     /// Runs `script` (a function body) in the page and returns what it returns.

@@ -414,7 +414,20 @@ async fn the_link_in_the_hubspot_note_opens_the_whole_session_and_its_files() {
         .await;
     assert_eq!(opened, 1);
 
-    browser.resize(1280, 900).await;
+    assert_eq!(dom["width"], 390, "a phone's viewport");
+    if let Ok(dir) = std::env::var("BATON_SCREENSHOTS") {
+        // For a person to look at: the conversation on the phone.
+        browser
+            .eval("window.scrollTo(0, document.querySelector('.timeline').offsetTop - 20);")
+            .await;
+        let shot = browser.screenshot().await;
+        std::fs::write(format!("{dir}/session-phone-conversation.png"), shot).unwrap();
+    }
+    drop(browser);
+
+    let Some(browser) = Browser::start(1280, 900).await else {
+        return;
+    };
     browser.goto(&link).await;
     browser.images_settled().await;
     let desktop = browser
