@@ -47,7 +47,13 @@ install_chromium() {
   fi
   step "installing Chromium and ChromeDriver (Debian packages chromium, chromium-driver)"
   local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || {
+      echo "Chromium and ChromeDriver are missing and apt needs root: install the Debian packages chromium and chromium-driver" >&2
+      return 1
+    }
+    sudo="sudo"
+  fi
   $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || {
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
