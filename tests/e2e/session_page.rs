@@ -489,7 +489,7 @@ async fn without_presigned_urls_the_page_serves_its_own_files_and_nothing_else()
         .unwrap();
     let record = copied_file(&conv, "wamid.l1", &key, "photo.jpg", "image/jpeg", 5_000);
     store.save_media(&record).await.unwrap();
-    // Another conversation's file, in the same directory.
+    // Another conversation's file, in the same directory and the same store.
     let other = ConversationKey::new(PNID, "447700900123");
     let other_key = object_key(&other, "wamid.z", "secret.pdf");
     objects
@@ -498,6 +498,17 @@ async fn without_presigned_urls_the_page_serves_its_own_files_and_nothing_else()
             b"not yours".to_vec().into(),
             &ObjectMeta::default(),
         )
+        .await
+        .unwrap();
+    store
+        .save_media(&copied_file(
+            &other,
+            "wamid.z",
+            &other_key,
+            "secret.pdf",
+            "application/pdf",
+            9,
+        ))
         .await
         .unwrap();
     let transcript = TranscriptRef {
@@ -565,33 +576,43 @@ async fn without_presigned_urls_the_page_serves_its_own_files_and_nothing_else()
         let res = app.handle(get(url.clone())).await;
         assert_eq!(res.status(), 200, "{url}");
         let body = res.body().to_vec();
-        if url.contains("transcripts") {
+        if url.contains("f=transcript") {
             assert_eq!(body, b"hello");
+            assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
         } else {
             assert_eq!(body, photo);
             assert_eq!(res.headers()["content-type"], "image/jpeg");
         }
         assert_eq!(res.headers()["cache-control"], "no-store");
-    }
-    // Another conversation's file, a path outside the store, or a bad token: refused.
-    let token = link.split("?t=").nth(1).unwrap();
-    let climbing = format!(
-        "{}../../baton.redb",
-        baton_shared::handoff::media::conversation_prefix(&h.conversation)
-    );
-    for key in [
-        other_key.as_str(),
-        "../baton.redb",
-        climbing.as_str(),
-        "transcripts/other.txt",
-    ] {
-        let uri = format!(
-            "/sessions/{}/file?t={token}&key={}",
-            h.id,
-            baton_shared::handoff::media::url_component(key)
+        assert_eq!(
+            res.headers()["content-security-policy"],
+            "default-src 'none'; sandbox",
+            "a file runs nothing on this origin"
         );
-        let res = app.handle(get(uri.clone())).await;
-        assert_eq!(res.status(), 403, "{uri}");
+    }
+    // The route names files, never keys: another conversation's message, a path, or a key
+    // finds nothing of this session; a query naming no file (or two) is refused.
+    let token = link.split("?t=").nth(1).unwrap();
+    let file = |q: &str| format!("/sessions/{}/file?t={token}&{q}", h.id);
+    let enc = baton_shared::handoff::media::url_component;
+    for q in [
+        "m=wamid.z".to_owned(),
+        format!("m={}", enc("../baton.redb")),
+        format!("m={}", enc(&other_key)),
+    ] {
+        let res = app.handle(get(file(&q))).await;
+        assert_eq!(res.status(), 404, "{q}");
+        assert_eq!(res.body().as_ref(), page::NOT_FOUND_HTML.as_bytes(), "{q}");
+    }
+    for q in [
+        format!("key={}", enc(&other_key)),
+        "f=../baton.redb".to_owned(),
+        "m=wamid.l1&f=transcript".to_owned(),
+        String::new(),
+    ] {
+        let res = app.handle(get(file(&q))).await;
+        assert_eq!(res.status(), 403, "{q}");
+        assert_eq!(res.body().as_ref(), page::FORBIDDEN_HTML.as_bytes(), "{q}");
     }
     let forged = file_urls[0].replace("?t=", "?t=1");
     assert_eq!(app.handle(get(forged)).await.status(), 403);

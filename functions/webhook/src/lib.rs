@@ -167,6 +167,11 @@ impl Webhook {
                 if let Ok(v) = header::HeaderValue::from_str(&content_type) {
                     h.insert(header::CONTENT_TYPE, v);
                 }
+                // A customer's file is theirs to label: whatever its type, it runs nothing here.
+                h.insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    header::HeaderValue::from_static("default-src 'none'; sandbox"),
+                );
                 private(h);
                 r
             }

@@ -129,6 +129,27 @@ pub struct Customer {
     pub display_phone_number: String,
 }
 
+impl Customer {
+    /// What the transcript and the session page call the customer: their WhatsApp profile
+    /// name, else their username, else "customer".
+    pub fn name(&self) -> String {
+        self.profile_name
+            .clone()
+            .or_else(|| self.username.clone())
+            .unwrap_or_else(|| "customer".into())
+    }
+
+    /// How to reach them: `+<number>`, else the business-scoped user id, else the
+    /// conversation's customer key.
+    pub fn address(&self, key: &super::ConversationKey) -> String {
+        self.wa_id
+            .as_deref()
+            .map(|w| format!("+{}", w.trim_start_matches('+')))
+            .or_else(|| self.user_id.clone())
+            .unwrap_or_else(|| key.customer.clone())
+    }
+}
+
 /// The state of one customer file's copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

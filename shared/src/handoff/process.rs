@@ -314,17 +314,8 @@ impl Processor {
                 profile_name: c.profile_name.clone(),
                 display_phone_number: c.display_phone_number.clone(),
             });
-        let name = customer
-            .profile_name
-            .clone()
-            .or_else(|| customer.username.clone())
-            .unwrap_or_else(|| "customer".into());
-        let who = customer
-            .wa_id
-            .as_deref()
-            .map(|w| format!("+{}", w.trim_start_matches('+')))
-            .or_else(|| customer.user_id.clone())
-            .unwrap_or_else(|| key.customer.clone());
+        let name = customer.name();
+        let who = customer.address(key);
         let title = format!("WhatsApp conversation with {name} ({who}) — handoff {id}");
 
         // The timeline, a page at a time.

@@ -7,7 +7,7 @@
 //! the Content-Security-Policy allows nothing but the page's own styles and the media URLs it
 //! minted. A missing, forged, moved or expired token gets the same plain 403, whatever the id.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,10 +87,9 @@ pub struct SessionPages {
     objects: Arc<dyn ObjectStore>,
     links: SessionLinks,
     media_url_ttl: Duration,
-    now_secs: fn() -> i64,
 }
 
-fn system_now() -> i64 {
+fn now_secs() -> i64 {
     crate::clock::now_ms() / 1000
 }
 
@@ -127,7 +126,6 @@ impl SessionPages {
             objects,
             links,
             media_url_ttl: Duration::from_secs(DEFAULT_MEDIA_URL_SECS),
-            now_secs: system_now,
         }
     }
 
@@ -137,18 +135,8 @@ impl SessionPages {
         self
     }
 
-    /// Tests pin the time the tokens are checked against.
-    pub fn with_clock(mut self, now_secs: fn() -> i64) -> Self {
-        self.now_secs = now_secs;
-        self
-    }
-
-    pub fn links(&self) -> &SessionLinks {
-        &self.links
-    }
-
-    /// Answers `GET /sessions/{rest}?{query}`: `rest` is the session id, or `{id}/file` with the
-    /// object's `key` in the query.
+    /// Answers `GET /sessions/{rest}?{query}`: `rest` is the session id, or `{id}/file` with
+    /// `m=<wamid>` (a customer's file) or `f=transcript` in the query.
     pub async fn answer(&self, rest: &str, query: &str) -> Answer {
         let (id, file) = match rest.split_once('/') {
             Some((id, "file")) => (id, true),
@@ -158,7 +146,7 @@ impl SessionPages {
         let Some(token) = query_value(query, "t") else {
             return Answer::Forbidden;
         };
-        if !valid_id(id) || !self.links.verify(id, &token, (self.now_secs)()) {
+        if !valid_id(id) || !self.links.verify(id, &token, now_secs()) {
             return Answer::Forbidden;
         }
         let handoff = match self.handoffs.handoff(id).await {
@@ -167,37 +155,38 @@ impl SessionPages {
             Err(e) => return e.into(),
         };
         if file {
-            let key = query_value(query, "key").unwrap_or_default();
-            return self.file(&handoff, &key).await;
+            return self.file(&handoff, query).await;
         }
-        match self.render(&handoff, &token).await {
-            Ok(answer) => answer,
-            Err(answer) => answer,
-        }
+        self.render(&handoff, &token).await.unwrap_or_else(|e| e)
     }
 
-    /// A file of this session, for stores that cannot presign: only the session's transcript
-    /// and its conversation's media copies are served.
-    async fn file(&self, handoff: &HandoffRecord, key: &str) -> Answer {
-        let conversation_dir = crate::handoff::media::conversation_prefix(&handoff.conversation);
-        let traverses = key
-            .split('/')
-            .any(|part| part.is_empty() || part == "." || part == "..");
-        if traverses || (key != handoff.transcript.key && !key.starts_with(&conversation_dir)) {
-            return Answer::Forbidden;
-        }
-        let content_type = handoff
-            .media
-            .iter()
-            .find(|m| m.key.as_deref() == Some(key))
-            .and_then(|m| m.content_type.clone());
-        match self.objects.open(key).await {
+    /// A file of this session, for stores that cannot presign. The query names the file, never
+    /// a key: `f=transcript`, or `m=<wamid>` looked up in this session's conversation only.
+    async fn file(&self, h: &HandoffRecord, query: &str) -> Answer {
+        let (key, content_type) = match (query_value(query, "m"), query_value(query, "f")) {
+            (Some(wamid), None) => match self.media_record(h, &wamid).await {
+                Ok(Some(MediaRecord {
+                    state: MediaState::Copied,
+                    key: Some(key),
+                    content_type,
+                    ..
+                })) => (key, content_type),
+                Ok(_) => return Answer::NotFound,
+                Err(e) => return e.into(),
+            },
+            (None, Some(f)) if f == "transcript" => (
+                h.transcript.key.clone(),
+                Some("text/plain; charset=utf-8".to_owned()),
+            ),
+            _ => return Answer::Forbidden,
+        };
+        match self.objects.open(&key).await {
             Ok(Some(stream)) => Answer::File {
                 content_type: stream
                     .content_type
                     .clone()
                     .or(content_type)
-                    .unwrap_or_else(|| guess_type(key).to_owned()),
+                    .unwrap_or_else(|| "application/octet-stream".to_owned()),
                 stream,
             },
             Ok(None) => Answer::NotFound,
@@ -206,45 +195,48 @@ impl SessionPages {
     }
 
     /// A URL for one of the session's objects: presigned by the bucket, else the page's own
-    /// file route.
+    /// file route (`wamid` names a customer's file; `None` is the transcript).
     async fn url(
         &self,
-        handoff: &HandoffRecord,
+        h: &HandoffRecord,
         token: &str,
         key: &str,
+        wamid: Option<&str>,
         inline: bool,
     ) -> Result<String, ObjectError> {
-        match self
+        if let Some(url) = self
             .objects
             .presign_get(key, self.media_url_ttl, inline)
             .await?
         {
-            Some(url) => Ok(url),
-            None => Ok(format!(
-                "{}{}/file?t={}&key={}",
-                SESSIONS_PATH,
-                handoff.id,
-                url_component(token),
-                url_component(key)
-            )),
+            return Ok(url);
         }
+        let which = match wamid {
+            Some(w) => format!("m={}", url_component(w)),
+            None => "f=transcript".to_owned(),
+        };
+        Ok(format!(
+            "{SESSIONS_PATH}{}/file?t={}&{which}",
+            h.id,
+            url_component(token)
+        ))
     }
 
+    /// A customer file's record: the handoff's own, or (a file sent after the handoff) the
+    /// copy the handoff stage made, if any.
     async fn media_record(
         &self,
-        handoff: &HandoffRecord,
-        known: &HashMap<&str, &MediaRecord>,
+        h: &HandoffRecord,
         wamid: &str,
     ) -> Result<Option<MediaRecord>, StoreError> {
-        if let Some(m) = known.get(wamid) {
-            return Ok(Some((*m).clone()));
+        if let Some(m) = h.media.iter().find(|m| m.wamid == wamid) {
+            return Ok(Some(m.clone()));
         }
-        // A file sent after the handoff: its copy, if the handoff stage made one.
-        self.handoffs.media(&handoff.conversation, wamid).await
+        self.handoffs.media(&h.conversation, wamid).await
     }
 
     async fn render(&self, h: &HandoffRecord, token: &str) -> Result<Answer, Answer> {
-        let now = (self.now_secs)();
+        let now = now_secs();
         let trail = self.trails.trail(&h.id).await?;
         // The window as it stands now: the customer may have written since the handoff.
         let closes_at = self
@@ -256,19 +248,8 @@ impl SessionPages {
             .max(h.reply_window_closes_at);
         let mut origins = BTreeSet::new();
         let mut page = Page::default();
-        let name = h
-            .customer
-            .profile_name
-            .clone()
-            .or_else(|| h.customer.username.clone())
-            .unwrap_or_else(|| "customer".into());
-        let number = h
-            .customer
-            .wa_id
-            .as_deref()
-            .map(|w| format!("+{}", w.trim_start_matches('+')))
-            .or_else(|| h.customer.user_id.clone())
-            .unwrap_or_else(|| h.conversation.customer.clone());
+        let name = h.customer.name();
+        let number = h.customer.address(&h.conversation);
         page.head(&format!("{name} — WhatsApp session"));
         let _ = write!(
             page.out,
@@ -281,7 +262,7 @@ impl SessionPages {
             utc(h.created_at_ms / 1000)
         );
         page.insights(h, closes_at, now);
-        let transcript_url = self.url(h, token, &h.transcript.key, false).await?;
+        let transcript_url = self.url(h, token, &h.transcript.key, None, false).await?;
         note_origin(&mut origins, &transcript_url);
         let _ = write!(
             page.out,
@@ -295,8 +276,6 @@ impl SessionPages {
 
         page.out
             .push_str("<section><h2>Conversation</h2><ol class=\"timeline\">");
-        let known: HashMap<&str, &MediaRecord> =
-            h.media.iter().map(|m| (m.wamid.as_str(), m)).collect();
         let mut transcript = Transcript::new("", &name).keeping_lines();
         let mut after: Option<String> = None;
         let mut shown = 0usize;
@@ -326,7 +305,7 @@ impl SessionPages {
                         for line in transcript.take_lines() {
                             let media = match line.parts().1 {
                                 Some(wamid) => {
-                                    let record = self.media_record(h, &known, wamid).await?;
+                                    let record = self.media_record(h, wamid).await?;
                                     let url = match &record {
                                         Some(MediaRecord {
                                             state: MediaState::Copied,
@@ -334,8 +313,10 @@ impl SessionPages {
                                             kind,
                                             ..
                                         }) => {
-                                            let url =
-                                                self.url(h, token, key, kind != "document").await?;
+                                            let inline = kind != "document";
+                                            let url = self
+                                                .url(h, token, key, Some(wamid), inline)
+                                                .await?;
                                             note_origin(&mut origins, &url);
                                             Some(url)
                                         }
@@ -391,22 +372,6 @@ impl SessionPages {
 fn note_origin(origins: &mut BTreeSet<String>, url: &str) {
     if let Some(o) = origin(url) {
         origins.insert(o.to_owned());
-    }
-}
-
-fn guess_type(key: &str) -> &'static str {
-    match key.rsplit('.').next().unwrap_or("") {
-        "txt" => "text/plain; charset=utf-8",
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "webp" => "image/webp",
-        "gif" => "image/gif",
-        "ogg" | "opus" => "audio/ogg",
-        "mp3" => "audio/mpeg",
-        "m4a" => "audio/mp4",
-        "mp4" => "video/mp4",
-        "pdf" => "application/pdf",
-        _ => "application/octet-stream",
     }
 }
 
