@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use serde::Serialize;
 
-use crate::domain::{ConversationKey, HandoffRecord, MediaRecord};
+use crate::domain::{ConversationKey, DeliveryId, HandoffRecord};
 use crate::handoff::media::conversation_prefix;
 use crate::objects::ObjectStore;
 use crate::store::DynamoDbStore;
@@ -197,8 +197,9 @@ pub async fn forget_customer(
 
     let mut doomed: Vec<Item> = Vec::new();
     let mut deliveries = BTreeSet::new();
+    // Media copies live under their conversation's prefix; transcripts are named per handoff.
     let mut keys = BTreeSet::new();
-    let mut prefixes = Vec::new();
+    let mut partitions = Vec::new();
     for conv in &conversations {
         let (Some(pk), Some(pnid), Some(cust)) = (
             s(conv, "pk"),
@@ -208,43 +209,42 @@ pub async fn forget_customer(
             continue;
         };
         report.conversations += 1;
-        prefixes.push(conversation_prefix(&ConversationKey::new(pnid, cust)));
+        let prefix = conversation_prefix(&ConversationKey::new(pnid, cust));
+        keys.extend(objects.list(&prefix).await.map_err(|e| e.to_string())?);
         for item in store.partition(&pk).await? {
             if let Some(d) = s(&item, "delivery_id") {
                 deliveries.insert(d);
             }
-            if s(&item, "item_type").as_deref() == Some("media")
-                && let Some(record) = s(&item, "record")
-                && let Ok(m) = serde_json::from_str::<MediaRecord>(&record)
-                && let Some(key) = m.key
-            {
-                keys.insert(key);
-            }
             doomed.push(item);
         }
-        let handoffs = store
-            .scan_all(
-                "#t = :h AND #conv = :pk",
-                &[("#t", "item_type"), ("#conv", "conversation")],
-                &[
-                    (":h".to_owned(), AttributeValue::S("handoff".into())),
-                    (":pk".to_owned(), AttributeValue::S(pk.clone())),
-                ],
-            )
-            .await?;
-        for h in handoffs {
+        partitions.push(pk);
+    }
+    // The conversations' handoffs, in one scan (at most 100 values per IN).
+    for chunk in partitions.chunks(100) {
+        let mut values = vec![(":h".to_owned(), AttributeValue::S("handoff".into()))];
+        values.extend(
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(i, pk)| (format!(":p{i}"), AttributeValue::S(pk.clone()))),
+        );
+        let list: Vec<&str> = values[1..].iter().map(|(k, _)| k.as_str()).collect();
+        let filter = format!("#t = :h AND #conv IN ({})", list.join(", "));
+        let names = [("#t", "item_type"), ("#conv", "conversation")];
+        for h in store.scan_all(&filter, &names, &values).await? {
             if let Some(record) = s(&h, "record")
                 && let Ok(r) = serde_json::from_str::<HandoffRecord>(&record)
             {
-                keys.insert(r.transcript.key.clone());
-                keys.extend(r.media.iter().filter_map(|m| m.key.clone()));
+                keys.insert(r.transcript.key);
                 report.handoffs.push(r.id);
             }
             doomed.push(h);
         }
     }
-    for d in &deliveries {
-        let items = store.partition(&format!("DELIVERY#{d}")).await?;
+    for d in deliveries {
+        let items = store
+            .partition(&crate::store::dynamodb::delivery_pk(&DeliveryId(d)))
+            .await?;
         if !items.is_empty() {
             report.deliveries += 1;
         }
@@ -256,10 +256,6 @@ pub async fn forget_customer(
     }
     store.delete_items(&doomed).await?;
 
-    // The bucket: every copy under the conversations' prefixes, and the transcripts.
-    for prefix in &prefixes {
-        keys.extend(objects.list(prefix).await.map_err(|e| e.to_string())?);
-    }
     for key in keys {
         if objects.delete(&key).await.map_err(|e| e.to_string())? {
             report.objects.push(key);

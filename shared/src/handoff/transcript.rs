@@ -195,21 +195,24 @@ impl Transcript {
         self.out
     }
 
-    fn line(&mut self, ts: i64, who: &str, text: &str) {
-        if let Some(lines) = &mut self.lines {
-            let role = match who {
-                "System" => Role::System,
-                "AI agent" => Role::Agent,
-                _ => Role::Customer,
-            };
-            lines.push(Line {
+    fn line(&mut self, ts: i64, role: Role, text: &str) {
+        let who = match role {
+            Role::Customer => self.customer.as_str(),
+            Role::Agent => "AI agent",
+            Role::System => "System",
+        };
+        match &mut self.lines {
+            // A page laying the lines out itself needs no text version as well.
+            Some(lines) => lines.push(Line {
                 at: ts,
                 role,
                 who: who.to_owned(),
                 text: text.to_owned(),
-            });
+            }),
+            None => {
+                let _ = writeln!(self.out.marked, "[{}] {who}: {text}", utc(ts));
+            }
         }
-        let _ = writeln!(self.out.marked, "[{}] {who}: {text}", utc(ts));
     }
 
     fn quote(&self, wamid: &str) -> String {
@@ -224,7 +227,7 @@ impl Transcript {
         let Ok(event) = AgentEvent::parse(&e.raw) else {
             self.line(
                 e.timestamp,
-                "System",
+                Role::System,
                 &format!("[agent event {} could not be read]", e.event_id),
             );
             return;
@@ -235,13 +238,13 @@ impl Transcript {
                 if let Some(w) = &event.wamid {
                     self.excerpts.insert(w.clone(), excerpt(&text));
                 }
-                self.line(e.timestamp, "AI agent", &text);
+                self.line(e.timestamp, Role::Agent, &text);
             }
             AgentEventKind::Handoff => {
                 if let Some(h) = event.handoff {
                     self.line(
                         e.timestamp,
-                        "System",
+                        Role::System,
                         &format!(
                             "the AI agent handed the conversation to a person ({}): {}",
                             h.category, h.reason
@@ -256,13 +259,12 @@ impl Transcript {
 
     fn message(&mut self, m: &MessageRecord) {
         self.out.messages += 1;
-        let who = self.customer.clone();
         let msg: InboundMessage = match serde_json::from_str(&m.raw) {
             Ok(msg) => msg,
             Err(_) => {
                 self.line(
                     m.timestamp,
-                    &who,
+                    Role::Customer,
                     &format!("[a {} message that could not be read]", m.kind),
                 );
                 return;
@@ -301,24 +303,20 @@ impl Transcript {
                     .unwrap_or_default()
             );
         }
-        let (label, body, said) = self.render(&msg);
+        let (role, body, said) = self.render(&msg);
         if let Some(said) = said {
             self.excerpts.insert(msg.id.clone(), excerpt(&said));
-            if label != "System" {
+            if role == Role::Customer {
                 self.out.customer_texts.push(said);
             }
         }
-        let who = if label == "System" {
-            "System".to_owned()
-        } else {
-            who
-        };
-        self.line(m.timestamp, &who, &format!("{prefix}{body}"));
+        self.line(m.timestamp, role, &format!("{prefix}{body}"));
     }
 
-    /// The label ("Customer" or "System"), the rendered line and the words the customer said.
-    fn render(&mut self, msg: &InboundMessage) -> (&'static str, String, Option<String>) {
-        let c = "Customer";
+    /// Who the line is from (the customer, or a system notice), the rendered line and the words
+    /// the customer said.
+    fn render(&mut self, msg: &InboundMessage) -> (Role, String, Option<String>) {
+        let c = Role::Customer;
         match &msg.content {
             Content::Text(t) => (c, t.body.clone(), Some(t.body.clone())),
             Content::Image(media)
@@ -477,7 +475,7 @@ impl Transcript {
                 (c, line, o.text.clone())
             }
             Content::System(s) => (
-                "System",
+                Role::System,
                 s.body.clone().unwrap_or_else(|| {
                     format!("system notice {}", s.kind.as_deref().unwrap_or(""))
                 }),
@@ -514,7 +512,11 @@ impl Transcript {
                 };
                 (c, format!("edited {before} to: {after}"), Some(after))
             }
-            Content::RequestWelcome => ("System", "the customer opened the chat".to_owned(), None),
+            Content::RequestWelcome => (
+                Role::System,
+                "the customer opened the chat".to_owned(),
+                None,
+            ),
             Content::Unknown { kind } => {
                 let why = msg
                     .errors

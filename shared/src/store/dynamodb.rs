@@ -500,7 +500,7 @@ struct DeliveryItem {
     body_parts: u32,
 }
 
-fn delivery_pk(id: &DeliveryId) -> String {
+pub(crate) fn delivery_pk(id: &DeliveryId) -> String {
     format!("DELIVERY#{id}")
 }
 
