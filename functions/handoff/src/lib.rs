@@ -56,7 +56,7 @@ pub async fn process_record(processor: &Processor, record: &EventRecord) -> Reco
     // number), the agent event's, or the handoff's.
     let span = match &change {
         Change::Message(m) => {
-            tracing::info_span!("record", message = %observe::message_ref(&m.wamid))
+            tracing::info_span!("record", message_ref = %observe::message_ref(&m.wamid))
         }
         Change::AgentEvent(e) => tracing::info_span!("record", agent_event = %e.event_id),
         Change::Handoff(h) => tracing::info_span!("record", handoff_id = %h.id),

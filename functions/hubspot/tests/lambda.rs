@@ -102,7 +102,7 @@ async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed
     .await;
 
     let hubspot = HubspotServer::start(Options::default()).await;
-    let api = RuntimeApi::start("baton-hubspot", event.to_string()).await;
+    let api = RuntimeApi::start("baton-hubspot", vec![event.to_string()]).await;
     let child = api
         .command(env!("CARGO_BIN_EXE_baton-hubspot"))
         .env("AWS_ENDPOINT_URL_DYNAMODB", &ddb)
@@ -123,7 +123,7 @@ async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed
     // JSON logs at INFO, as template.yaml's LoggingConfig makes Lambda set them: debug may name
     // numbers, info must not.
     let mut child = Running(child);
-    let answer = api.first_answer(&mut child).await;
+    let answer = api.answer(0, &mut child).await;
     assert_eq!(
         answer,
         (

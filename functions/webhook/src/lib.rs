@@ -392,7 +392,7 @@ fn log_stored(batch: &DeliveryBatch, report: &WriteReport) {
     // Each message by its correlation id (followed through the handoff function's logs) and the
     // customer masked; the wamid holds the customer's number and stays out of the logs.
     for m in &batch.messages {
-        tracing::info!(delivery = %d.id, message = %observe::message_ref(&m.wamid),
+        tracing::info!(delivery = %d.id, message_ref = %observe::message_ref(&m.wamid),
             customer = %observe::mask_phone(&m.conversation.customer), kind = %m.kind,
             "message received");
     }

@@ -19,26 +19,40 @@ use serde_json::{Value, json};
 const PNID: &str = "106540352242922";
 const CUSTOMER: &str = "34612345678";
 
-/// An HTTP API (payload 2.0) event for `GET path?query`.
-fn http_api_event(route: &str, path: &str, query: &str) -> Value {
-    json!({
+/// What WhatsApp's ids look like: base64 with the customer's number inside.
+const WAMID: &str = "wamid.HBgLMzQ2MTIzNDU2NzgVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0MAA=";
+
+/// An HTTP API (payload 2.0) event for `method path?query` with `headers` and `body`.
+fn http_api_event(
+    method: &str,
+    route: &str,
+    path: &str,
+    query: &str,
+    headers: Value,
+    body: Option<&str>,
+) -> Value {
+    let mut event = json!({
         "version": "2.0",
-        "routeKey": format!("GET {route}"),
+        "routeKey": format!("{method} {route}"),
         "rawPath": path,
         "rawQueryString": query,
-        "headers": {"accept": "text/html", "user-agent": "Mozilla/5.0"},
+        "headers": headers,
         "requestContext": {
             "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123", "requestId": "req-1", "routeKey": format!("GET {route}"),
+            "domainPrefix": "abc123", "requestId": "req-1", "routeKey": format!("{method} {route}"),
             "stage": "$default", "time": "24/Nov/2026:07:00:00 +0000", "timeEpoch": 1_795_590_000_000u64,
-            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"}
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"}
         },
         "isBase64Encoded": false
-    })
+    });
+    if let Some(b) = body {
+        event["body"] = json!(b);
+    }
+    event
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_lambda_binary_serves_a_session_page_with_presigned_files() {
+async fn the_lambda_binary_stores_a_delivery_and_serves_the_session_page_with_presigned_files() {
     let Some(Emulators {
         dynamodb: ddb,
         s3,
@@ -108,9 +122,33 @@ async fn the_lambda_binary_serves_a_session_page_with_presigned_files() {
     let links = SessionLinks::new("https://abc123", link_key.to_owned().into(), 30);
     let token = links.token(&h.id, now);
 
+    // Two invocations: Meta's signed delivery of a new message, then the rep opening the page.
+    let delivery = String::from_utf8(bodies::delivery(
+        PNID,
+        bodies::contact(CUSTOMER, "Lucía"),
+        json!([bodies::text(WAMID, CUSTOMER, now - 10, "¿hay alguien?")]),
+        json!([]),
+    ))
+    .unwrap();
+    let signature = baton_shared::whatsapp::sign("app-secret", delivery.as_bytes());
+    let post = http_api_event(
+        "POST",
+        "/webhook",
+        "/webhook",
+        "",
+        json!({"content-type": "application/json", "x-hub-signature-256": signature}),
+        Some(&delivery),
+    );
     let path = format!("/sessions/{}", h.id);
-    let event = http_api_event("/sessions/{id}", &path, &format!("t={token}"));
-    let api = RuntimeApi::start("baton-webhook", event.to_string()).await;
+    let page = http_api_event(
+        "GET",
+        "/sessions/{id}",
+        &path,
+        &format!("t={token}"),
+        json!({"accept": "text/html", "user-agent": "Mozilla/5.0"}),
+        None,
+    );
+    let api = RuntimeApi::start("baton-webhook", vec![post.to_string(), page.to_string()]).await;
     let child = api
         .command(env!("CARGO_BIN_EXE_baton-webhook"))
         .env("AWS_ENDPOINT_URL_DYNAMODB", &ddb)
@@ -130,7 +168,12 @@ async fn the_lambda_binary_serves_a_session_page_with_presigned_files() {
         .spawn()
         .expect("start baton-webhook");
     let mut child = Running(child);
-    let (id, answer) = api.first_answer(&mut child).await;
+    let (id, stored) = api.answer(0, &mut child).await;
+    assert_eq!(id, format!("{REQUEST_ID}/response"), "{stored}");
+    assert_eq!(stored["statusCode"], 200, "{stored}");
+    let stored: Value = serde_json::from_str(stored["body"].as_str().unwrap()).unwrap();
+    assert_eq!(stored["messages_new"], 1, "{stored}");
+    let (id, answer) = api.answer(1, &mut child).await;
     assert_eq!(id, format!("{REQUEST_ID}/response"), "{answer}");
     assert_eq!(answer["statusCode"], 200, "{answer}");
     assert_eq!(
@@ -144,6 +187,7 @@ async fn the_lambda_binary_serves_a_session_page_with_presigned_files() {
     let html = answer["body"].as_str().unwrap();
     assert!(html.contains("WhatsApp session with Lucía"), "{html}");
     assert!(html.contains("llegó roto"));
+    assert!(html.contains("¿hay alguien?"), "the message just stored");
 
     // The photo's presigned URL downloads its bytes from s3s-fs.
     let src = html
@@ -160,20 +204,38 @@ async fn the_lambda_binary_serves_a_session_page_with_presigned_files() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.bytes().await.unwrap().to_vec(), photo);
 
-    // JSON logs without the customer's number, and one EMF document for the invocation.
+    // JSON logs: the message by its correlation id and the customer masked, never the number
+    // or the wamid that holds it; one EMF document per invocation.
     let out = child.stop_and_read();
     assert!(
         !out.contains(CUSTOMER),
         "the customer's number is in the logs: {out}"
     );
+    assert!(!out.contains(WAMID), "the wamid is in the logs: {out}");
     assert!(!out.contains(link_key), "the link key is in the logs");
     let (logs, metrics) = json_lines(&out);
+    let received = logs
+        .iter()
+        .find(|l| l["fields"]["message"] == "message received")
+        .unwrap_or_else(|| panic!("no log of the message: {out}"));
+    assert_eq!(
+        received["fields"]["message_ref"],
+        baton_shared::observe::message_ref(WAMID)
+    );
+    assert_eq!(received["fields"]["customer"], "+34*******78");
+    assert_eq!(received["fields"]["kind"], "text");
     assert!(
         logs.iter()
             .any(|l| l["fields"]["message"] == "session page served"),
         "{out}"
     );
-    assert_eq!(metrics.len(), 1, "{out}");
-    assert_eq!(metrics[0]["Function"], "webhook");
-    assert_eq!(metrics[0]["SessionPageViews"], 1);
+    assert_eq!(metrics.len(), 2, "{out}");
+    for m in &metrics {
+        assert_eq!(m["Function"], "webhook");
+    }
+    assert_eq!(
+        (&metrics[0]["Deliveries"], &metrics[0]["MessagesNew"]),
+        (&json!(1), &json!(1))
+    );
+    assert_eq!(metrics[1]["SessionPageViews"], 1);
 }

@@ -363,7 +363,7 @@ impl MediaCopier {
                     return record;
                 }
                 Err(f) => {
-                    tracing::warn!(message = %crate::observe::message_ref(&job.wamid), attempt = record.attempts, reason = %f.reason, "media copy attempt failed");
+                    tracing::warn!(message_ref = %crate::observe::message_ref(&job.wamid), attempt = record.attempts, reason = %f.reason, "media copy attempt failed");
                     if f.refresh_url {
                         url = None;
                     }
@@ -595,7 +595,7 @@ impl MediaCopier {
                 || expected.eq_ignore_ascii_case(&hex::encode(digest))
         });
         if record.sha256_matches == Some(false) {
-            tracing::warn!(message = %crate::observe::message_ref(&job.wamid), "the copied file's SHA-256 differs from the one WhatsApp reported; kept anyway");
+            tracing::warn!(message_ref = %crate::observe::message_ref(&job.wamid), "the copied file's SHA-256 differs from the one WhatsApp reported; kept anyway");
         }
         Ok(())
     }

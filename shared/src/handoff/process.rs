@@ -126,7 +126,7 @@ impl Processor {
         let msg: InboundMessage = match serde_json::from_str(&m.raw) {
             Ok(msg) => msg,
             Err(e) => {
-                tracing::warn!(message = %crate::observe::message_ref(&m.wamid), error = %e, "stored message could not be read; skipped");
+                tracing::warn!(message_ref = %crate::observe::message_ref(&m.wamid), error = %e, "stored message could not be read; skipped");
                 return Ok(Outcome::Nothing);
             }
         };
@@ -146,7 +146,7 @@ impl Processor {
         let Some(found) = self.detector.detect(&text) else {
             return Ok(outcome);
         };
-        tracing::info!(message = %crate::observe::message_ref(&m.wamid), language = found.language, "the customer asked for a person");
+        tracing::info!(message_ref = %crate::observe::message_ref(&m.wamid), language = found.language, "the customer asked for a person");
         tracing::debug!(phrase = %found.phrase, "matched");
         let (kind, detail) = match found.kind {
             DetectionKind::CustomerAsked => (TriggerKind::CustomerAsked, found.phrase.clone()),

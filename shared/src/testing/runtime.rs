@@ -2,6 +2,7 @@
 //! it one event and keeps its answer; the process gets the environment Lambda and template.yaml
 //! give it, and its logs (stdout and stderr) are read back.
 
+use std::collections::VecDeque;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,11 +33,11 @@ pub fn emulator(var: &str) -> Option<String> {
     }
 }
 
-/// One invocation's event, then nothing: the runtime's next poll waits, as Lambda's does
-/// between invocations. What the function answers is kept.
+/// The invocations' events in turn, then nothing: the runtime's next poll waits, as Lambda's
+/// does between invocations. What the function answers is kept, in order.
 #[derive(Clone)]
 pub struct RuntimeApi {
-    event: Arc<Mutex<Option<String>>>,
+    events: Arc<Mutex<VecDeque<String>>>,
     function: String,
     pub answers: Arc<Mutex<Vec<(String, Value)>>>,
     /// `host:port`, for `AWS_LAMBDA_RUNTIME_API`.
@@ -44,7 +45,7 @@ pub struct RuntimeApi {
 }
 
 async fn next(State(api): State<RuntimeApi>) -> Response {
-    let Some(event) = api.event.lock().unwrap().take() else {
+    let Some(event) = api.events.lock().unwrap().pop_front() else {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         return StatusCode::GATEWAY_TIMEOUT.into_response();
     };
@@ -92,11 +93,11 @@ async fn init_error(State(api): State<RuntimeApi>, body: Bytes) -> StatusCode {
 }
 
 impl RuntimeApi {
-    /// Serves the Runtime API for `function` with `event` as its one invocation.
-    pub async fn start(function: &str, event: String) -> Self {
+    /// Serves the Runtime API for `function`, one invocation per event.
+    pub async fn start(function: &str, events: Vec<String>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api = RuntimeApi {
-            event: Arc::new(Mutex::new(Some(event))),
+            events: Arc::new(Mutex::new(events.into())),
             function: function.to_owned(),
             answers: Arc::default(),
             addr: listener.local_addr().unwrap().to_string(),
@@ -131,12 +132,12 @@ impl RuntimeApi {
         c
     }
 
-    /// The function's first answer (`<request id>/response`, or `init/error`), waiting up to a
-    /// minute; panics if the process exits first.
-    pub async fn first_answer(&self, child: &mut Running) -> (String, Value) {
+    /// The function's `n`th answer, from 0 (`<request id>/response`, or `init/error`), waiting
+    /// up to a minute; panics if the process exits first.
+    pub async fn answer(&self, n: usize, child: &mut Running) -> (String, Value) {
         let started = tokio::time::Instant::now();
         loop {
-            if let Some(a) = self.answers.lock().unwrap().first().cloned() {
+            if let Some(a) = self.answers.lock().unwrap().get(n).cloned() {
                 return a;
             }
             if let Ok(Some(status)) = child.0.try_wait() {
