@@ -9,6 +9,7 @@ use baton_shared::store::{HandoffStore, TrailStore};
 use baton_shared::testing::handoff_record;
 use baton_shared::testing::runtime::{
     Emulators, REQUEST_ID, Running, RuntimeApi, json_lines, stack_secret, stack_storage,
+    stream_insert,
 };
 use bytes::Bytes;
 use serde_json::json;
@@ -58,40 +59,7 @@ async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed
         .await
         .unwrap();
     assert!(store.save_handoff(&record).await.unwrap());
-    let item = store
-        .client()
-        .get_item()
-        .table_name(&table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("HANDOFF#{}", record.id)),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("HANDOFF".into()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .item
-        .expect("the handoff item");
-    let image: serde_dynamo::Item = item.into();
-    let event = json!({"Records": [{
-        "eventID": "c4ca4238a0b923820dcc509a6f75849b",
-        "eventName": "INSERT",
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": {
-            "ApproximateCreationDateTime": 1_760_000_001,
-            "Keys": {"pk": {"S": format!("HANDOFF#{}", record.id)}, "sk": {"S": "HANDOFF"}},
-            "NewImage": image,
-            "SequenceNumber": "111000000000000000000001",
-            "SizeBytes": 900,
-            "StreamViewType": "NEW_IMAGE"
-        },
-        "eventSourceARN": format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2026-11-24T00:00:00.000")
-    }]});
+    let event = stream_insert(&store, &format!("HANDOFF#{}", record.id), "HANDOFF").await;
 
     // The stack's secret, with the private app's token and the session-link key.
     let link_secret = "a-session-link-secret-of-the-stack";

@@ -280,3 +280,41 @@ pub fn json_lines(out: &str) -> (Vec<Value>, Vec<Value>) {
     }
     (logs, metrics)
 }
+
+/// A DynamoDB stream event (what Lambda's event source mapping delivers) with one `INSERT`
+/// record: the item at `pk`/`sk`, read back from the table as its new image.
+pub async fn stream_insert(store: &crate::store::DynamoDbStore, pk: &str, sk: &str) -> Value {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let item = store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S(pk.to_owned()))
+        .key("sk", AttributeValue::S(sk.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_else(|| panic!("no item {pk} {sk}"));
+    let image: serde_dynamo::Item = item.into();
+    serde_json::json!({"Records": [{
+        "eventID": "c4ca4238a0b923820dcc509a6f75849b",
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1_760_000_001,
+            "Keys": {"pk": {"S": pk}, "sk": {"S": sk}},
+            "NewImage": image,
+            "SequenceNumber": "111000000000000000000001",
+            "SizeBytes": 900,
+            "StreamViewType": "NEW_AND_OLD_IMAGES"
+        },
+        "eventSourceARN": format!(
+            "arn:aws:dynamodb:us-east-1:123456789012:table/{}/stream/2026-11-24T00:00:00.000",
+            store.table()
+        )
+    }]})
+}
