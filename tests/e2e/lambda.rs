@@ -9,6 +9,8 @@ use baton_shared::store::{ConversationReader, DeliveryLog};
 use baton_shared::whatsapp::sign;
 use baton_webhook::handle_lambda;
 
+use baton_shared::testing::runtime::http_api_event;
+
 use crate::support::*;
 
 fn api_gateway_event(
@@ -17,38 +19,7 @@ fn api_gateway_event(
     headers: serde_json::Value,
     body: Option<(&str, bool)>,
 ) -> String {
-    api_gateway_event_at("/webhook", "/webhook", method, query, headers, body)
-}
-
-/// An HTTP API event for `path`, matched by the route `route` (`/sessions/{id}`).
-pub(crate) fn api_gateway_event_at(
-    route: &str,
-    path: &str,
-    method: &str,
-    query: &str,
-    headers: serde_json::Value,
-    body: Option<(&str, bool)>,
-) -> String {
-    let mut event = serde_json::json!({
-        "version": "2.0",
-        "routeKey": format!("{method} {route}"),
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123", "requestId": "req-1", "routeKey": format!("{method} {route}"),
-            "stage": "$default", "time": "23/Nov/2026:22:00:00 +0000", "timeEpoch": 1795471200000u64,
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7",
-                     "userAgent": "facebookexternalua"}
-        },
-        "isBase64Encoded": false
-    });
-    if let Some((b, base64)) = body {
-        event["body"] = serde_json::Value::String(b.to_owned());
-        event["isBase64Encoded"] = serde_json::Value::Bool(base64);
-    }
-    event.to_string()
+    http_api_event(method, "/webhook", "/webhook", query, headers, body).to_string()
 }
 
 pub(crate) async fn invoke(app: &baton_webhook::Webhook, event: &str) -> (u16, String) {

@@ -624,14 +624,15 @@ async fn without_presigned_urls_the_page_serves_its_own_files_and_nothing_else()
         (format!("t={token}0"), 403),
         (String::new(), 403),
     ] {
-        let event = crate::lambda::api_gateway_event_at(
+        let event = baton_shared::testing::runtime::http_api_event(
+            "GET",
             "/sessions/{id}",
             &path,
-            "GET",
             &query,
             json!({"accept": "text/html"}),
             None,
-        );
+        )
+        .to_string();
         let (status, body) = crate::lambda::invoke(&app, &event).await;
         assert_eq!(status, want, "{query}");
         if want == 200 {

@@ -8,8 +8,7 @@ use baton_shared::domain::{BatchOrigin, ConversationKey, HandoffRecord, build_ba
 use baton_shared::store::contract::bodies;
 use baton_shared::store::{DeliveryStore, HandoffStore};
 use baton_shared::testing::runtime::{
-    Emulators, REQUEST_ID, Running, RuntimeApi, json_lines, stack_secret, stack_storage,
-    stream_insert,
+    REQUEST_ID, Running, RuntimeApi, Stack, json_lines, stream_insert,
 };
 use serde_json::json;
 
@@ -20,15 +19,10 @@ const WAMID: &str = "wamid.HBgLMzQ2MTIzNDU2NzgVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0M
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_binary_opens_a_handoff_from_a_stream_record_and_counts_it() {
-    let Some(Emulators {
-        dynamodb: ddb,
-        s3,
-        moto,
-    }) = Emulators::from_env()
-    else {
+    let Some(stack) = Stack::start().await else {
         return;
     };
-    let (store, objects) = stack_storage(&ddb, &s3).await;
+    let store = &stack.store;
     let now = baton_shared::clock::now_ms() / 1000;
     let body = bodies::delivery(
         PNID,
@@ -46,21 +40,15 @@ async fn the_lambda_binary_opens_a_handoff_from_a_stream_record_and_counts_it() 
         .await
         .unwrap();
     let key = ConversationKey::new(PNID, CUSTOMER);
-    let event = stream_insert(&store, &key.partition(), &format!("MSG#{WAMID}")).await;
-    let arn = stack_secret(&moto, &json!({"WHATSAPP_ACCESS_TOKEN": "graph-token"})).await;
+    let event = stream_insert(store, &key.partition(), &format!("MSG#{WAMID}")).await;
+    let arn = stack
+        .secret(&json!({"WHATSAPP_ACCESS_TOKEN": "graph-token"}))
+        .await;
 
     let api = RuntimeApi::start("baton-handoff", vec![event.to_string()]).await;
-    let child = api
-        .command(env!("CARGO_BIN_EXE_baton-handoff"))
-        .env("AWS_ENDPOINT_URL_DYNAMODB", &ddb)
-        .env("AWS_ENDPOINT_URL_S3", &s3)
-        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &moto)
-        .env("BATON_S3_PATH_STYLE", "1")
-        .env("TABLE_NAME", store.table())
-        .env("MEDIA_BUCKET", objects.bucket())
+    let child = stack
+        .command(&api, env!("CARGO_BIN_EXE_baton-handoff"))
         .env("BATON_SECRET_ARN", &arn)
-        .env("RETENTION_DAYS", "30")
-        .env("BATON_METRICS_NAMESPACE", "Baton/test-stack")
         .spawn()
         .expect("start baton-handoff");
     let mut child = Running(child);

@@ -8,8 +8,7 @@ use baton_shared::objects::{ObjectMeta, ObjectStore};
 use baton_shared::store::{HandoffStore, TrailStore};
 use baton_shared::testing::handoff_record;
 use baton_shared::testing::runtime::{
-    Emulators, REQUEST_ID, Running, RuntimeApi, json_lines, stack_secret, stack_storage,
-    stream_insert,
+    REQUEST_ID, Running, RuntimeApi, Stack, json_lines, stream_insert,
 };
 use bytes::Bytes;
 use serde_json::json;
@@ -36,17 +35,11 @@ fn handoff() -> HandoffRecord {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed_settings() {
-    let Some(Emulators {
-        dynamodb: ddb,
-        s3,
-        moto,
-    }) = Emulators::from_env()
-    else {
+    // The table and bucket, as the stack creates them.
+    let Some(stack) = Stack::start().await else {
         return;
     };
-    // The table and bucket, as the stack creates them.
-    let (store, objects) = stack_storage(&ddb, &s3).await;
-    let (table, bucket) = (store.table().to_owned(), objects.bucket().to_owned());
+    let (store, objects) = (&stack.store, &stack.objects);
 
     // The handoff the handoff function wrote, and its stream record as Lambda delivers it.
     let record = handoff();
@@ -59,29 +52,20 @@ async fn the_lambda_binary_turns_a_stream_record_into_a_ticket_with_its_deployed
         .await
         .unwrap();
     assert!(store.save_handoff(&record).await.unwrap());
-    let event = stream_insert(&store, &format!("HANDOFF#{}", record.id), "HANDOFF").await;
+    let event = stream_insert(store, &format!("HANDOFF#{}", record.id), "HANDOFF").await;
 
     // The stack's secret, with the private app's token and the session-link key.
     let link_secret = "a-session-link-secret-of-the-stack";
-    let arn = stack_secret(
-        &moto,
-        &json!({"HUBSPOT_ACCESS_TOKEN": TOKEN, "SESSION_LINK_SECRET": link_secret}),
-    )
-    .await;
+    let arn = stack
+        .secret(&json!({"HUBSPOT_ACCESS_TOKEN": TOKEN, "SESSION_LINK_SECRET": link_secret}))
+        .await;
 
     let hubspot = HubspotServer::start(Options::default()).await;
     let api = RuntimeApi::start("baton-hubspot", vec![event.to_string()]).await;
-    let child = api
-        .command(env!("CARGO_BIN_EXE_baton-hubspot"))
-        .env("AWS_ENDPOINT_URL_DYNAMODB", &ddb)
-        .env("AWS_ENDPOINT_URL_S3", &s3)
-        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &moto)
-        .env("BATON_S3_PATH_STYLE", "1")
-        .env("TABLE_NAME", &table)
-        .env("MEDIA_BUCKET", &bucket)
+    let child = stack
+        .command(&api, env!("CARGO_BIN_EXE_baton-hubspot"))
         .env("BATON_SECRET_ARN", &arn)
         .env("HUBSPOT_BASE_URL", hubspot.base_url())
-        .env("BATON_METRICS_NAMESPACE", "Baton/test-stack")
         .env(
             "PUBLIC_BASE_URL",
             "https://abc123.execute-api.us-east-1.amazonaws.com",

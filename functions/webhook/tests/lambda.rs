@@ -11,7 +11,7 @@ use baton_shared::session::SessionLinks;
 use baton_shared::store::contract::bodies;
 use baton_shared::store::{DeliveryStore, HandoffStore};
 use baton_shared::testing::runtime::{
-    Emulators, REQUEST_ID, Running, RuntimeApi, json_lines, stack_secret, stack_storage,
+    REQUEST_ID, Running, RuntimeApi, Stack, http_api_event, json_lines,
 };
 use baton_shared::testing::{copied_file, handoff_record};
 use serde_json::{Value, json};
@@ -22,46 +22,13 @@ const CUSTOMER: &str = "34612345678";
 /// What WhatsApp's ids look like: base64 with the customer's number inside.
 const WAMID: &str = "wamid.HBgLMzQ2MTIzNDU2NzgVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0MAA=";
 
-/// An HTTP API (payload 2.0) event for `method path?query` with `headers` and `body`.
-fn http_api_event(
-    method: &str,
-    route: &str,
-    path: &str,
-    query: &str,
-    headers: Value,
-    body: Option<&str>,
-) -> Value {
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": format!("{method} {route}"),
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123", "requestId": "req-1", "routeKey": format!("{method} {route}"),
-            "stage": "$default", "time": "24/Nov/2026:07:00:00 +0000", "timeEpoch": 1_795_590_000_000u64,
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "Mozilla/5.0"}
-        },
-        "isBase64Encoded": false
-    });
-    if let Some(b) = body {
-        event["body"] = json!(b);
-    }
-    event
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_binary_stores_a_delivery_and_serves_the_session_page_with_presigned_files() {
-    let Some(Emulators {
-        dynamodb: ddb,
-        s3,
-        moto,
-    }) = Emulators::from_env()
-    else {
+    let Some(stack) = Stack::start().await else {
         return;
     };
-    let (store, objects) = stack_storage(&ddb, &s3).await;
+    let (store, objects) = (&stack.store, &stack.objects);
+    let s3 = &stack.emulators.s3;
 
     // A conversation with a photo, its copy in the bucket, and the handoff.
     let conv = ConversationKey::new(PNID, CUSTOMER);
@@ -111,14 +78,16 @@ async fn the_lambda_binary_stores_a_delivery_and_serves_the_session_page_with_pr
     assert!(store.save_handoff(&h).await.unwrap());
 
     // The stack's two secrets: the main one and the session-link key.
-    let main = stack_secret(
-        &moto,
-        &json!({"WHATSAPP_APP_SECRET": "app-secret", "WHATSAPP_VERIFY_TOKEN": "verify",
+    let main = stack
+        .secret(
+            &json!({"WHATSAPP_APP_SECRET": "app-secret", "WHATSAPP_VERIFY_TOKEN": "verify",
             "AGENT_EVENTS_SECRET": "agent-secret", "WHATSAPP_ACCESS_TOKEN": "graph"}),
-    )
-    .await;
+        )
+        .await;
     let link_key = "the-stack-session-link-key";
-    let sessions = stack_secret(&moto, &json!({"SESSION_LINK_SECRET": link_key})).await;
+    let sessions = stack
+        .secret(&json!({"SESSION_LINK_SECRET": link_key}))
+        .await;
     let links = SessionLinks::new("https://abc123", link_key.to_owned().into(), 30);
     let token = links.token(&h.id, now);
 
@@ -137,7 +106,7 @@ async fn the_lambda_binary_stores_a_delivery_and_serves_the_session_page_with_pr
         "/webhook",
         "",
         json!({"content-type": "application/json", "x-hub-signature-256": signature}),
-        Some(&delivery),
+        Some((&delivery, false)),
     );
     let path = format!("/sessions/{}", h.id);
     let page = http_api_event(
@@ -149,22 +118,14 @@ async fn the_lambda_binary_stores_a_delivery_and_serves_the_session_page_with_pr
         None,
     );
     let api = RuntimeApi::start("baton-webhook", vec![post.to_string(), page.to_string()]).await;
-    let child = api
-        .command(env!("CARGO_BIN_EXE_baton-webhook"))
-        .env("AWS_ENDPOINT_URL_DYNAMODB", &ddb)
-        .env("AWS_ENDPOINT_URL_S3", &s3)
-        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &moto)
-        .env("BATON_S3_PATH_STYLE", "1")
-        .env("TABLE_NAME", store.table())
-        .env("MEDIA_BUCKET", objects.bucket())
+    let child = stack
+        .command(&api, env!("CARGO_BIN_EXE_baton-webhook"))
         .env("BATON_SECRET_ARN", format!("{main},{sessions}"))
         .env(
             "PUBLIC_BASE_URL",
             "https://abc123.execute-api.us-east-1.amazonaws.com",
         )
         .env("SESSION_LINK_TTL_DAYS", "30")
-        .env("RETENTION_DAYS", "30")
-        .env("BATON_METRICS_NAMESPACE", "Baton/test-stack")
         .spawn()
         .expect("start baton-webhook");
     let mut child = Running(child);
@@ -183,7 +144,10 @@ async fn the_lambda_binary_stores_a_delivery_and_serves_the_session_page_with_pr
     let csp = answer["headers"]["content-security-policy"]
         .as_str()
         .unwrap();
-    assert!(csp.contains(&s3), "the bucket's origin is allowed: {csp}");
+    assert!(
+        csp.contains(s3.as_str()),
+        "the bucket's origin is allowed: {csp}"
+    );
     let html = answer["body"].as_str().unwrap();
     assert!(html.contains("WhatsApp session with Lucía"), "{html}");
     assert!(html.contains("llegó roto"));
@@ -197,7 +161,7 @@ async fn the_lambda_binary_stores_a_delivery_and_serves_the_session_page_with_pr
         .expect("the photo on the page")
         .replace("&amp;", "&");
     assert!(
-        src.starts_with(&s3) && src.contains("X-Amz-Signature="),
+        src.starts_with(s3.as_str()) && src.contains("X-Amz-Signature="),
         "{src}"
     );
     let res = reqwest::get(&src).await.unwrap();

@@ -194,7 +194,7 @@ fn credentials() -> aws_sdk_s3::config::Credentials {
 
 /// A new table on DynamoDB Local (`ddb`) and a new bucket on the S3 server (`s3`), as the stack
 /// creates them.
-pub async fn stack_storage(
+async fn stack_storage(
     ddb: &str,
     s3: &str,
 ) -> (crate::store::DynamoDbStore, crate::objects::S3Store) {
@@ -228,7 +228,7 @@ pub async fn stack_storage(
 }
 
 /// A new secret holding `value` (a JSON object) in moto's Secrets Manager at `moto`; its ARN.
-pub async fn stack_secret(moto: &str, value: &Value) -> String {
+async fn stack_secret(moto: &str, value: &Value) -> String {
     let secrets = aws_sdk_secretsmanager::Client::from_conf(
         aws_sdk_secretsmanager::Config::builder()
             .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
@@ -262,6 +262,48 @@ impl Emulators {
             s3: emulator("BATON_TEST_S3")?,
             moto: emulator("BATON_TEST_MOTO")?,
         })
+    }
+}
+
+/// What a deployed stack gives a function, on the emulators: a new table and bucket, secrets on
+/// request, and the settings template.yaml sets.
+pub struct Stack {
+    pub emulators: Emulators,
+    pub store: crate::store::DynamoDbStore,
+    pub objects: crate::objects::S3Store,
+}
+
+impl Stack {
+    /// `None` (the test skips) when the emulators are not running and not required.
+    pub async fn start() -> Option<Self> {
+        let emulators = Emulators::from_env()?;
+        let (store, objects) = stack_storage(&emulators.dynamodb, &emulators.s3).await;
+        Some(Self {
+            emulators,
+            store,
+            objects,
+        })
+    }
+
+    /// A new secret of the stack holding `value` (a JSON object); its ARN.
+    pub async fn secret(&self, value: &Value) -> String {
+        stack_secret(&self.emulators.moto, value).await
+    }
+
+    /// [`RuntimeApi::command`] with the emulators as the AWS endpoints and what template.yaml
+    /// sets for every function: the table, the bucket, a 30-day retention and the metrics
+    /// namespace `Baton/test-stack`. The caller adds `BATON_SECRET_ARN` and the function's own.
+    pub fn command(&self, api: &RuntimeApi, bin: &str) -> Command {
+        let mut c = api.command(bin);
+        c.env("AWS_ENDPOINT_URL_DYNAMODB", &self.emulators.dynamodb)
+            .env("AWS_ENDPOINT_URL_S3", &self.emulators.s3)
+            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &self.emulators.moto)
+            .env("BATON_S3_PATH_STYLE", "1")
+            .env("TABLE_NAME", self.store.table())
+            .env("MEDIA_BUCKET", self.objects.bucket())
+            .env("RETENTION_DAYS", "30")
+            .env("BATON_METRICS_NAMESPACE", "Baton/test-stack");
+        c
     }
 }
 
@@ -317,4 +359,37 @@ pub async fn stream_insert(store: &crate::store::DynamoDbStore, pk: &str, sk: &s
             store.table()
         )
     }]})
+}
+
+/// An API Gateway HTTP API (payload 2.0) event for `method path?query`, matched by `route`
+/// (`/sessions/{id}`), with `headers` and a body (`true`: base64-encoded, as API Gateway sends
+/// binary bodies).
+pub fn http_api_event(
+    method: &str,
+    route: &str,
+    path: &str,
+    query: &str,
+    headers: Value,
+    body: Option<(&str, bool)>,
+) -> Value {
+    let mut event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {route}"),
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123", "requestId": "req-1", "routeKey": format!("{method} {route}"),
+            "stage": "$default", "time": "23/Nov/2026:22:00:00 +0000", "timeEpoch": 1_795_471_200_000u64,
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7",
+                     "userAgent": "facebookexternalua"}
+        },
+        "isBase64Encoded": false
+    });
+    if let Some((b, base64)) = body {
+        event["body"] = Value::String(b.to_owned());
+        event["isBase64Encoded"] = Value::Bool(base64);
+    }
+    event
 }
