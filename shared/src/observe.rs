@@ -54,8 +54,8 @@ pub fn count(name: &'static str, n: u64) {
     *counts.entry(name).or_default() += n;
 }
 
-/// Takes the counts so far (tests, and [`flush`]).
-pub fn take() -> BTreeMap<&'static str, u64> {
+/// Takes the counts so far.
+fn take() -> BTreeMap<&'static str, u64> {
     std::mem::take(&mut *COUNTS.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
