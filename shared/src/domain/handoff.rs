@@ -116,6 +116,10 @@ pub struct TranscriptRef {
     pub bytes: u64,
     pub messages: u32,
     pub agent_events: u32,
+    /// The order key of the last timeline entry the transcript holds: later customer messages
+    /// are follow-ups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_order_key: Option<String>,
 }
 
 /// Who the customer is, as WhatsApp told us.
@@ -227,4 +231,5 @@ pub enum Change {
     Message(MessageRecord),
     AgentEvent(AgentEventRecord),
     Handoff(Box<HandoffRecord>),
+    TicketEvent(Box<super::TicketEvent>),
 }

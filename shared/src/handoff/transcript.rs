@@ -69,6 +69,8 @@ pub struct Rendered {
     pub customer_texts: Vec<String>,
     /// The customer's media messages, in order.
     pub media: Vec<MediaRef>,
+    /// The order key of the last entry pushed.
+    pub last_order_key: Option<String>,
 }
 
 impl Rendered {
@@ -185,6 +187,7 @@ impl Transcript {
     }
 
     pub fn push(&mut self, entry: &TimelineEntry) {
+        self.out.last_order_key = Some(entry.order_key());
         match entry {
             TimelineEntry::Message(m) => self.message(m),
             TimelineEntry::Agent(e) => self.agent(e),

@@ -729,6 +729,7 @@ pub async fn run_handoff<S: Store + crate::store::HandoffStore + crate::store::T
             bytes: 1,
             messages: 3,
             agent_events: 3,
+            last_order_key: None,
         },
         media: vec![media(MediaState::Copied, None)],
         reply_window_closes_at: Some(105 + 86_400),
@@ -790,7 +791,7 @@ pub async fn run_handoff<S: Store + crate::store::HandoffStore + crate::store::T
     assert_eq!(store.trail(&record.id).await.unwrap(), Some(trail.clone()));
     assert_eq!(
         store.handoff(&record.id).await.unwrap(),
-        Some(record),
+        Some(record.clone()),
         "the trail leaves the handoff as it was"
     );
     let missing = format!("ho_missing_{ns}");
@@ -798,4 +799,102 @@ pub async fn run_handoff<S: Store + crate::store::HandoffStore + crate::store::T
         store.save_trail(&missing, &trail).await,
         Err(StoreError::Rejected(_))
     ));
+
+    // Episodes end: only the open one, once; the next claim opens a new episode.
+    assert_eq!(store.open_episode(&key).await.unwrap(), Some(1));
+    assert!(
+        !store.close_episode(&key, 2).await.unwrap(),
+        "not the open episode"
+    );
+    assert!(store.close_episode(&key, 1).await.unwrap());
+    assert!(
+        !store.close_episode(&key, 1).await.unwrap(),
+        "closed already"
+    );
+    assert_eq!(store.open_episode(&key).await.unwrap(), None);
+    let reopened = store.claim_handoff(&key, "wamid.h2").await.unwrap();
+    assert_eq!(
+        (reopened.episode, reopened.trigger.as_str(), reopened.opened),
+        (2, "wamid.h2", true)
+    );
+    assert_eq!(store.open_episode(&key).await.unwrap(), Some(2));
+
+    // Ticket events: stored once by id, listed in id order with their progress.
+    let message = all_messages(store, &key, 10)
+        .await
+        .pop()
+        .expect("a message");
+    let follow_up = TicketEvent::follow_up(&record, &message, None, Some(105 + 86_400), 20);
+    let reply = TicketEvent {
+        handoff_id: record.id.clone(),
+        id: "rp#0000000000030#77#1".into(),
+        conversation: key.clone(),
+        received_at_ms: 30,
+        kind: TicketEventKind::Reply {
+            ticket_id: "77".into(),
+            text: "Hello from the rep".into(),
+            occurred_at_ms: 29,
+        },
+    };
+    assert!(store.save_ticket_event(&reply).await.unwrap());
+    assert!(store.save_ticket_event(&follow_up).await.unwrap());
+    let mut again = reply.clone();
+    again.received_at_ms = 31;
+    assert!(
+        !store.save_ticket_event(&again).await.unwrap(),
+        "a redelivered event is the same event"
+    );
+    let listed = store.ticket_events(&record.id).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>(),
+        [follow_up.clone(), reply.clone()]
+    );
+    assert!(listed.iter().all(|(_, t)| *t == EventTrail::default()));
+    let mut progress = EventTrail {
+        status: TrailStatus::Done,
+        runs: 1,
+        updated_at_ms: 40,
+        ..Default::default()
+    };
+    progress.set("send", Step::done("wamid.out", "text", 40));
+    store
+        .save_event_trail(&record.id, &reply.id, &progress)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.ticket_event(&record.id, &reply.id).await.unwrap(),
+        Some((reply.clone(), progress.clone()))
+    );
+    assert!(
+        store
+            .ticket_event(&record.id, "rp#none")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        store
+            .save_event_trail(&record.id, "rp#none", &progress)
+            .await,
+        Err(StoreError::Rejected(_))
+    ));
+    assert!(
+        store.ticket_events(&missing).await.unwrap().is_empty(),
+        "another handoff's events are not listed"
+    );
+
+    // Tickets are linked to their handoff.
+    let link = TicketLink {
+        ticket_id: format!("{ns}-77"),
+        handoff_id: record.id.clone(),
+        conversation: key.clone(),
+        episode: 1,
+    };
+    assert!(store.ticket_link(&link.ticket_id).await.unwrap().is_none());
+    store.link_ticket(&link).await.unwrap();
+    store.link_ticket(&link).await.unwrap();
+    assert_eq!(
+        store.ticket_link(&link.ticket_id).await.unwrap(),
+        Some(link)
+    );
 }

@@ -34,6 +34,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 mod handoff;
+mod ticket;
 
 pub use handoff::{change_from_image, change_from_item};
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     AgentEventStore, ConversationReader, DeliveryLog, DeliveryStore, HandoffStore, StoreError,
-    TimelinePage, TrailStore,
+    TicketStore, TimelinePage, TrailStore,
 };
 use crate::domain::*;
 use crate::whatsapp::WaError;
@@ -41,6 +41,12 @@ const MEDIA: TableDefinition<&str, &[u8]> = TableDefinition::new("media");
 const HANDOFFS: TableDefinition<&str, &[u8]> = TableDefinition::new("handoffs");
 /// Handoff id → HubSpot status trail (JSON).
 const TRAILS: TableDefinition<&str, &[u8]> = TableDefinition::new("hubspot_trails");
+/// `<handoff id>\0<event id>` → ticket event (JSON).
+const TICKET_EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("ticket_events");
+/// `<handoff id>\0<event id>` → the progress made on it (JSON).
+const EVENT_TRAILS: TableDefinition<&str, &[u8]> = TableDefinition::new("ticket_event_trails");
+/// HubSpot ticket id → its handoff (JSON).
+const TICKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("ticket_links");
 /// Sequence number → change (JSON): what a DynamoDB stream would carry, in order.
 const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
 /// Consumer name → last change it processed.
@@ -100,6 +106,9 @@ impl EmbeddedStore {
         txn.open_table(MEDIA).map_err(failed)?;
         txn.open_table(HANDOFFS).map_err(failed)?;
         txn.open_table(TRAILS).map_err(failed)?;
+        txn.open_table(TICKET_EVENTS).map_err(failed)?;
+        txn.open_table(EVENT_TRAILS).map_err(failed)?;
+        txn.open_table(TICKETS).map_err(failed)?;
         txn.open_table(CHANGES).map_err(failed)?;
         txn.open_table(CURSORS).map_err(failed)?;
         txn.commit().map_err(failed)?;
@@ -605,6 +614,13 @@ impl HandoffStore for EmbeddedStore {
         .await
     }
 
+    async fn open_episode(&self, key: &ConversationKey) -> Result<Option<u32>, StoreError> {
+        Ok(self
+            .get_json::<Episode>(EPISODES, key.partition())
+            .await?
+            .and_then(|e| e.open_episode))
+    }
+
     async fn claim_handoff(
         &self,
         key: &ConversationKey,
@@ -734,6 +750,136 @@ impl TrailStore for EmbeddedStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TicketStore for EmbeddedStore {
+    async fn save_ticket_event(&self, event: &TicketEvent) -> Result<bool, StoreError> {
+        let event = event.clone();
+        self.blocking(move |db| {
+            let k = child(&event.handoff_id, &event.id);
+            let txn = db.begin_write().map_err(failed)?;
+            let new = {
+                let mut table = txn.open_table(TICKET_EVENTS).map_err(failed)?;
+                if table.get(k.as_str()).map_err(failed)?.is_some() {
+                    false
+                } else {
+                    let bytes = serde_json::to_vec(&event).map_err(corrupt)?;
+                    table.insert(k.as_str(), bytes.as_slice()).map_err(failed)?;
+                    true
+                }
+            };
+            if new {
+                append_change(&txn, &Change::TicketEvent(Box::new(event)))?;
+            }
+            txn.commit().map_err(failed)?;
+            Ok(new)
+        })
+        .await
+    }
+
+    async fn ticket_event(
+        &self,
+        handoff_id: &str,
+        id: &str,
+    ) -> Result<Option<(TicketEvent, EventTrail)>, StoreError> {
+        let k = child(handoff_id, id);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(failed)?;
+            let events = txn.open_table(TICKET_EVENTS).map_err(failed)?;
+            let Some(event) = read_json::<TicketEvent>(&events, &k)? else {
+                return Ok(None);
+            };
+            let trails = txn.open_table(EVENT_TRAILS).map_err(failed)?;
+            Ok(Some((event, read_json(&trails, &k)?.unwrap_or_default())))
+        })
+        .await
+    }
+
+    async fn ticket_events(
+        &self,
+        handoff_id: &str,
+    ) -> Result<Vec<(TicketEvent, EventTrail)>, StoreError> {
+        let prefix = child(handoff_id, "");
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(failed)?;
+            let events = txn.open_table(TICKET_EVENTS).map_err(failed)?;
+            let trails = txn.open_table(EVENT_TRAILS).map_err(failed)?;
+            let mut out = Vec::new();
+            for entry in events.range(prefix.as_str()..).map_err(failed)? {
+                let (k, v) = entry.map_err(failed)?;
+                if !k.value().starts_with(prefix.as_str()) {
+                    break;
+                }
+                let event: TicketEvent = serde_json::from_slice(v.value()).map_err(corrupt)?;
+                let trail = read_json(&trails, k.value())?.unwrap_or_default();
+                out.push((event, trail));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn save_event_trail(
+        &self,
+        handoff_id: &str,
+        id: &str,
+        trail: &EventTrail,
+    ) -> Result<(), StoreError> {
+        let k = child(handoff_id, id);
+        let bytes = serde_json::to_vec(trail).map_err(corrupt)?;
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(failed)?;
+            {
+                if txn
+                    .open_table(TICKET_EVENTS)
+                    .map_err(failed)?
+                    .get(k.as_str())
+                    .map_err(failed)?
+                    .is_none()
+                {
+                    return Err(StoreError::Rejected(format!("no ticket event {k}")));
+                }
+                let mut table = txn.open_table(EVENT_TRAILS).map_err(failed)?;
+                table.insert(k.as_str(), bytes.as_slice()).map_err(failed)?;
+            }
+            txn.commit().map_err(failed)
+        })
+        .await
+    }
+
+    async fn link_ticket(&self, link: &TicketLink) -> Result<(), StoreError> {
+        let id = link.ticket_id.clone();
+        let bytes = serde_json::to_vec(link).map_err(corrupt)?;
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(failed)?;
+            {
+                let mut table = txn.open_table(TICKETS).map_err(failed)?;
+                table
+                    .insert(id.as_str(), bytes.as_slice())
+                    .map_err(failed)?;
+            }
+            txn.commit().map_err(failed)
+        })
+        .await
+    }
+
+    async fn ticket_link(&self, ticket_id: &str) -> Result<Option<TicketLink>, StoreError> {
+        self.get_json(TICKETS, ticket_id.to_owned()).await
+    }
+
+    async fn close_episode(&self, key: &ConversationKey, episode: u32) -> Result<bool, StoreError> {
+        self.with_episode(key, move |e| {
+            if e.open_episode == Some(episode) {
+                e.open_episode = None;
+                e.open_trigger = None;
+                true
+            } else {
+                false
+            }
         })
         .await
     }

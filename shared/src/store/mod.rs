@@ -6,8 +6,8 @@ use async_trait::async_trait;
 
 use crate::domain::{
     AgentEventRecord, AgentWriteReport, Claim, Conversation, ConversationKey, DeliveryBatch,
-    DeliveryId, HandoffRecord, HubspotTrail, MediaRecord, MessageRecord, RawDelivery, StatusRecord,
-    TimelineEntry, WriteReport,
+    DeliveryId, EventTrail, HandoffRecord, HubspotTrail, MediaRecord, MessageRecord, RawDelivery,
+    StatusRecord, TicketEvent, TicketLink, TimelineEntry, WriteReport,
 };
 
 #[cfg(feature = "test-support")]
@@ -126,7 +126,7 @@ pub struct TimelinePage {
 
 /// What the handoff function reads and writes.
 #[async_trait]
-pub trait HandoffStore: ConversationReader {
+pub trait HandoffStore: ConversationReader + TicketStore {
     /// Counts an agent event towards the run of consecutive failures and returns the run's length.
     /// Each event (by its order key) is counted once, and only in order.
     async fn agent_outcome(
@@ -135,6 +135,8 @@ pub trait HandoffStore: ConversationReader {
         order_key: &str,
         failed: bool,
     ) -> Result<u32, StoreError>;
+    /// The conversation's open handoff episode, if one is open.
+    async fn open_episode(&self, key: &ConversationKey) -> Result<Option<u32>, StoreError>;
     /// Opens a handoff episode for the conversation unless one is open; either way says which.
     async fn claim_handoff(
         &self,
@@ -163,6 +165,50 @@ pub trait TrailStore: Send + Sync {
     async fn unfinished_handoffs(&self, limit: usize) -> Result<Vec<String>, StoreError>;
 }
 
+/// What happens on a handoff's ticket after it is opened: its events (follow-ups, replies,
+/// failures, stage changes, ownership) each stored once with the progress made on it, which
+/// handoff a ticket belongs to, and the end of the conversation's episode.
+#[async_trait]
+pub trait TicketStore: Send + Sync {
+    /// Stores the event once (by handoff and event id); false when it was stored already.
+    async fn save_ticket_event(&self, event: &TicketEvent) -> Result<bool, StoreError>;
+    /// One event and the progress made on it.
+    async fn ticket_event(
+        &self,
+        handoff_id: &str,
+        id: &str,
+    ) -> Result<Option<(TicketEvent, EventTrail)>, StoreError>;
+    /// Every event of the handoff in id order, with the progress made on each.
+    async fn ticket_events(
+        &self,
+        handoff_id: &str,
+    ) -> Result<Vec<(TicketEvent, EventTrail)>, StoreError>;
+    /// Replaces the event's progress; the event must exist.
+    async fn save_event_trail(
+        &self,
+        handoff_id: &str,
+        id: &str,
+        trail: &EventTrail,
+    ) -> Result<(), StoreError>;
+    /// Remembers which handoff a ticket belongs to.
+    async fn link_ticket(&self, link: &TicketLink) -> Result<(), StoreError>;
+    async fn ticket_link(&self, ticket_id: &str) -> Result<Option<TicketLink>, StoreError>;
+    /// Ends the conversation's handoff episode if `episode` is the open one; true when it did.
+    /// The next request for a person opens a new episode.
+    async fn close_episode(&self, key: &ConversationKey, episode: u32) -> Result<bool, StoreError>;
+}
+
 /// Everything the webhook function needs from storage.
-pub trait Store: DeliveryStore + ConversationReader + DeliveryLog + AgentEventStore {}
-impl<T: DeliveryStore + ConversationReader + DeliveryLog + AgentEventStore> Store for T {}
+pub trait Store:
+    DeliveryStore + ConversationReader + DeliveryLog + AgentEventStore + TicketStore
+{
+}
+impl<T: DeliveryStore + ConversationReader + DeliveryLog + AgentEventStore + TicketStore> Store
+    for T
+{
+}
+
+/// Everything the HubSpot function reads and writes after a handoff: its record, the
+/// conversation (for the reply window), the ticket's events.
+pub trait AfterStore: HandoffStore + TrailStore {}
+impl<T: HandoffStore + TrailStore> AfterStore for T {}

@@ -5,6 +5,8 @@
 //! | agent event | `CONV#…` | `EVT#<event id>` | `lsi1sk = T#<timestamp>#<received ms>#<seq>#~<event id>` |
 //! | media copy | `CONV#…` | `MEDIA#<wamid>` | |
 //! | handoff | `HANDOFF#<id>` | `HANDOFF` | |
+//! | ticket event (see [`super::ticket`]) | `HANDOFF#<id>` | `EV#<event id>` | |
+//! | ticket link | `TICKET#<ticket id>` | `TICKET` | |
 //!
 //! The conversation item (`META`) also holds the handoff episode (`open_episode`,
 //! `open_trigger`, `episodes`) and the agent's failure run (`agent_streak`, `agent_streak_key`).
@@ -102,11 +104,12 @@ pub fn change_from_item(
             from_item::<AgentEventItem>(item)?.into(),
         )),
         "handoff" => Some(Change::Handoff(Box::new(json_attr(&item, "record")?))),
+        "ticket_event" => Some(Change::TicketEvent(Box::new(json_attr(&item, "record")?))),
         _ => None,
     })
 }
 
-fn json_attr<T: serde::de::DeserializeOwned>(
+pub(super) fn json_attr<T: serde::de::DeserializeOwned>(
     item: &HashMap<String, AttributeValue>,
     name: &str,
 ) -> Result<T, StoreError> {
@@ -118,20 +121,20 @@ fn json_attr<T: serde::de::DeserializeOwned>(
     }
 }
 
-fn json(v: &impl Serialize) -> Result<AttributeValue, StoreError> {
+pub(super) fn json(v: &impl Serialize) -> Result<AttributeValue, StoreError> {
     serde_json::to_string(v)
         .map(s)
         .map_err(|e| StoreError::Rejected(e.to_string()))
 }
 
-fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+pub(super) fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
     match item.get(name) {
         Some(AttributeValue::N(v)) => v.parse().ok(),
         _ => None,
     }
 }
 
-fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+pub(super) fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Some(v.clone()),
         _ => None,
@@ -140,7 +143,7 @@ fn string(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> 
 
 /// The item after a conditional `UpdateItem` asked for `ALL_NEW` (and `ALL_OLD` on a failed
 /// condition), and whether the update applied.
-fn item_after_update(
+pub(super) fn item_after_update(
     result: Result<
         aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
         SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
@@ -160,7 +163,7 @@ fn item_after_update(
     }
 }
 
-fn put_failed_condition(
+pub(super) fn put_failed_condition(
     e: &SdkError<PutItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
 ) -> bool {
     matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
@@ -245,6 +248,14 @@ impl HandoffStore for DynamoDbStore {
             .await;
         let (item, _) = item_after_update(result)?;
         Ok(number(&item, "agent_streak").unwrap_or(0).max(0) as u32)
+    }
+
+    async fn open_episode(&self, key: &ConversationKey) -> Result<Option<u32>, StoreError> {
+        Ok(self
+            .get_item(key.partition(), "META")
+            .await?
+            .and_then(|item| number(&item, "open_episode"))
+            .map(|e| e.max(0) as u32))
     }
 
     async fn claim_handoff(
