@@ -24,7 +24,7 @@ use baton_shared::handoff::media::MediaCopier;
 use baton_shared::objects::{DirectoryStore, ObjectStore, S3Store};
 use baton_shared::session::SessionPages;
 use baton_shared::store::{
-    DynamoDbStore, EmbeddedStore, HandoffStore, Store, StoreError, TrailStore,
+    AfterStore, DynamoDbStore, EmbeddedStore, HandoffStore, Store, StoreError,
 };
 use baton_shared::whatsapp::{AppSecrets, sign};
 use baton_webhook::Webhook;
@@ -223,6 +223,8 @@ impl LocalConfig {
                     })?,
                     verify_token: SecretString::from(token),
                     agent_secrets: AppSecrets::parse(&agent),
+                    hubspot_secrets: config::optional(src, config::HUBSPOT_APP_SECRET)
+                        .and_then(|l| AppSecrets::parse(&l)),
                 }
             } else {
                 WebhookSecrets::from_source(src)?
@@ -325,7 +327,7 @@ impl LocalConfig {
 
     /// The HubSpot stage: calls `HUBSPOT_BASE_URL` with `HUBSPOT_ACCESS_TOKEN`, or without a
     /// token writes the requests it would send to `BATON_DATA_DIR/hubspot-outbox/`.
-    pub async fn deliverer(&self, trails: Arc<dyn TrailStore>) -> Result<Deliverer, String> {
+    pub async fn deliverer(&self, trails: Arc<dyn AfterStore>) -> Result<Deliverer, String> {
         let objects = self.open_objects().await?;
         let h = &self.hubspot;
         let client = match &h.token {
@@ -340,7 +342,12 @@ impl LocalConfig {
 
     /// The webhook with the session pages (`/sessions/{id}`) the HubSpot note links to.
     pub async fn webhook(&self, stores: &Stores) -> Result<Webhook, String> {
-        let app = Webhook::new(stores.store.clone(), self.secrets.clone());
+        let app =
+            Webhook::new(stores.store.clone(), self.secrets.clone()).with_public_base_url(Some(
+                self.public_base_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", self.listen)),
+            ));
         let Some(links) = self.hubspot.sessions.clone() else {
             return Ok(app);
         };
@@ -392,7 +399,7 @@ impl LocalConfig {
 pub struct Stores {
     pub store: Arc<dyn Store>,
     pub handoff: Arc<dyn HandoffStore>,
-    pub trails: Arc<dyn TrailStore>,
+    pub trails: Arc<dyn AfterStore>,
     pub feed: Feed,
 }
 
@@ -437,6 +444,15 @@ impl Stage {
             (Self::Hubspot(d), Change::Handoff(h)) => {
                 match d
                     .deliver(h, tokio::time::Instant::now() + LOCAL_DEADLINE)
+                    .await
+                {
+                    Ok(_) => return Ok(()),
+                    Err(e) => (e.log_summary(), e.is_retryable()),
+                }
+            }
+            (Self::Hubspot(d), Change::TicketEvent(e)) => {
+                match d
+                    .ticket_event(e, tokio::time::Instant::now() + LOCAL_DEADLINE)
                     .await
                 {
                     Ok(_) => return Ok(()),

@@ -59,6 +59,16 @@ pub const VERIFY_TOKEN: &str = "WHATSAPP_VERIFY_TOKEN";
 pub const TABLE_NAME: &str = "TABLE_NAME";
 
 pub const AGENT_EVENTS_SECRET: &str = "AGENT_EVENTS_SECRET";
+/// The HubSpot app's client secret: the key of the webhook's v3 signature.
+pub const HUBSPOT_APP_SECRET: &str = "HUBSPOT_APP_SECRET";
+/// Where the AI agent is told who answers the customer (signed with `AGENT_EVENTS_SECRET`).
+pub const AGENT_WEBHOOK_URL: &str = "AGENT_WEBHOOK_URL";
+/// The approved template sent when a rep replies outside the 24-hour window.
+pub const REPLY_TEMPLATE: &str = "WHATSAPP_REPLY_TEMPLATE";
+pub const REPLY_TEMPLATE_LANGUAGE: &str = "WHATSAPP_REPLY_TEMPLATE_LANGUAGE";
+/// The template's body parameters, in order, comma-separated: `customer_name`, `ticket_id`,
+/// `handoff_id`, `reply` (the rep's text).
+pub const REPLY_TEMPLATE_PARAMS: &str = "WHATSAPP_REPLY_TEMPLATE_PARAMS";
 /// template.yaml's placeholders: a secret still set to one counts as not set (a published value
 /// must never sign anything).
 pub const AGENT_EVENTS_SECRET_PLACEHOLDER: &str = "replace-with-a-long-random-secret";
@@ -77,6 +87,9 @@ pub struct WebhookSecrets {
     /// Keys of the AI agent's event signatures (comma-separated while rotating); `None` refuses
     /// every agent event.
     pub agent_secrets: Option<AppSecrets>,
+    /// The HubSpot app's client secret(s), key of `X-HubSpot-Signature-v3`; `None` refuses every
+    /// HubSpot event.
+    pub hubspot_secrets: Option<AppSecrets>,
 }
 
 impl WebhookSecrets {
@@ -103,6 +116,7 @@ impl WebhookSecrets {
                 AGENT_EVENTS_SECRET_PLACEHOLDER,
             )
             .and_then(|l| AppSecrets::parse(&l)),
+            hubspot_secrets: optional(src, HUBSPOT_APP_SECRET).and_then(|l| AppSecrets::parse(&l)),
         })
     }
 }
@@ -275,22 +289,35 @@ pub fn number<T: std::str::FromStr>(
     }
 }
 
+/// Where the Graph API is and the WhatsApp token (absent, or still the placeholder: `None`).
+pub fn graph_config(src: &dyn Source) -> Result<crate::handoff::media::GraphConfig, ConfigError> {
+    use crate::handoff::media::GraphConfig;
+    let graph = GraphConfig::new(
+        optional(src, GRAPH_API_BASE_URL).unwrap_or_else(|| GraphConfig::DEFAULT_BASE_URL.into()),
+        optional(src, GRAPH_API_VERSION).unwrap_or_else(|| GraphConfig::DEFAULT_VERSION.into()),
+        unless_placeholder(optional(src, ACCESS_TOKEN), ACCESS_TOKEN_PLACEHOLDER)
+            .map(SecretString::from),
+    );
+    if !(graph.base_url.starts_with("https://") || graph.base_url.starts_with("http://")) {
+        return Err(ConfigError::Invalid {
+            name: GRAPH_API_BASE_URL,
+            reason: "it must be an http(s) URL".into(),
+        });
+    }
+    Ok(graph)
+}
+
+/// The agent events secret, unless absent or still the placeholder.
+pub fn agent_events_secret(src: &dyn Source) -> Option<String> {
+    unless_placeholder(
+        optional(src, AGENT_EVENTS_SECRET),
+        AGENT_EVENTS_SECRET_PLACEHOLDER,
+    )
+}
+
 impl HandoffConfig {
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
-        use crate::handoff::media::GraphConfig;
-        let graph = GraphConfig::new(
-            optional(src, GRAPH_API_BASE_URL)
-                .unwrap_or_else(|| GraphConfig::DEFAULT_BASE_URL.into()),
-            optional(src, GRAPH_API_VERSION).unwrap_or_else(|| GraphConfig::DEFAULT_VERSION.into()),
-            unless_placeholder(optional(src, ACCESS_TOKEN), ACCESS_TOKEN_PLACEHOLDER)
-                .map(SecretString::from),
-        );
-        if !(graph.base_url.starts_with("https://") || graph.base_url.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
-                name: GRAPH_API_BASE_URL,
-                reason: "it must be an http(s) URL".into(),
-            });
-        }
+        let graph = graph_config(src)?;
         let keywords = match optional(src, HANDOFF_KEYWORDS) {
             None => Default::default(),
             Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError::Invalid {

@@ -41,6 +41,12 @@ pub mod metric {
     pub const HUBSPOT_FAILURES: &str = "HubspotFailures";
     pub const HANDOFFS_DELIVERED: &str = "HandoffsDelivered";
     pub const HANDOFFS_PARKED: &str = "HandoffsParked";
+    /// Customer messages passed on to an open handoff's ticket.
+    pub const FOLLOW_UPS: &str = "FollowUps";
+    /// Reps' replies and ticket stage changes received from HubSpot.
+    pub const HUBSPOT_EVENTS: &str = "HubspotEvents";
+    pub const TICKET_EVENTS_DONE: &str = "TicketEventsDone";
+    pub const TICKET_EVENTS_PARKED: &str = "TicketEventsParked";
 }
 
 static COUNTS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());

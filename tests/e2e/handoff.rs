@@ -1041,7 +1041,7 @@ fn baton_local_filters_the_stream_as_template_yaml_does() {
     );
     assert_eq!(
         patterns[1]["dynamodb"]["NewImage"]["item_type"]["S"],
-        json!([baton_hubspot::FILTERED_ITEM_TYPE])
+        json!(baton_hubspot::FILTERED_ITEM_TYPES)
     );
     let record = |name: &str, item_type: &str| {
         stream_record(name, "1", json!({"item_type": {"S": item_type}}))
@@ -1054,6 +1054,14 @@ fn baton_local_filters_the_stream_as_template_yaml_does() {
     assert!(!baton_handoff::passes_filter(&record("MODIFY", "message")));
     assert!(!baton_handoff::passes_filter(&record("INSERT", "delivery")));
     assert!(baton_hubspot::passes_filter(&record("INSERT", "handoff")));
+    assert!(baton_hubspot::passes_filter(&record(
+        "INSERT",
+        "ticket_event"
+    )));
+    assert!(!baton_hubspot::passes_filter(&record(
+        "INSERT",
+        "ticket_link"
+    )));
     assert!(
         !baton_hubspot::passes_filter(&record("MODIFY", "handoff")),
         "the trail's own updates"

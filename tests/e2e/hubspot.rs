@@ -13,7 +13,7 @@ use baton_shared::domain::*;
 use baton_shared::handoff::HandoffSettings;
 use baton_shared::objects::{DirectoryStore, ObjectMeta, ObjectStore};
 use baton_shared::store::contract::bodies;
-use baton_shared::store::{EmbeddedStore, HandoffStore, TrailStore};
+use baton_shared::store::{AfterStore, EmbeddedStore, HandoffStore, TrailStore};
 use baton_shared::testing::{copied_file, handoff_record};
 use bytes::Bytes;
 use http::Method;
@@ -68,7 +68,7 @@ fn client(cfg: &HubspotConfig) -> HubspotClient {
 
 fn deliverer(
     cfg: HubspotConfig,
-    store: Arc<dyn TrailStore>,
+    store: Arc<dyn AfterStore>,
     objects: Arc<dyn ObjectStore>,
 ) -> Deliverer {
     let c = client(&cfg);
@@ -135,6 +135,7 @@ async fn stored_handoff(
         bytes: transcript.len() as u64,
         messages: 3,
         agent_events: 0,
+        last_order_key: None,
     };
     let mut record = handoff_record(key, n, customer, transcript, media, T0);
     // Customer and agent text with markup in it, to be escaped.
@@ -1069,6 +1070,7 @@ async fn a_replay_delivers_the_oldest_handoff_first() {
             bytes: 0,
             messages: 0,
             agent_events: 0,
+            last_order_key: None,
         };
         let record = handoff_record(
             key.clone(),

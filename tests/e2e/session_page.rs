@@ -516,6 +516,7 @@ async fn without_presigned_urls_the_page_serves_its_own_files_and_nothing_else()
         bytes: 5,
         messages: 1,
         agent_events: 0,
+        last_order_key: None,
     };
     objects
         .put(

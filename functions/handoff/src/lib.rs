@@ -60,11 +60,13 @@ pub async fn process_record(processor: &Processor, record: &EventRecord) -> Reco
         }
         Change::AgentEvent(e) => tracing::info_span!("record", agent_event = %e.event_id),
         Change::Handoff(h) => tracing::info_span!("record", handoff_id = %h.id),
+        Change::TicketEvent(e) => tracing::info_span!("record", handoff_id = %e.handoff_id),
     };
     match processor.process(&change).instrument(span).await {
         Ok(outcome) => {
             match &outcome {
                 Outcome::Opened { .. } => observe::count(metric::HANDOFFS, 1),
+                Outcome::FollowUp { new: true, .. } => observe::count(metric::FOLLOW_UPS, 1),
                 Outcome::MediaSaved(MediaState::Copied) => observe::count(metric::MEDIA_COPIED, 1),
                 Outcome::MediaSaved(MediaState::Failed) => observe::count(metric::MEDIA_FAILED, 1),
                 _ => {}

@@ -67,6 +67,7 @@ async fn record(
         bytes: text.len() as u64,
         messages: 40,
         agent_events: 0,
+        last_order_key: None,
     };
     let r = handoff_record(key, 1, customer, transcript, media, 1_763_990_000);
     assert!(store.save_handoff(&r).await.unwrap());

@@ -3,7 +3,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use baton_shared::config::{
+    AGENT_EVENTS_SECRET, AGENT_WEBHOOK_URL, REPLY_TEMPLATE, REPLY_TEMPLATE_LANGUAGE,
+    REPLY_TEMPLATE_PARAMS,
+};
 use baton_shared::config::{ConfigError, Source, number, optional, required};
+use baton_shared::handoff::media::GraphConfig;
 use baton_shared::session::{DEFAULT_TTL_DAYS, SessionLinks};
 use secrecy::SecretString;
 
@@ -84,6 +89,60 @@ pub struct HubspotConfig {
     pub files_folder: String,
     /// Signed links to the session page; `None` leaves the link out.
     pub sessions: Option<SessionLinks>,
+    /// The Graph API and WhatsApp token replies are sent with.
+    pub graph: GraphConfig,
+    /// What is sent when a rep replies outside the 24-hour window; `None`: nothing is sent and
+    /// the ticket says why.
+    pub reply_template: Option<ReplyTemplate>,
+    /// Where the AI agent is told who answers the customer; `None`: it is not told.
+    pub agent_webhook: Option<AgentWebhook>,
+}
+
+/// What fills one of the reply template's body parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateParam {
+    /// The customer's WhatsApp profile name (or "there" when unknown).
+    CustomerName,
+    TicketId,
+    HandoffId,
+    /// The rep's reply text (Meta limits a parameter; long replies are cut with "…").
+    Reply,
+}
+
+impl TemplateParam {
+    pub const NAMES: &'static str = "customer_name, ticket_id, handoff_id, reply";
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s.trim() {
+            "customer_name" => Self::CustomerName,
+            "ticket_id" => Self::TicketId,
+            "handoff_id" => Self::HandoffId,
+            "reply" => Self::Reply,
+            _ => return None,
+        })
+    }
+}
+
+/// An approved WhatsApp template for replies outside the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTemplate {
+    pub name: String,
+    pub language: String,
+    pub params: Vec<TemplateParam>,
+}
+
+#[derive(Clone)]
+pub struct AgentWebhook {
+    pub url: String,
+    pub secret: SecretString,
+}
+
+impl std::fmt::Debug for AgentWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentWebhook")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 fn http_url(name: &'static str, url: String) -> Result<String, ConfigError> {
@@ -155,8 +214,48 @@ impl HubspotConfig {
                 .map(|f| format!("/{}", f.trim_matches('/')))
                 .unwrap_or_else(|| "/baton".into()),
             sessions,
+            graph: baton_shared::config::graph_config(src)?,
+            reply_template: reply_template(src)?,
+            agent_webhook: match optional(src, AGENT_WEBHOOK_URL) {
+                None => None,
+                Some(url) => Some(AgentWebhook {
+                    url: http_url(AGENT_WEBHOOK_URL, url)?,
+                    secret: SecretString::from(
+                        baton_shared::config::agent_events_secret(src).ok_or(
+                            ConfigError::Invalid {
+                                name: AGENT_EVENTS_SECRET,
+                                reason: "AGENT_WEBHOOK_URL is set, so the secret that signs what the agent is told must be too".into(),
+                            },
+                        )?,
+                    ),
+                }),
+            },
         })
     }
+}
+
+fn reply_template(src: &dyn Source) -> Result<Option<ReplyTemplate>, ConfigError> {
+    let Some(name) = optional(src, REPLY_TEMPLATE) else {
+        return Ok(None);
+    };
+    let params = match optional(src, REPLY_TEMPLATE_PARAMS) {
+        None => vec![TemplateParam::CustomerName],
+        Some(list) => list
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                TemplateParam::parse(p).ok_or_else(|| ConfigError::Invalid {
+                    name: REPLY_TEMPLATE_PARAMS,
+                    reason: format!("{:?} is not one of {}", p.trim(), TemplateParam::NAMES),
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Some(ReplyTemplate {
+        name: name.trim().to_owned(),
+        language: optional(src, REPLY_TEMPLATE_LANGUAGE).unwrap_or_else(|| "en_US".into()),
+        params,
+    }))
 }
 
 #[cfg(test)]

@@ -234,6 +234,119 @@ pub fn note_body(
     html
 }
 
+/// The marker that identifies a ticket event's note (never the handoff note's marker, which a
+/// handoff's retry looks for): the handoff and a hash of the event id (which may hold a wamid).
+pub fn event_marker(handoff_id: &str, event_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(event_id.as_bytes());
+    format!(
+        "Baton ticket event {handoff_id}/{}",
+        hex::encode(&digest[..8])
+    )
+}
+
+/// The budget for a rep's reply or a customer's follow-up quoted in a note.
+const QUOTE_BUDGET: usize = 20_000;
+
+fn quote(text: &str) -> String {
+    format!(
+        "<blockquote>{}</blockquote>",
+        escape_within(text, QUOTE_BUDGET)
+    )
+}
+
+fn marked(mut html: String, marker: &str) -> String {
+    html.push_str(&format!("<p><small>{marker}</small></p>"));
+    html
+}
+
+/// A customer message after the handoff: who, when, what, its file, and the reply window it
+/// opened.
+pub fn follow_up_note(
+    record: &HandoffRecord,
+    at: i64,
+    text: &str,
+    file: Option<(&str, Result<(), &str>)>,
+    window_closes_at: Option<i64>,
+    marker: &str,
+) -> String {
+    let mut html = format!(
+        "<p><strong>WhatsApp follow-up</strong> from {} at {}</p>{}",
+        escape_within(&display_name(record), NAME_BUDGET),
+        utc(at),
+        quote(text)
+    );
+    match file {
+        Some((name, Ok(()))) => html.push_str(&format!(
+            "<p><strong>Attached</strong>: {}</p>",
+            escape_within(name, LIST_ITEM_BUDGET)
+        )),
+        Some((name, Err(why))) => html.push_str(&format!(
+            "<p><strong>File not attached</strong>: {}: {}</p>",
+            escape_within(name, LIST_ITEM_BUDGET),
+            escape_within(why, LIST_ITEM_BUDGET)
+        )),
+        None => {}
+    }
+    if let Some(closes) = window_closes_at {
+        html.push_str(&format!(
+            "<p><strong>Reply window</strong>: open until {}</p>",
+            utc(closes)
+        ));
+    }
+    marked(html, marker)
+}
+
+/// How a rep's reply went.
+pub enum ReplyOutcome<'a> {
+    Text,
+    Template {
+        name: &'a str,
+        window_closed_at: Option<i64>,
+    },
+    NotSent {
+        why: &'a str,
+    },
+}
+
+/// The note that tells the rep what became of their reply.
+pub fn reply_note(text: &str, outcome: ReplyOutcome<'_>, marker: &str) -> String {
+    let head = match outcome {
+        ReplyOutcome::Text => {
+            "<p><strong>✓ Sent on WhatsApp</strong> (inside the 24-hour reply window). Baton cleared the reply field for your next answer.</p>".to_owned()
+        }
+        ReplyOutcome::Template {
+            name,
+            window_closed_at,
+        } => format!(
+            "<p><strong>✓ Template “{}” sent on WhatsApp</strong> instead of your text: the 24-hour reply window {}. Free-form replies work again once the customer answers.</p>",
+            escape_within(name, 512),
+            match window_closed_at {
+                Some(t) => format!("closed at {}", utc(t)),
+                None => "never opened (the customer has not written)".to_owned(),
+            }
+        ),
+        ReplyOutcome::NotSent { why } => format!(
+            "<p><strong>⚠ Not sent on WhatsApp</strong>: {}</p>",
+            escape_within(why, LIST_ITEM_BUDGET)
+        ),
+    };
+    marked(format!("{head}{}", quote(text)), marker)
+}
+
+/// The note that tells the rep WhatsApp did not deliver their reply.
+pub fn failure_note(reply: Option<&str>, errors: &str, advice: &str, marker: &str) -> String {
+    let mut html = format!(
+        "<p><strong>⚠ WhatsApp did not deliver your reply</strong>: {}</p><p>{}</p>",
+        escape_within(errors, LIST_ITEM_BUDGET),
+        escape_within(advice, LIST_ITEM_BUDGET)
+    );
+    if let Some(text) = reply {
+        html.push_str(&quote(text));
+    }
+    marked(html, marker)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +385,7 @@ mod tests {
             bytes: 0,
             messages: 0,
             agent_events: 0,
+            last_order_key: None,
         };
         let mut r = handoff_record(key, 1, customer, transcript, media, 0);
         r.reason.text = reason.into();

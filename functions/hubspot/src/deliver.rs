@@ -6,13 +6,14 @@
 
 use std::sync::Arc;
 
+use baton_shared::agent::AgentNotifier;
 use baton_shared::clock::now_ms;
-use baton_shared::domain::{
-    HandoffRecord, HubspotTrail, MediaState, Step, StepState, TrailError, TrailStatus,
-};
+use baton_shared::domain::TicketLink;
+use baton_shared::domain::{HandoffRecord, HubspotTrail, MediaState, Step, StepState, TrailStatus};
 use baton_shared::handoff::media::safe_name;
 use baton_shared::objects::ObjectStore;
-use baton_shared::store::{HandoffStore, TrailStore};
+use baton_shared::store::{AfterStore, HandoffStore, TrailStore};
+use baton_shared::whatsapp::send::Sender;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -33,14 +34,18 @@ pub enum Delivered {
 }
 
 pub struct Deliverer {
-    client: Option<HubspotClient>,
-    cfg: HubspotConfig,
-    store: Arc<dyn TrailStore>,
-    objects: Arc<dyn ObjectStore>,
+    pub(crate) client: Option<HubspotClient>,
+    pub(crate) cfg: HubspotConfig,
+    pub(crate) store: Arc<dyn AfterStore>,
+    pub(crate) objects: Arc<dyn ObjectStore>,
     portal: OnceCell<Portal>,
+    /// Sends reps' replies; `None` without a WhatsApp token.
+    pub(crate) sender: Option<Sender>,
+    /// Tells the AI agent who owns the conversation; `None` without `AGENT_WEBHOOK_URL`.
+    pub(crate) agent: Option<AgentNotifier>,
 }
 
-fn iso(ms: i64) -> String {
+pub(crate) fn iso(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| {
@@ -50,7 +55,7 @@ fn iso(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-fn short_hash(s: &str) -> String {
+pub(crate) fn short_hash(s: &str) -> String {
     use sha2::Digest;
     hex::encode(&sha2::Sha256::digest(s.as_bytes())[..4])
 }
@@ -72,15 +77,27 @@ impl Deliverer {
     pub fn new(
         cfg: HubspotConfig,
         client: Option<HubspotClient>,
-        store: Arc<dyn TrailStore>,
+        store: Arc<dyn AfterStore>,
         objects: Arc<dyn ObjectStore>,
     ) -> Self {
+        let sender = cfg.graph.token.clone().and_then(|token| {
+            Sender::new(&cfg.graph.base_url, &cfg.graph.version, token, cfg.timeout)
+                .map_err(|e| tracing::error!(error = %e, "replies cannot be sent"))
+                .ok()
+        });
+        let agent = cfg.agent_webhook.as_ref().and_then(|a| {
+            AgentNotifier::new(&a.url, a.secret.clone(), cfg.timeout)
+                .map_err(|e| tracing::error!(error = %e, "the AI agent cannot be told"))
+                .ok()
+        });
         Self {
             client,
             cfg,
             store,
             objects,
             portal: OnceCell::new(),
+            sender,
+            agent,
         }
     }
 
@@ -102,7 +119,7 @@ impl Deliverer {
             .await
     }
 
-    fn require_client(&self) -> Result<&HubspotClient, HubspotError> {
+    pub(crate) fn require_client(&self) -> Result<&HubspotClient, HubspotError> {
         self.client.as_ref().ok_or_else(|| {
             HubspotError::config(
                 "setup",
@@ -111,7 +128,11 @@ impl Deliverer {
         })
     }
 
-    async fn save(&self, id: &str, trail: &mut HubspotTrail) -> Result<(), HubspotError> {
+    pub(crate) async fn save(
+        &self,
+        id: &str,
+        trail: &mut HubspotTrail,
+    ) -> Result<(), HubspotError> {
         trail.updated_at_ms = now_ms();
         self.store.save_trail(id, trail).await?;
         Ok(())
@@ -144,14 +165,7 @@ impl Deliverer {
                 } else {
                     TrailStatus::Parked
                 };
-                trail.last_error = Some(TrailError {
-                    step: e.step().to_owned(),
-                    message: e.to_string(),
-                    status: e.status(),
-                    correlation_id: e.correlation_id().map(str::to_owned),
-                    retryable: e.is_retryable(),
-                    at_ms: now_ms(),
-                });
+                trail.last_error = Some(crate::after::trail_error(&e));
                 if let Err(save) = self.save(&record.id, &mut trail).await {
                     tracing::error!(handoff = %record.id, error = %save, "the trail could not be saved");
                 }
@@ -198,6 +212,18 @@ impl Deliverer {
                 .await?;
             trail.ticket = Step::done(id, how, now_ms());
             self.save(&record.id, trail).await?;
+        }
+        // HubSpot's events name the ticket; this says whose it is (every run: a crash between
+        // the ticket and this line must not leave it unlinked).
+        if let Some(ticket_id) = &trail.ticket.id {
+            self.store
+                .link_ticket(&TicketLink {
+                    ticket_id: ticket_id.clone(),
+                    handoff_id: record.id.clone(),
+                    conversation: record.conversation.clone(),
+                    episode: record.episode,
+                })
+                .await?;
         }
         // Files HubSpot refuses (type, size) or whose copy is gone are skipped, with the reason
         // on the trail and in the note: one file must not keep the rep from the handoff.
@@ -294,9 +320,10 @@ impl Deliverer {
                 json!({"properties": properties, "associations": associations}),
             )
             .create();
+            let marker = content::note_marker(&record.id);
             let lookup = Lookup::Note {
                 ticket_id: &ticket_id,
-                handoff_id: &record.id,
+                marker: &marker,
             };
             let found = if trail.runs > 1 {
                 lookup
@@ -420,7 +447,7 @@ impl Deliverer {
         create_or_find(client, &call, lookup, deadline).await
     }
 
-    async fn upload(
+    pub(crate) async fn upload(
         &self,
         client: &HubspotClient,
         record: &HandoffRecord,
@@ -504,7 +531,14 @@ pub async fn replay(
         let outcome = match deliverer.deliver(&record, deadline).await {
             Ok(Delivered::Done(_)) => {
                 report.done += 1;
-                "done".to_owned()
+                // What happened on the ticket meanwhile waited for it.
+                match deliverer.settle_events(&record.id, deadline).await {
+                    Ok((0, 0)) => "done".to_owned(),
+                    Ok((done, parked)) => {
+                        format!("done; ticket events: {done} done, {parked} parked")
+                    }
+                    Err(e) => format!("done; ticket events failed: {}", e.log_summary()),
+                }
             }
             Ok(Delivered::Parked(t)) => {
                 report.parked += 1;
@@ -525,7 +559,7 @@ pub async fn replay(
 
 /// Creates with `call`; when the outcome is unknown or a unique value is taken, `lookup` says
 /// whether the object exists before anything is sent again.
-async fn create_or_find(
+pub(crate) async fn create_or_find(
     client: &HubspotClient,
     call: &Call,
     lookup: Lookup<'_>,
@@ -563,18 +597,15 @@ async fn create_or_find(
 
 /// How an object a create may already have made is found.
 #[derive(Clone, Copy)]
-enum Lookup<'a> {
+pub(crate) enum Lookup<'a> {
     /// By the ticket's unique handoff id.
     Ticket { handoff_id: &'a str },
     /// By the marker in the note's body, among the ticket's notes.
-    Note {
-        ticket_id: &'a str,
-        handoff_id: &'a str,
-    },
+    Note { ticket_id: &'a str, marker: &'a str },
 }
 
 impl Lookup<'_> {
-    async fn find(
+    pub(crate) async fn find(
         self,
         client: &HubspotClient,
         deadline: Instant,
@@ -591,10 +622,9 @@ impl Lookup<'_> {
                     )
                     .await
             }
-            Self::Note {
-                ticket_id,
-                handoff_id,
-            } => find_note(client, ticket_id, handoff_id, deadline).await,
+            Self::Note { ticket_id, marker } => {
+                find_note(client, ticket_id, marker, deadline).await
+            }
         }
     }
 }
@@ -603,7 +633,7 @@ impl Lookup<'_> {
 async fn find_note(
     client: &HubspotClient,
     ticket_id: &str,
-    handoff_id: &str,
+    marker: &str,
     deadline: Instant,
 ) -> Result<Option<String>, HubspotError> {
     let associated = client
@@ -619,7 +649,6 @@ async fn find_note(
         .iter()
         .filter_map(|a| json_id(a.get("toObjectId")))
         .collect();
-    let marker = content::note_marker(handoff_id);
     for chunk in ids.chunks(100) {
         let inputs: Vec<Value> = chunk.iter().map(|id| json!({"id": id})).collect();
         let notes = client
@@ -635,7 +664,7 @@ async fn find_note(
         let found = notes.iter().find(|n| {
             n.pointer("/properties/hs_note_body")
                 .and_then(Value::as_str)
-                .is_some_and(|b| b.contains(&marker))
+                .is_some_and(|b| b.contains(marker))
         });
         if let Some(note) = found {
             return Ok(json_id(note.get("id")));

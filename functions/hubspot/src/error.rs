@@ -55,6 +55,14 @@ pub enum HubspotError {
     /// A file's copy is no longer in the media bucket: the upload cannot happen, ever.
     #[error("{0}")]
     Gone(String),
+    /// A peer other than HubSpot (the Graph API, the AI agent's webhook), or a step that must
+    /// wait for another (the ticket a follow-up goes to).
+    #[error("{step}: {message}")]
+    Peer {
+        step: &'static str,
+        message: String,
+        retryable: bool,
+    },
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
     /// Reading the media bucket (files, the transcript) or writing the outbox failed.
@@ -81,6 +89,7 @@ impl HubspotError {
         match self {
             Self::Unavailable { .. } | Self::Uncertain { .. } | Self::Storage(_) => true,
             Self::Store(e) => e.is_retryable(),
+            Self::Peer { retryable, .. } => *retryable,
             Self::Rejected { .. }
             | Self::Configuration { .. }
             | Self::DailyLimit { .. }
@@ -119,6 +128,7 @@ impl HubspotError {
             | Self::Rejected { step, .. }
             | Self::Configuration { step, .. }
             | Self::DailyLimit { step, .. } => step,
+            Self::Peer { step, .. } => step,
             Self::Store(_) => "store",
             Self::Storage(_) | Self::Gone(_) => "storage",
         }
@@ -156,6 +166,8 @@ impl HubspotError {
             // Baton's own text or HubSpot's scope message: no customer data.
             Self::Configuration { .. } | Self::DailyLimit { .. } => return self.to_string(),
             Self::Store(e) => return format!("store: {e}"),
+            // Graph and agent errors carry codes and Baton's words, never the message's text.
+            Self::Peer { .. } => return self.to_string(),
             Self::Storage(e) | Self::Gone(e) => return e.clone(),
         };
         format!(

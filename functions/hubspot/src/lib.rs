@@ -12,6 +12,7 @@ use baton_shared::store::change_from_image;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+pub mod after;
 pub mod client;
 pub mod config;
 pub mod contact;
@@ -23,13 +24,14 @@ pub mod setup;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+pub use after::EventDone;
 pub use client::HubspotClient;
 pub use config::HubspotConfig;
 pub use deliver::{Delivered, Deliverer};
 pub use error::HubspotError;
 
-/// The item type whose INSERTs invoke the function: template.yaml's `FilterCriteria`.
-pub const FILTERED_ITEM_TYPE: &str = "handoff";
+/// The item types whose INSERTs invoke the function: template.yaml's `FilterCriteria`.
+pub const FILTERED_ITEM_TYPES: &[&str] = &["handoff", "ticket_event"];
 
 /// Whether Lambda's event source mapping would hand `record` to the function; `baton-local`
 /// applies it to the stream it reads.
@@ -37,7 +39,7 @@ pub fn passes_filter(record: &EventRecord) -> bool {
     record.event_name == "INSERT"
         && matches!(
             record.change.new_image.get("item_type"),
-            Some(serde_dynamo::AttributeValue::S(t)) if t == FILTERED_ITEM_TYPE
+            Some(serde_dynamo::AttributeValue::S(t)) if FILTERED_ITEM_TYPES.contains(&t.as_str())
         )
 }
 
@@ -45,6 +47,7 @@ pub fn passes_filter(record: &EventRecord) -> bool {
 #[derive(Debug)]
 pub enum RecordResult {
     Delivered(Box<Delivered>),
+    Event(Box<EventDone>),
     Skipped,
     Dropped(String),
     Retry(String),
@@ -60,6 +63,7 @@ pub async fn process_record(
     }
     let handoff = match change_from_image(record.change.new_image.clone()) {
         Ok(Some(Change::Handoff(h))) => h,
+        Ok(Some(Change::TicketEvent(e))) => return process_event(deliverer, &e, deadline).await,
         Ok(_) => return RecordResult::Skipped,
         Err(e) => return RecordResult::Dropped(e.to_string()),
     };
@@ -87,6 +91,39 @@ pub async fn process_record(
     }
 }
 
+/// One event on a handoff's ticket.
+pub async fn process_event(
+    deliverer: &Deliverer,
+    event: &baton_shared::domain::TicketEvent,
+    deadline: Instant,
+) -> RecordResult {
+    let span = tracing::info_span!("ticket_event", handoff_id = %event.handoff_id, kind = event.kind.as_str());
+    match deliverer
+        .ticket_event(event, deadline)
+        .instrument(span)
+        .await
+    {
+        Ok(done) => {
+            observe::count(
+                match &done {
+                    EventDone::Done(_) => metric::TICKET_EVENTS_DONE,
+                    EventDone::Parked(_) => metric::TICKET_EVENTS_PARKED,
+                },
+                1,
+            );
+            RecordResult::Event(Box::new(done))
+        }
+        Err(e) if e.is_retryable() => {
+            observe::count(metric::HUBSPOT_FAILURES, 1);
+            RecordResult::Retry(e.log_summary())
+        }
+        Err(e) => {
+            observe::count(metric::HUBSPOT_FAILURES, 1);
+            RecordResult::Dropped(e.log_summary())
+        }
+    }
+}
+
 /// Handles one batch, in order, stopping at the first record worth retrying.
 pub async fn handle_batch(
     deliverer: &Deliverer,
@@ -96,7 +133,7 @@ pub async fn handle_batch(
     let mut response = DynamoDbEventResponse::default();
     for record in &event.records {
         match process_record(deliverer, record, deadline).await {
-            RecordResult::Delivered(_) | RecordResult::Skipped => {}
+            RecordResult::Delivered(_) | RecordResult::Event(_) | RecordResult::Skipped => {}
             RecordResult::Dropped(reason) => {
                 tracing::error!(event_id = %record.event_id, reason = %reason, "stream record dropped: it can never be processed");
             }

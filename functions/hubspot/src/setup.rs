@@ -20,6 +20,8 @@ pub const TICKET_SENTIMENT: &str = "baton_sentiment";
 pub const TICKET_LANGUAGE: &str = "baton_language";
 pub const TICKET_WINDOW: &str = "baton_reply_window_closes_at";
 pub const TICKET_SESSION: &str = "baton_session_url";
+/// The ticket property a rep writes a WhatsApp reply into (see [`baton_shared::hubspot_webhook`]).
+pub const TICKET_REPLY: &str = baton_shared::hubspot_webhook::REPLY_PROPERTY;
 
 /// Default association type ids (HUBSPOT_DEFINED), checked against the labels API at set-up.
 pub const TICKET_TO_CONTACT: u32 = 16;
@@ -85,6 +87,14 @@ const TICKET_PROPERTIES: &[PropertyDef] = &[
         unique: false,
         description: "The whole conversation: messages, the AI's reasoning and tool calls, media.",
     },
+    PropertyDef {
+        name: TICKET_REPLY,
+        label: "Reply on WhatsApp",
+        kind: "string",
+        field: "textarea",
+        unique: false,
+        description: "Write your answer here and save: Baton sends it to the customer on WhatsApp (inside the 24-hour window; an approved template outside it), notes the outcome on the ticket and clears this field.",
+    },
 ];
 
 const CONTACT_PROPERTIES: &[PropertyDef] = &[PropertyDef {
@@ -108,6 +118,9 @@ pub struct Portal {
     pub ticket_to_contact: u32,
     pub note_to_ticket: u32,
     pub note_to_contact: u32,
+    /// The ids of every ticket stage whose state is CLOSED, in any pipeline: a ticket moved
+    /// there ends its handoff.
+    pub closed_stages: Vec<String>,
 }
 
 impl Portal {
@@ -121,6 +134,8 @@ impl Portal {
             ticket_to_contact: TICKET_TO_CONTACT,
             note_to_ticket: NOTE_TO_TICKET,
             note_to_contact: NOTE_TO_CONTACT,
+            // HubSpot's default support pipeline closes tickets in stage 4.
+            closed_stages: vec!["4".into()],
         }
     }
 
@@ -147,10 +162,11 @@ impl Portal {
                 })
                 .unwrap_or_default()
         };
-        let (pipeline, stage) = pipeline_and_stage(client, cfg, deadline).await?;
+        let (pipeline, stage, closed_stages) = pipeline_and_stage(client, cfg, deadline).await?;
         Ok(Self {
             pipeline,
             stage,
+            closed_stages,
             priorities: options("hs_ticket_priority"),
             chat_source: options("source_type").iter().any(|o| o == "CHAT"),
             ticket_to_contact: type_id(client, "tickets", "contacts", TICKET_TO_CONTACT, deadline)
@@ -241,7 +257,7 @@ async fn pipeline_and_stage(
     client: &HubspotClient,
     cfg: &HubspotConfig,
     deadline: Instant,
-) -> Result<(String, String), HubspotError> {
+) -> Result<(String, String, Vec<String>), HubspotError> {
     let answer = client
         .call(&Call::get("setup", "/crm/v3/pipelines/tickets"), deadline)
         .await?;
@@ -259,6 +275,13 @@ async fn pipeline_and_stage(
         })
         .unwrap_or_default();
     let id_of = |v: &Value| v.get("id").and_then(Value::as_str).map(str::to_owned);
+    let closed: Vec<String> = pipelines
+        .iter()
+        .filter_map(|p| p.get("stages").and_then(Value::as_array))
+        .flatten()
+        .filter(|s| s.pointer("/metadata/ticketState").and_then(Value::as_str) == Some("CLOSED"))
+        .filter_map(|s| id_of(s))
+        .collect();
     let pipeline = match &cfg.pipeline {
         Some(want) => *pipelines
             .iter()
@@ -317,7 +340,7 @@ async fn pipeline_and_stage(
                 )
             })?,
     };
-    Ok((pipeline_id, stage))
+    Ok((pipeline_id, stage, closed))
 }
 
 /// The unlabelled HUBSPOT_DEFINED association type from `from` to `to`, or `fallback`.

@@ -27,6 +27,7 @@ fn handoff() -> HandoffRecord {
         bytes: 40,
         messages: 2,
         agent_events: 0,
+        last_order_key: None,
     };
     // The session link is signed as of the handoff, so its 30 days run from now.
     let now = baton_shared::clock::now_ms() / 1000;

@@ -103,6 +103,7 @@ async fn conversation(store: &EmbeddedStore) -> HandoffRecord {
         bytes: 0,
         messages: ENTRIES as u32,
         agent_events: 0,
+        last_order_key: None,
     };
     let customer = Customer {
         wa_id: Some(CUSTOMER.into()),

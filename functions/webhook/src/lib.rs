@@ -20,6 +20,12 @@
 //! | `GET /sessions/{id}?t=<token>` with a good token | 200, the session page (HTML) |
 //! | `GET /sessions/{id}/file?t=<token>&key=<key>` | 200, one of the session's files (stores without presigned URLs) |
 //! | a session URL with a missing, forged, moved or expired token | 403, a plain page that says nothing more |
+//! | `POST /hubspot/events` with a missing, stale (over 5 minutes) or wrong `X-HubSpot-Signature-v3` (or no `HUBSPOT_APP_SECRET`) | 401, nothing stored |
+//! | `POST /hubspot/events`, signed, but not a list of events | 400; the body is kept for replay |
+//! | `POST /hubspot/events`, signed | 200; each reply or stage change of a Baton ticket stored once as a ticket event |
+//!
+//! A `failed` status of a reply Baton sent (its `biz_opaque_callback_data` names the handoff and
+//! the reply) is also stored as a ticket event, so the rep learns of it on the ticket.
 
 use std::sync::Arc;
 
@@ -29,6 +35,8 @@ use baton_shared::domain::{
     BatchOrigin, DeliveryBatch, DeliveryId, MAX_BODY_BYTES, ParseState, RawDelivery, WriteReport,
     build_batch,
 };
+use baton_shared::domain::{TicketEvent, TicketEventKind, parse_callback_data};
+use baton_shared::hubspot_webhook::{self, TicketSignal};
 use baton_shared::observe::{self, metric};
 use baton_shared::session::{Answer, SessionPages, page};
 use baton_shared::store::{Store, StoreError};
@@ -39,6 +47,10 @@ use serde::Serialize;
 
 pub const WEBHOOK_PATH: &str = "/webhook";
 pub const AGENT_EVENTS_PATH: &str = "/agent/events";
+pub const HUBSPOT_EVENTS_PATH: &str = "/hubspot/events";
+
+/// Problems of a kept HubSpot-events body start with this.
+const HUBSPOT_PROBLEM: &str = "hubspot events: ";
 
 /// Problems of a kept agent-events body start with this, so replay knows what it is.
 const AGENT_PROBLEM: &str = "agent events: ";
@@ -57,6 +69,19 @@ pub struct Webhook {
     secrets: WebhookSecrets,
     clock: Clock,
     sessions: Option<SessionPages>,
+    /// The public URL HubSpot calls (`PUBLIC_BASE_URL`), part of what its signature covers.
+    public_base_url: Option<String>,
+}
+
+/// What a HubSpot webhook request became.
+#[derive(Debug, Default, Serialize)]
+struct HubspotReport {
+    events: usize,
+    replies: u32,
+    stage_changes: u32,
+    duplicates: u32,
+    /// Events about other properties, other objects or tickets that are not Baton's.
+    ignored: u32,
 }
 
 /// What a stored delivery's 200 answer says.
@@ -84,7 +109,14 @@ impl Webhook {
             secrets,
             clock,
             sessions: None,
+            public_base_url: None,
         }
+    }
+
+    /// The public base URL (`PUBLIC_BASE_URL`), which HubSpot's signatures cover.
+    pub fn with_public_base_url(mut self, url: Option<String>) -> Self {
+        self.public_base_url = url.map(|u| u.trim_end_matches('/').to_owned());
+        self
     }
 
     /// Serves session pages (`/sessions/{id}`) too.
@@ -112,6 +144,15 @@ impl Webhook {
                 return r;
             }
             return self.agent_events(req).await;
+        }
+        if req.uri().path() == HUBSPOT_EVENTS_PATH {
+            if req.method() != Method::POST {
+                let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+                r.headers_mut()
+                    .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+                return r;
+            }
+            return self.hubspot_events(req).await;
         }
         if req.uri().path() != WEBHOOK_PATH {
             return text(StatusCode::NOT_FOUND, "Not Found");
@@ -235,6 +276,10 @@ impl Webhook {
             Err(StoreError::Rejected(reason)) => self.keep_for_replay(batch, &reason).await,
             other => other.map(|report| (batch, report)),
         };
+        let written = match written {
+            Ok((batch, report)) => self.reply_failures(&batch).await.map(|()| (batch, report)),
+            Err(e) => Err(e),
+        };
         match written {
             Ok((batch, report)) => {
                 log_stored(&batch, &report);
@@ -320,6 +365,120 @@ impl Webhook {
         }
     }
 
+    /// Every `failed` status of a reply Baton sent becomes an event on the reply's ticket (once:
+    /// a repeated status is the same event). Meta delivers the status again if this fails.
+    async fn reply_failures(&self, batch: &DeliveryBatch) -> Result<(), StoreError> {
+        for status in batch.statuses.iter().filter(|s| s.status == "failed") {
+            let Some(data) = serde_json::from_str::<serde_json::Value>(&status.raw)
+                .ok()
+                .and_then(|v| {
+                    v.get("biz_opaque_callback_data")
+                        .and_then(|d| d.as_str())
+                        .map(str::to_owned)
+                })
+            else {
+                continue;
+            };
+            let Some((handoff_id, reply)) = parse_callback_data(&data) else {
+                continue;
+            };
+            let event = TicketEvent {
+                handoff_id: handoff_id.to_owned(),
+                id: format!("rf#{}", status.wamid),
+                conversation: status.conversation.clone(),
+                received_at_ms: (self.clock)(),
+                kind: TicketEventKind::ReplyFailed {
+                    reply: reply.to_owned(),
+                    wamid: status.wamid.clone(),
+                    errors: status.errors.clone(),
+                    at: status.timestamp,
+                },
+            };
+            let new = self.store.save_ticket_event(&event).await?;
+            tracing::warn!(handoff_id, new, codes = ?status.errors.iter().map(|e| e.code).collect::<Vec<_>>(),
+                "WhatsApp could not deliver a rep's reply; the ticket will say so");
+        }
+        Ok(())
+    }
+
+    /// The URLs HubSpot may have signed this request for: the configured public one, and the
+    /// host the request names (HTTPS, and plain HTTP for a local run).
+    fn signed_uris(&self, req: &Request<Bytes>) -> Vec<String> {
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or(HUBSPOT_EVENTS_PATH, |p| p.as_str());
+        let mut uris = Vec::new();
+        if let Some(base) = &self.public_base_url {
+            uris.push(format!("{base}{path}"));
+        }
+        if let Some(host) = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+        {
+            uris.push(format!("https://{host}{path}"));
+            uris.push(format!("http://{host}{path}"));
+        }
+        uris
+    }
+
+    async fn hubspot_events(&self, req: Request<Bytes>) -> Response<Bytes> {
+        let body = req.body();
+        if body.len() > hubspot_webhook::MAX_BODY_BYTES {
+            tracing::warn!(bytes = body.len(), "HubSpot events refused: body over 1 MB");
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "body larger than 1 MB");
+        }
+        let Some(secrets) = &self.secrets.hubspot_secrets else {
+            tracing::warn!("HubSpot events refused: HUBSPOT_APP_SECRET is not configured");
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "HubSpot events are not enabled: HUBSPOT_APP_SECRET is not configured",
+            );
+        };
+        let header = |name: &str| req.headers().get(name).map(|v| v.as_bytes());
+        let now = (self.clock)();
+        if let Err(e) = hubspot_webhook::verify_v3(
+            secrets,
+            req.method().as_str(),
+            &self.signed_uris(&req),
+            body,
+            header(hubspot_webhook::SIGNATURE_HEADER),
+            header(hubspot_webhook::TIMESTAMP_HEADER),
+            now,
+        ) {
+            observe::count(metric::DELIVERIES_REFUSED, 1);
+            tracing::warn!(reason = %e, "HubSpot events refused: bad signature");
+            return error(StatusCode::UNAUTHORIZED, &e.to_string());
+        }
+        let events = match hubspot_webhook::parse_events(body) {
+            Ok(events) => events,
+            Err(problem) => {
+                let kept = self
+                    .keep_body(body.clone(), now, &format!("{HUBSPOT_PROBLEM}{problem}"))
+                    .await;
+                tracing::warn!(
+                    kept = kept.is_ok(),
+                    "HubSpot events refused: not a list of events"
+                );
+                return error(StatusCode::BAD_REQUEST, &problem);
+            }
+        };
+        match store_crm_events(self.store.as_ref(), &events, now).await {
+            Ok(report) => {
+                observe::count(
+                    metric::HUBSPOT_EVENTS,
+                    u64::from(report.replies + report.stage_changes),
+                );
+                json(
+                    StatusCode::OK,
+                    serde_json::to_vec(&report).unwrap_or_default(),
+                )
+            }
+            Err(err) => store_failed(&err),
+        }
+    }
+
     /// Keeps a signed agent-events body that could not be stored as events, for replay.
     async fn keep_agent_body(
         &self,
@@ -327,6 +486,12 @@ impl Webhook {
         now: i64,
         problem: &str,
     ) -> Result<(), StoreError> {
+        self.keep_body(body, now, &format!("{AGENT_PROBLEM}{problem}"))
+            .await
+    }
+
+    /// Keeps a signed body that could not be read, with its problem, for replay.
+    async fn keep_body(&self, body: Bytes, now: i64, problem: &str) -> Result<(), StoreError> {
         let batch = DeliveryBatch {
             origin: BatchOrigin::Webhook,
             delivery: RawDelivery {
@@ -334,7 +499,7 @@ impl Webhook {
                 received_at_ms: now,
                 body,
                 state: ParseState::Unparsed,
-                problems: vec![format!("{AGENT_PROBLEM}{problem}")],
+                problems: vec![problem.to_owned()],
                 errors: Vec::new(),
                 ignored_fields: Vec::new(),
                 message_count: 0,
@@ -375,6 +540,83 @@ impl Webhook {
         }
         Ok((only, report))
     }
+}
+
+/// Stores each reply and stage change of a Baton ticket once, as an event on its handoff.
+async fn store_crm_events(
+    store: &dyn Store,
+    events: &[hubspot_webhook::CrmEvent],
+    now: i64,
+) -> Result<HubspotReport, StoreError> {
+    let mut report = HubspotReport {
+        events: events.len(),
+        ..HubspotReport::default()
+    };
+    for e in events {
+        let Some(signal) = e.signal() else {
+            report.ignored += 1;
+            continue;
+        };
+        let link = match store.ticket_link(&e.ticket_id()).await {
+            Ok(Some(link)) => link,
+            Ok(None) => {
+                report.ignored += 1;
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        let (id, kind) = match signal {
+            TicketSignal::Reply { text } => (
+                format!("rp#{}", e.key()),
+                TicketEventKind::Reply {
+                    ticket_id: link.ticket_id.clone(),
+                    text,
+                    occurred_at_ms: e.occurred_at,
+                },
+            ),
+            TicketSignal::Stage { stage } => (
+                format!("st#{}", e.key()),
+                TicketEventKind::Stage {
+                    ticket_id: link.ticket_id.clone(),
+                    stage: Some(stage),
+                    occurred_at_ms: e.occurred_at,
+                },
+            ),
+            TicketSignal::Deleted => (
+                format!("st#{}", e.key()),
+                TicketEventKind::Stage {
+                    ticket_id: link.ticket_id.clone(),
+                    stage: None,
+                    occurred_at_ms: e.occurred_at,
+                },
+            ),
+        };
+        let is_reply = matches!(kind, TicketEventKind::Reply { .. });
+        let event = TicketEvent {
+            handoff_id: link.handoff_id.clone(),
+            id,
+            conversation: link.conversation.clone(),
+            received_at_ms: now,
+            kind,
+        };
+        match store.save_ticket_event(&event).await {
+            Ok(true) if is_reply => report.replies += 1,
+            Ok(true) => report.stage_changes += 1,
+            Ok(false) => report.duplicates += 1,
+            Err(err) => return Err(err),
+        }
+        tracing::info!(handoff_id = %link.handoff_id, ticket = %link.ticket_id, kind = event.kind.as_str(), attempt = e.attempt_number, "HubSpot ticket event stored");
+    }
+    Ok(report)
+}
+
+/// The answer when the store failed: 503 so that the sender delivers again.
+fn store_failed(e: &StoreError) -> Response<Bytes> {
+    tracing::error!(error = %e, retryable = e.is_retryable(), "events not stored; the sender will deliver them again");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage unavailable; deliver again later",
+    )
 }
 
 fn log_stored(batch: &DeliveryBatch, report: &WriteReport) {
@@ -542,6 +784,14 @@ pub async fn replay_deliveries(
             replay_agent_body(store, raw, &mut summary).await?;
             continue;
         }
+        if raw
+            .problems
+            .first()
+            .is_some_and(|p| p.starts_with(HUBSPOT_PROBLEM))
+        {
+            replay_hubspot_body(store, raw, &mut summary).await?;
+            continue;
+        }
         let batch = build_batch(raw.body, raw.received_at_ms, BatchOrigin::Replay);
         let report = store.write_batch(&batch).await?;
         summary.deliveries += 1;
@@ -577,6 +827,11 @@ async fn replay_agent_body(
             raw.problems = vec![format!("{AGENT_PROBLEM}{e}")];
         }
     }
+    rewrite_kept(store, raw).await
+}
+
+/// Stores a kept body's new state (read now, or still not).
+async fn rewrite_kept(store: &dyn Store, raw: RawDelivery) -> Result<(), StoreError> {
     let batch = DeliveryBatch {
         origin: BatchOrigin::Replay,
         delivery: raw,
@@ -585,6 +840,29 @@ async fn replay_agent_body(
         statuses: Vec::new(),
     };
     store.write_batch(&batch).await.map(|_| ())
+}
+
+/// Replays a kept HubSpot-events body (its signature was checked when it arrived).
+async fn replay_hubspot_body(
+    store: &dyn Store,
+    mut raw: RawDelivery,
+    summary: &mut ReplaySummary,
+) -> Result<(), StoreError> {
+    summary.deliveries += 1;
+    match hubspot_webhook::parse_events(&raw.body) {
+        Ok(events) => {
+            let report = store_crm_events(store, &events, raw.received_at_ms).await?;
+            summary.messages_new += report.replies + report.stage_changes;
+            summary.now_parsed += 1;
+            raw.state = ParseState::Parsed;
+            raw.problems.clear();
+        }
+        Err(e) => {
+            summary.still_unreadable += 1;
+            raw.problems = vec![format!("{HUBSPOT_PROBLEM}{e}")];
+        }
+    }
+    rewrite_kept(store, raw).await
 }
 
 /// Translates an API Gateway request into the handler's types and back. API Gateway has already

@@ -72,7 +72,14 @@ async fn build(table: String) -> Webhook {
         }
     };
     let store = Arc::new(DynamoDbStore::from_config(&aws, table).with_retention(retention));
-    let app = Webhook::new(store.clone(), secrets);
+    if secrets.hubspot_secrets.is_none() {
+        tracing::warn!(
+            "HUBSPOT_APP_SECRET is not set: POST /hubspot/events answers 401, so reps' replies and \
+             ticket closes are not seen until the HubSpot app's client secret is in the stack's secret"
+        );
+    }
+    let app = Webhook::new(store.clone(), secrets)
+        .with_public_base_url(config::optional(&settings, PUBLIC_BASE_URL));
     match session_pages(&aws, &settings, store) {
         Ok(Some(pages)) => app.with_sessions(pages),
         Ok(None) => {

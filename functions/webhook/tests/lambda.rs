@@ -68,6 +68,7 @@ async fn the_lambda_binary_stores_a_delivery_and_serves_the_session_page_with_pr
         bytes: 3,
         messages: 2,
         agent_events: 0,
+        last_order_key: None,
     };
     let customer = Customer {
         wa_id: Some(CUSTOMER.into()),

@@ -79,6 +79,9 @@ pub enum Outcome {
     Opened { handoff_id: String },
     /// A handoff is already open for this conversation; nothing new.
     AlreadyOpen { handoff_id: String },
+    /// The message came after the open handoff's transcript: it goes to the ticket (`new` is
+    /// false when it had been passed on before).
+    FollowUp { handoff_id: String, new: bool },
 }
 
 /// The handoff function's logic, independent of Lambda.
@@ -118,7 +121,7 @@ impl Processor {
         match change {
             Change::Message(m) => self.message(m).await,
             Change::AgentEvent(e) => self.agent_event(e).await,
-            Change::Handoff(_) => Ok(Outcome::Nothing),
+            Change::Handoff(_) | Change::TicketEvent(_) => Ok(Outcome::Nothing),
         }
     }
 
@@ -131,14 +134,32 @@ impl Processor {
             }
         };
         let mut outcome = Outcome::Nothing;
+        let mut copy = None;
         if let Some(media) = msg.content.media()
             && MEDIA_KINDS.contains(&m.kind.as_str())
         {
-            let state = self
+            let record = self
                 .copied(&m.conversation, &m.wamid, &m.kind, media, None)
+                .await?;
+            outcome = Outcome::MediaSaved(record.state);
+            copy = Some(record);
+        }
+        if let Some(handoff) = self.open_handoff(&m.conversation).await?
+            && follows(&handoff, m)
+        {
+            let window = self
+                .store
+                .conversation(&m.conversation)
                 .await?
-                .state;
-            outcome = Outcome::MediaSaved(state);
+                .and_then(|c| c.reply_window())
+                .map(|w| w.closes_at());
+            let event = TicketEvent::follow_up(&handoff, m, copy, window, (self.clock)());
+            let new = self.store.save_ticket_event(&event).await?;
+            tracing::info!(handoff_id = %handoff.id, new, "follow-up passed on to the ticket");
+            return Ok(Outcome::FollowUp {
+                handoff_id: handoff.id,
+                new,
+            });
         }
         let Some(text) = customer_words(&msg) else {
             return Ok(outcome);
@@ -177,6 +198,20 @@ impl Processor {
             },
         };
         self.open(&m.conversation, trigger, reason, None).await
+    }
+
+    /// The handoff of the conversation's open episode, once its record is written.
+    async fn open_handoff(
+        &self,
+        key: &ConversationKey,
+    ) -> Result<Option<HandoffRecord>, ProcessError> {
+        match self.store.open_episode(key).await? {
+            Some(episode) => Ok(self
+                .store
+                .handoff(&HandoffRecord::id_for(key, episode))
+                .await?),
+            None => Ok(None),
+        }
     }
 
     /// The message's file, copied now unless a copy exists or can never be made; `attempts`
@@ -374,6 +409,7 @@ impl Processor {
                 bytes: size,
                 messages: rendered.messages,
                 agent_events: rendered.agent_events,
+                last_order_key: rendered.last_order_key.clone(),
             },
             media,
             reply_window_closes_at: conversation
@@ -460,6 +496,15 @@ fn canonical_score(label: SentimentLabel) -> f64 {
         SentimentLabel::Negative => -0.5,
         SentimentLabel::Neutral => 0.0,
         SentimentLabel::Positive => 0.5,
+    }
+}
+
+/// Whether `m` came after everything the handoff's transcript holds.
+fn follows(handoff: &HandoffRecord, m: &MessageRecord) -> bool {
+    match &handoff.transcript.last_order_key {
+        Some(last) => m.order_key() > *last,
+        // Written before transcripts kept their last key: what arrived after it was written.
+        None => m.received_at_ms > handoff.created_at_ms,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod handshake;
 pub mod payload;
+pub mod send;
 pub mod signature;
 
 pub use handshake::{HandshakeError, verify_handshake};

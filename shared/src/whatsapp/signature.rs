@@ -71,6 +71,11 @@ impl AppSecrets {
         self.0.is_empty()
     }
 
+    /// Every secret, the current one first.
+    pub fn iter(&self) -> impl Iterator<Item = &SecretString> {
+        self.0.iter()
+    }
+
     /// The secret new signatures are made with (the first one listed).
     pub fn current(&self) -> &SecretString {
         &self.0[0]

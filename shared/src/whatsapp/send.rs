@@ -1,0 +1,228 @@
+//! Sending a message with the Graph API (whatsapp-contract.md §6–7):
+//! `POST <base>/<version>/<phone number id>/messages` with the Bearer token, a text inside the
+//! 24-hour window or an approved template outside it. Each message carries
+//! `biz_opaque_callback_data`, which Meta repeats in the message's status webhooks, so a later
+//! `failed` status names the reply it belongs to.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+/// Meta's limit on a text message's body.
+pub const MAX_TEXT_CHARS: usize = 4096;
+/// Meta's limit on `biz_opaque_callback_data`.
+pub const MAX_CALLBACK_CHARS: usize = 512;
+
+/// Who to send to: a phone number (`to`) or, for customers known only by their business-scoped
+/// user id, that id (`recipient`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    Phone(String),
+    UserId(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    Text(String),
+    Template {
+        name: String,
+        language: String,
+        /// The body's parameters, in order.
+        params: Vec<String>,
+    },
+}
+
+/// Why a message was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Meta answered with an error: the message was not accepted.
+    #[error("WhatsApp refused the message (HTTP {status}, error {code}): {message}")]
+    Refused {
+        status: u16,
+        code: i64,
+        message: String,
+        /// Throttling and Meta's own failures: a later attempt may succeed.
+        retryable: bool,
+    },
+    /// The request never reached Meta: nothing was sent.
+    #[error("the Graph API could not be reached: {0}")]
+    Unreachable(String),
+    /// The request went out but no answer came: it may or may not have been sent.
+    #[error("no answer from the Graph API: {0}")]
+    Unknown(String),
+}
+
+impl SendError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Refused { retryable, .. } => *retryable,
+            Self::Unreachable(_) => true,
+            Self::Unknown(_) => false,
+        }
+    }
+}
+
+/// Graph error codes worth trying again later (whatsapp-contract.md §7): call-rate limits,
+/// throughput, the pair rate limit, and Meta's temporary failures.
+fn retryable_code(code: i64) -> bool {
+    matches!(code, 1 | 2 | 4 | 80007 | 130429 | 131000 | 131056)
+}
+
+#[derive(Clone)]
+pub struct Sender {
+    http: reqwest::Client,
+    base_url: String,
+    version: String,
+    token: SecretString,
+}
+
+impl Sender {
+    pub fn new(
+        base_url: &str,
+        version: &str,
+        token: SecretString,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            version: version.to_owned(),
+            token,
+        })
+    }
+
+    /// The request body for one message.
+    pub fn body(to: &Recipient, message: &Outgoing, callback: &str) -> Value {
+        let mut body = json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "biz_opaque_callback_data": callback,
+        });
+        match to {
+            Recipient::Phone(p) => body["to"] = json!(p),
+            Recipient::UserId(u) => body["recipient"] = json!(u),
+        }
+        match message {
+            Outgoing::Text(text) => {
+                body["type"] = json!("text");
+                body["text"] = json!({"preview_url": false, "body": text});
+            }
+            Outgoing::Template {
+                name,
+                language,
+                params,
+            } => {
+                body["type"] = json!("template");
+                let mut template = json!({
+                    "name": name,
+                    "language": {"code": language, "policy": "deterministic"},
+                });
+                if !params.is_empty() {
+                    let parameters: Vec<Value> = params
+                        .iter()
+                        .map(|p| json!({"type": "text", "text": p}))
+                        .collect();
+                    template["components"] = json!([{"type": "body", "parameters": parameters}]);
+                }
+                body["template"] = template;
+            }
+        }
+        body
+    }
+
+    /// Sends one message; the answer's message id (wamid) when Meta accepted it.
+    pub async fn send(
+        &self,
+        phone_number_id: &str,
+        to: &Recipient,
+        message: &Outgoing,
+        callback: &str,
+    ) -> Result<String, SendError> {
+        let url = format!(
+            "{}/{}/{}/messages",
+            self.base_url, self.version, phone_number_id
+        );
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(self.token.expose_secret())
+            .json(&Self::body(to, message, callback))
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    SendError::Unreachable(e.to_string())
+                } else {
+                    SendError::Unknown(e.to_string())
+                }
+            })?;
+        let status = response.status().as_u16();
+        let answer: Value = response
+            .json()
+            .await
+            .map_err(|e| SendError::Unknown(format!("unreadable answer (HTTP {status}): {e}")))?;
+        if (200..300).contains(&status) {
+            return answer["messages"][0]["id"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| SendError::Unknown(format!("HTTP {status} without a message id")));
+        }
+        let error = &answer["error"];
+        let code = error["code"].as_i64().unwrap_or_default();
+        let mut message = error["message"]
+            .as_str()
+            .unwrap_or("unknown error")
+            .to_owned();
+        if let Some(details) = error["error_data"]["details"].as_str() {
+            message = format!("{message} ({details})");
+        }
+        Err(SendError::Refused {
+            status,
+            code,
+            message,
+            retryable: status == 429 || status >= 500 || retryable_code(code),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_follow_the_send_contract() {
+        let text = Sender::body(
+            &Recipient::Phone("+16505551234".into()),
+            &Outgoing::Text("Hi".into()),
+            "baton|ho_1|rp#1",
+        );
+        assert_eq!(text["to"], "+16505551234");
+        assert_eq!(text["type"], "text");
+        assert_eq!(text["text"]["body"], "Hi");
+        assert_eq!(text["biz_opaque_callback_data"], "baton|ho_1|rp#1");
+        assert!(text.get("recipient").is_none());
+        let template = Sender::body(
+            &Recipient::UserId("US.1".into()),
+            &Outgoing::Template {
+                name: "follow_up".into(),
+                language: "en_US".into(),
+                params: vec!["Ana".into()],
+            },
+            "x",
+        );
+        assert_eq!(template["recipient"], "US.1");
+        assert!(template.get("to").is_none());
+        assert_eq!(template["template"]["name"], "follow_up");
+        assert_eq!(template["template"]["language"]["code"], "en_US");
+        assert_eq!(
+            template["template"]["components"][0]["parameters"][0]["text"],
+            "Ana"
+        );
+    }
+}
