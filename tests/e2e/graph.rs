@@ -50,6 +50,10 @@ pub fn sha256_b64(bytes: &[u8]) -> String {
 struct GraphState {
     base: Mutex<String>,
     files: Mutex<HashMap<String, MediaFile>>,
+    /// Every message accepted by the send endpoint: (phone number id, body, wamid).
+    sent: Mutex<Vec<(String, serde_json::Value, String)>>,
+    /// The next sends answer with this Graph error code (HTTP 400), as many times as counted.
+    send_faults: Mutex<Vec<i64>>,
     url_ttl_ms: u64,
     pub lookups: AtomicU32,
     pub downloads: AtomicU32,
@@ -91,6 +95,8 @@ impl GraphServer {
             lookups: AtomicU32::new(0),
             downloads: AtomicU32::new(0),
             refused: AtomicU32::new(0),
+            sent: Mutex::new(Vec::new()),
+            send_faults: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .route(
@@ -98,6 +104,10 @@ impl GraphServer {
                 axum::routing::get(download),
             )
             .route("/{version}/{media_id}", axum::routing::get(lookup))
+            .route(
+                "/{version}/{phone_number_id}/messages",
+                axum::routing::post(send),
+            )
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
@@ -133,6 +143,16 @@ impl GraphServer {
             self.base_url,
             now_ms() - 60_000
         )
+    }
+
+    /// Every message the send endpoint accepted: (phone number id, request body, wamid).
+    pub fn sent(&self) -> Vec<(String, serde_json::Value, String)> {
+        self.state.sent.lock().unwrap().clone()
+    }
+
+    /// The next send answers Graph error `code` (HTTP 400, as Meta answers even throttling).
+    pub fn fail_next_send(&self, code: i64) {
+        self.state.send_faults.lock().unwrap().push(code);
     }
 
     pub fn lookups(&self) -> u32 {
@@ -289,6 +309,82 @@ async fn download(
         .header("content-length", file.bytes.len())
         .body(Body::from_stream(stream))
         .unwrap()
+}
+
+/// `POST /{version}/{phone number id}/messages` as whatsapp-contract.md §6 describes it: the
+/// Bearer token, `messaging_product`, exactly one of `to` and `recipient`, a text with a body of
+/// at most 4096 characters or a template with a name and a language code; 200 with the new wamid.
+async fn send(
+    State(state): State<Arc<GraphState>>,
+    Path((version, phone_number_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if version != VERSION {
+        return graph_error(StatusCode::BAD_REQUEST, 2500, "Unknown path components");
+    }
+    if !bearer_ok(&headers) {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return graph_error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Invalid OAuth access token - Cannot parse access token",
+        );
+    }
+    let invalid = |why: &str| {
+        graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            &format!("Invalid parameter: {why}"),
+        )
+    };
+    let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return invalid("the body is not JSON");
+    };
+    if msg["messaging_product"] != "whatsapp" {
+        return invalid("messaging_product must be whatsapp");
+    }
+    let to = match (msg["to"].as_str(), msg["recipient"].as_str()) {
+        (Some(to), None) if to.trim_start_matches('+').chars().all(|c| c.is_ascii_digit()) => {
+            to.trim_start_matches('+').to_owned()
+        }
+        (None, Some(user)) if user.contains('.') => user.to_owned(),
+        _ => return invalid("exactly one of to (a phone number) or recipient (a user id)"),
+    };
+    if msg["biz_opaque_callback_data"]
+        .as_str()
+        .is_some_and(|d| d.chars().count() > 512)
+    {
+        return invalid("biz_opaque_callback_data is longer than 512 characters");
+    }
+    match msg["type"].as_str() {
+        Some("text") => match msg["text"]["body"].as_str() {
+            Some(b) if !b.trim().is_empty() && b.chars().count() <= 4096 => {}
+            _ => return invalid("text.body must be 1 to 4096 characters"),
+        },
+        Some("template") => {
+            if msg["template"]["name"].as_str().is_none_or(str::is_empty)
+                || msg["template"]["language"]["code"]
+                    .as_str()
+                    .is_none_or(str::is_empty)
+            {
+                return invalid("template.name and template.language.code are required");
+            }
+        }
+        _ => return invalid("type must be text or template here"),
+    }
+    if let Some(code) = state.send_faults.lock().unwrap().pop() {
+        return graph_error(StatusCode::BAD_REQUEST, code, "(#130429) Rate limit hit");
+    }
+    let mut sent = state.sent.lock().unwrap();
+    let wamid = format!("wamid.OUT{}", sent.len() + 1);
+    sent.push((phone_number_id, msg, wamid.clone()));
+    axum::Json(json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": to, "wa_id": to}],
+        "messages": [{"id": wamid}],
+    }))
+    .into_response()
 }
 
 use futures_util::StreamExt as _;

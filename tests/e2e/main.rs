@@ -3,6 +3,7 @@
 //! `BATON_TEST_DYNAMODB` (set by scripts/test); without it they are skipped, unless
 //! `BATON_REQUIRE_EMULATORS` is set, when they fail.
 
+mod after_handoff;
 mod agent_events;
 mod browser;
 mod graph;

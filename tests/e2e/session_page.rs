@@ -452,16 +452,6 @@ async fn the_link_in_the_hubspot_note_opens_the_whole_session_and_its_files() {
     }
 }
 
-struct Vars(Vec<(&'static str, String)>);
-
-impl baton_shared::config::Source for Vars {
-    fn get(&self, name: &str) -> Option<String> {
-        self.0
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    }
-}
 
 /// `baton-local`'s directory store cannot presign: the page links its files through the
 /// session's own route, which checks the token and that the file is the session's.

@@ -189,3 +189,15 @@ pub fn fixture(name: &str) -> Vec<u8> {
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
+
+/// Settings given as name/value pairs.
+pub struct Vars(pub Vec<(&'static str, String)>);
+
+impl baton_shared::config::Source for Vars {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    }
+}

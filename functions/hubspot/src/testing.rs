@@ -614,6 +614,35 @@ impl HubspotServer {
     pub fn contacts(&self) -> Vec<Object> {
         self.portal().contacts.clone()
     }
+    /// A rep changes `property` on ticket `ticket_id` in HubSpot's UI: the ticket changes (as
+    /// HubSpot validates it) and the event HubSpot's webhook would carry comes back
+    /// (`ticket.propertyChange`, `changeSource` CRM_UI); `None` when HubSpot would refuse it.
+    pub fn rep_sets(&self, ticket_id: &str, property: &str, value: &str) -> Option<Value> {
+        let mut p = self.portal();
+        let props = serde_json::Map::from_iter([(property.to_owned(), json!(value))]);
+        let checked = p.check("tickets", &props, Some(ticket_id)).ok()?;
+        let event_id = p.id();
+        let ticket = p.tickets.iter_mut().find(|t| t.id == ticket_id)?;
+        ticket.properties.extend(checked);
+        let occurred_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_millis() as u64;
+        Some(json!({
+            "eventId": event_id.parse::<u64>().ok()?,
+            "subscriptionId": 4_100_001,
+            "portalId": 62_515,
+            "appId": 1_160_452,
+            "occurredAt": occurred_at,
+            "subscriptionType": "ticket.propertyChange",
+            "attemptNumber": 0,
+            "objectId": ticket_id.parse::<u64>().ok()?,
+            "changeSource": "CRM_UI",
+            "propertyName": property,
+            "propertyValue": value,
+        }))
+    }
+
     pub fn tickets(&self) -> Vec<Object> {
         self.portal().tickets.clone()
     }

@@ -1,0 +1,550 @@
+//! After the handoff, end to end: signed WhatsApp webhooks and HubSpot webhooks into DynamoDB
+//! Local, both stream consumers (the handoff function and the HubSpot function, as Lambda's event
+//! source mappings feed them), the contract-strict HubSpot server, the local Graph API with its
+//! send endpoint, and a local AI agent that checks Baton's signature.
+//!
+//! Follow-ups land on the open ticket; a rep's reply is sent once however often HubSpot delivers
+//! its event; outside the window the template goes, or nothing and the ticket says why; a
+//! `failed` 131047 status shows up on the ticket; closing the ticket ends the episode, and the
+//! next request for a person opens a new ticket for the same contact.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use baton_hubspot::testing::{HubspotServer, Options, TOKEN};
+use baton_hubspot::{Deliverer, HubspotClient, HubspotConfig};
+use baton_local::Stage;
+use baton_local::stream::StreamReader;
+use baton_shared::domain::*;
+use baton_shared::handoff::HandoffSettings;
+use baton_shared::objects::ObjectStore;
+use baton_shared::store::contract::bodies;
+use baton_shared::store::{HandoffStore, Store, TicketStore, TrailStore};
+use baton_webhook::Webhook;
+use hmac::{KeyInit, Mac};
+use http::{Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::graph::{self, Fault};
+use crate::handoff::{self, CUSTOMER, PNID, Rig};
+use crate::support::*;
+
+const CLIENT_SECRET: &str = "test-hubspot-client-secret";
+const PUBLIC: &str = "https://baton.example.com";
+const TEMPLATE: &str = "support_follow_up";
+
+fn now_ms() -> i64 {
+    baton_shared::clock::now_ms()
+}
+
+/// HubSpot's v3 signature, written from HubSpot's instructions (not Baton's verifier).
+fn sign_v3(secret: &str, method: &str, uri: &str, body: &[u8], timestamp: &str) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(method.as_bytes());
+    mac.update(uri.as_bytes());
+    mac.update(body);
+    mac.update(timestamp.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// A HubSpot webhook request to Baton: `events` signed for the public URL at `at_ms`.
+fn hubspot_request(events: &Value, secret: &str, at_ms: i64) -> Request<Bytes> {
+    let body = Bytes::from(events.to_string());
+    let ts = at_ms.to_string();
+    let sig = sign_v3(
+        secret,
+        "POST",
+        &format!("{PUBLIC}/hubspot/events"),
+        &body,
+        &ts,
+    );
+    Request::post("/hubspot/events")
+        .header("content-type", "application/json")
+        .header("host", "internal-gateway.example")
+        .header("x-hubspot-signature-v3", sig)
+        .header("x-hubspot-request-timestamp", ts)
+        .body(body)
+        .unwrap()
+}
+
+/// What the AI agent received: (signature header, body).
+type Inbox = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+async fn agent_inbox() -> (String, Inbox) {
+    async fn take(State(inbox): State<Inbox>, headers: HeaderMap, body: Bytes) -> StatusCode {
+        let sig = headers
+            .get("x-baton-signature-256")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        inbox.lock().unwrap().push((sig, body.to_vec()));
+        StatusCode::NO_CONTENT
+    }
+    let inbox: Inbox = Arc::default();
+    let app = axum::Router::new()
+        .route("/baton", axum::routing::post(take))
+        .with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/baton", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, inbox)
+}
+
+/// What the agent was told, each checked against Baton's signature.
+fn told(inbox: &Inbox) -> Vec<Value> {
+    inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(sig, body)| {
+            assert_eq!(
+                *sig,
+                baton_shared::whatsapp::sign(AGENT_SECRET, body),
+                "signed with AGENT_EVENTS_SECRET"
+            );
+            serde_json::from_slice(body).unwrap()
+        })
+        .collect()
+}
+
+struct After {
+    rig: Rig,
+    hubspot_reader: StreamReader,
+    stage: Stage,
+    server: HubspotServer,
+    /// The webhook with HubSpot's client secret, on the system clock (signatures expire).
+    app: Webhook,
+    inbox: Inbox,
+}
+
+async fn after(template: bool) -> Option<After> {
+    let rig = handoff::rig(HandoffSettings::default(), None).await?;
+    let sdk = handoff::aws(&dynamodb_endpoint()?);
+    let hubspot_reader = StreamReader::open(&sdk, rig.store.table(), None)
+        .await
+        .unwrap();
+    let server = HubspotServer::start(Options::default()).await;
+    let (agent_url, inbox) = agent_inbox().await;
+    let mut vars = vec![
+        ("HUBSPOT_ACCESS_TOKEN", TOKEN.to_owned()),
+        ("HUBSPOT_BASE_URL", server.base_url()),
+        ("WHATSAPP_ACCESS_TOKEN", graph::TOKEN.to_owned()),
+        ("GRAPH_API_BASE_URL", rig.graph.base_url.clone()),
+        ("GRAPH_API_VERSION", graph::VERSION.to_owned()),
+        ("AGENT_WEBHOOK_URL", agent_url),
+        ("AGENT_EVENTS_SECRET", AGENT_SECRET.to_owned()),
+    ];
+    if template {
+        vars.push(("WHATSAPP_REPLY_TEMPLATE", TEMPLATE.to_owned()));
+        vars.push(("WHATSAPP_REPLY_TEMPLATE_LANGUAGE", "es_MX".to_owned()));
+        vars.push((
+            "WHATSAPP_REPLY_TEMPLATE_PARAMS",
+            "customer_name,ticket_id".to_owned(),
+        ));
+    }
+    let cfg = HubspotConfig::from_source(&Vars(vars)).unwrap();
+    let client = HubspotClient::from_config(&cfg).unwrap();
+    let objects: Arc<dyn ObjectStore> = Arc::new(rig.objects.clone());
+    let deliverer = Deliverer::new(cfg, client, Arc::new(rig.store.clone()), objects);
+    let mut secrets = secrets();
+    secrets.hubspot_secrets = baton_shared::whatsapp::AppSecrets::parse(CLIENT_SECRET);
+    let app = Webhook::new(Arc::new(rig.store.clone()) as Arc<dyn Store>, secrets)
+        .with_public_base_url(Some(PUBLIC.to_owned()));
+    Some(After {
+        rig,
+        hubspot_reader,
+        stage: Stage::Hubspot(Arc::new(deliverer)),
+        server,
+        app,
+        inbox,
+    })
+}
+
+impl After {
+    /// Runs both stream consumers until neither has anything left.
+    async fn settle(&mut self) {
+        for _ in 0..20 {
+            let handoff = self.rig.run_stream(false).await;
+            let hubspot = self
+                .stage
+                .drain_stream(&mut self.hubspot_reader)
+                .await
+                .unwrap();
+            if handoff == 0 && hubspot == 0 {
+                return;
+            }
+        }
+        panic!("the stages never settled");
+    }
+
+    async fn customer_says(&self, wamid: &str, ts: i64, text: &str) {
+        self.rig
+            .deliver_twice(handoff::deliver(vec![bodies::text(
+                wamid, CUSTOMER, ts, text,
+            )]))
+            .await;
+    }
+
+    async fn hubspot(&self, req: Request<Bytes>) -> (StatusCode, Value) {
+        call(&self.app, req).await
+    }
+
+    /// A rep sets the reply field on the ticket; HubSpot delivers its event `times` times.
+    async fn rep_replies(&self, ticket: &str, text: &str, times: usize) -> Value {
+        let event = self
+            .server
+            .rep_sets(ticket, baton_shared::hubspot_webhook::REPLY_PROPERTY, text)
+            .expect("the portal has Baton's reply property");
+        for attempt in 0..times {
+            let mut e = event.clone();
+            e["attemptNumber"] = json!(attempt);
+            let (status, answer) = self
+                .hubspot(hubspot_request(&json!([e]), CLIENT_SECRET, now_ms()))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+        event
+    }
+
+    fn ticket_notes(&self, ticket: &str) -> Vec<String> {
+        let ids: Vec<String> = self
+            .server
+            .associated("tickets", ticket, "notes")
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        self.server
+            .notes()
+            .into_iter()
+            .filter(|n| ids.contains(&n.id))
+            .map(|n| n.properties["hs_note_body"].clone())
+            .collect()
+    }
+
+    async fn events(&self, handoff_id: &str) -> Vec<(TicketEvent, EventTrail)> {
+        self.rig.store.ticket_events(handoff_id).await.unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
+    let Some(mut a) = after(false).await else {
+        return;
+    };
+    let t = now_ms() / 1000 - 600;
+    a.customer_says("wamid.a1", t, "My order 4471 never arrived.")
+        .await;
+    a.customer_says("wamid.a2", t + 10, "I want to talk to a human")
+        .await;
+    a.settle().await;
+    let handoffs = a.rig.handoffs().await;
+    assert_eq!(handoffs.len(), 1);
+    let first = handoffs[0].clone();
+    let trail = a.rig.store.trail(&first.id).await.unwrap().unwrap();
+    assert_eq!(trail.status, TrailStatus::Done);
+    let ticket = trail.ticket.id.clone().unwrap();
+    let contact = trail.contact.id.clone().unwrap();
+    assert_eq!(a.ticket_notes(&ticket).len(), 1, "the handoff note");
+    assert_eq!(
+        a.rig.store.ticket_link(&ticket).await.unwrap().unwrap().handoff_id,
+        first.id
+    );
+
+    // Follow-ups, a text and a photo, go to the open ticket as notes, the photo attached.
+    let photo = handoff::pattern(30_000, 9);
+    a.rig
+        .graph
+        .add("media-late-photo", photo.clone(), "image/jpeg", Fault::None);
+    let mut image = handoff::message("image.json", "wamid.a3", t + 60);
+    handoff::media(&mut image, "image", "media-late-photo", &photo, None);
+    image["image"]["caption"] = json!("the box was empty <b>!</b>");
+    a.rig
+        .deliver_twice(handoff::deliver(vec![
+            bodies::text("wamid.a4", CUSTOMER, t + 50, "Hello? Anyone there?"),
+            image,
+        ]))
+        .await;
+    a.settle().await;
+    assert_eq!(
+        a.rig.handoffs().await.len(),
+        1,
+        "follow-ups never open a handoff"
+    );
+    assert_eq!(a.server.tickets().len(), 1, "nor a ticket");
+    let notes = a.ticket_notes(&ticket);
+    assert_eq!(notes.len(), 3, "{notes:#?}");
+    let text_note = notes
+        .iter()
+        .find(|n| n.contains("Hello? Anyone there?"))
+        .expect("the text follow-up");
+    assert!(text_note.contains("WhatsApp follow-up"), "{text_note}");
+    let photo_note = notes
+        .iter()
+        .find(|n| n.contains("the box was empty &lt;b&gt;!&lt;/b&gt;"))
+        .expect("the photo's caption, escaped");
+    assert!(photo_note.contains("<strong>Attached</strong>"), "{photo_note}");
+    let photo_id = a
+        .server
+        .files()
+        .into_iter()
+        .find(|f| f.bytes == photo)
+        .expect("the photo's bytes were uploaded")
+        .id;
+    let photo_note_obj = a
+        .server
+        .notes()
+        .into_iter()
+        .find(|n| n.properties["hs_note_body"] == *photo_note)
+        .unwrap();
+    assert_eq!(photo_note_obj.properties["hs_attachment_ids"], photo_id);
+    // The reply window follows the customer's last message.
+    let window = &a.server.tickets()[0].properties["baton_reply_window_closes_at"];
+    assert_eq!(*window, ((t + 60 + 86_400) * 1000).to_string());
+
+    // A rep replies; HubSpot delivers the event three times: one message goes out.
+    let (status, _) = a
+        .hubspot(hubspot_request(&json!([]), CLIENT_SECRET, now_ms()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let reply_text = "Hi Maria, I'm Ana from support. A new parcel ships today.";
+    let event = a.rep_replies(&ticket, reply_text, 3).await;
+    a.settle().await;
+    // ... and once more after it was sent.
+    let (status, answer) = a
+        .hubspot(hubspot_request(&json!([event]), CLIENT_SECRET, now_ms()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["duplicates"], 1, "{answer}");
+    a.settle().await;
+    let sent = a.rig.graph.sent();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    let (pnid, body, wamid) = sent[0].clone();
+    assert_eq!(pnid, PNID);
+    assert_eq!(body["type"], "text");
+    assert_eq!(body["to"], format!("+{CUSTOMER}"));
+    assert_eq!(body["text"]["body"], reply_text);
+    let callback = body["biz_opaque_callback_data"].as_str().unwrap().to_owned();
+    assert!(callback.starts_with(&format!("baton|{}|rp#", first.id)));
+    let notes = a.ticket_notes(&ticket);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("✓ Sent on WhatsApp") && n.contains("A new parcel ships today")),
+        "{notes:#?}"
+    );
+    assert_eq!(
+        a.server.tickets()[0].properties[baton_shared::hubspot_webhook::REPLY_PROPERTY],
+        "",
+        "the reply field is cleared for the next answer"
+    );
+    let told_now = told(&a.inbox);
+    assert_eq!(told_now.len(), 1, "{told_now:#?}");
+    assert_eq!(told_now[0]["owner"], "human");
+    assert_eq!(told_now[0]["handoff_id"], first.id);
+    assert_eq!(told_now[0]["ticket_id"], ticket);
+    assert_eq!(told_now[0]["conversation"]["customer"], CUSTOMER);
+
+    // Clearing the field is itself a change HubSpot reports: it sends nothing.
+    let cleared = a
+        .server
+        .rep_sets(&ticket, baton_shared::hubspot_webhook::REPLY_PROPERTY, "")
+        .unwrap();
+    let (_, answer) = a
+        .hubspot(hubspot_request(&json!([cleared]), CLIENT_SECRET, now_ms()))
+        .await;
+    assert_eq!(answer["ignored"], 1, "{answer}");
+
+    // WhatsApp later reports the reply failed (131047): the ticket says so.
+    let failed = bodies::delivery(
+        PNID,
+        Value::Null,
+        json!([]),
+        json!([{
+            "id": wamid, "status": "failed", "timestamp": (t + 700).to_string(),
+            "recipient_id": CUSTOMER, "biz_opaque_callback_data": callback,
+            "errors": [{"code": 131047, "title": "Re-engagement message", "message": "Re-engagement message",
+                        "error_data": {"details": "Message failed to send because more than 24 hours have passed since the customer last replied to this number."}}]
+        }]),
+    );
+    a.rig.deliver_twice(failed).await;
+    a.settle().await;
+    let notes = a.ticket_notes(&ticket);
+    let failure = notes
+        .iter()
+        .find(|n| n.contains("did not deliver your reply"))
+        .unwrap_or_else(|| panic!("no failure note in {notes:#?}"));
+    assert!(failure.contains("error 131047 (Re-engagement message)"), "{failure}");
+    assert!(failure.contains("WHATSAPP_REPLY_TEMPLATE"), "{failure}");
+    assert!(failure.contains("A new parcel ships today"), "the reply it concerns");
+    assert_eq!(notes.len(), 5, "handoff, 2 follow-ups, reply, failure: {notes:#?}");
+
+    // Forged, stale, unsigned and unconfigured HubSpot requests are refused and store nothing.
+    let before = a.events(&first.id).await.len();
+    let stage = json!([{"eventId": 91, "occurredAt": now_ms(), "subscriptionType": "ticket.propertyChange",
+        "objectId": ticket.parse::<u64>().unwrap(), "propertyName": "hs_pipeline_stage", "propertyValue": "4"}]);
+    let (status, answer) = a
+        .hubspot(hubspot_request(&stage, "not-the-client-secret", now_ms()))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    let (status, answer) = a
+        .hubspot(hubspot_request(
+            &stage,
+            CLIENT_SECRET,
+            now_ms() - 5 * 60 * 1000 - 1000,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    assert!(answer.to_string().contains("5 minutes"), "{answer}");
+    let mut unsigned = hubspot_request(&stage, CLIENT_SECRET, now_ms());
+    unsigned.headers_mut().remove("x-hubspot-signature-v3");
+    assert_eq!(a.hubspot(unsigned).await.0, StatusCode::UNAUTHORIZED);
+    let mut tampered = hubspot_request(&stage, CLIENT_SECRET, now_ms());
+    *tampered.body_mut() = Bytes::from(stage.to_string().replace("\"4\"", "\"1\""));
+    assert_eq!(a.hubspot(tampered).await.0, StatusCode::UNAUTHORIZED);
+    let closed_app = webhook(Arc::new(a.rig.store.clone()) as Arc<dyn Store>);
+    assert_eq!(
+        call(&closed_app, hubspot_request(&stage, CLIENT_SECRET, now_ms()))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED,
+        "without HUBSPOT_APP_SECRET"
+    );
+    assert_eq!(a.events(&first.id).await.len(), before);
+
+    // The rep closes the ticket: the episode ends and the agent may answer again.
+    let close = a
+        .server
+        .rep_sets(&ticket, "hs_pipeline_stage", "4")
+        .unwrap();
+    let (status, answer) = a
+        .hubspot(hubspot_request(&json!([close]), CLIENT_SECRET, now_ms()))
+        .await;
+    assert_eq!((status, answer["stage_changes"].clone()), (StatusCode::OK, json!(1)));
+    a.settle().await;
+    let told_now = told(&a.inbox);
+    assert_eq!(told_now.len(), 2, "{told_now:#?}");
+    assert_eq!(told_now[1]["owner"], "agent");
+    assert_eq!(
+        a.rig
+            .store
+            .open_episode(&ConversationKey::new(PNID, CUSTOMER))
+            .await
+            .unwrap(),
+        None
+    );
+    let events = a.events(&first.id).await;
+    assert!(
+        events.iter().all(|(_, t)| t.status == TrailStatus::Done),
+        "{events:#?}"
+    );
+
+    // A message after the close is no follow-up; the next request for a person is a new
+    // handoff and a new ticket, for the same contact.
+    a.customer_says("wamid.a5", t + 900, "Thanks, bye").await;
+    a.settle().await;
+    assert_eq!(a.ticket_notes(&ticket).len(), 5, "nothing more on the closed ticket");
+    a.customer_says("wamid.a6", t + 1000, "It still hasn't arrived. Let me speak to a person")
+        .await;
+    a.settle().await;
+    let handoffs = a.rig.handoffs().await;
+    assert_eq!(handoffs.len(), 2);
+    let second = handoffs.iter().find(|h| h.id != first.id).unwrap();
+    assert_eq!(second.episode, 2);
+    let tickets = a.server.tickets();
+    assert_eq!(tickets.len(), 2);
+    let second_ticket = a
+        .rig
+        .store
+        .trail(&second.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .ticket
+        .id
+        .unwrap();
+    assert_ne!(second_ticket, ticket);
+    assert_eq!(a.server.contacts().len(), 1);
+    for id in [&ticket, &second_ticket] {
+        let contacts: Vec<String> = a
+            .server
+            .associated("tickets", id, "contacts")
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        assert_eq!(contacts, [contact.clone()], "ticket {id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_the_window_a_reply_sends_the_template_or_says_why_not() {
+    for template in [false, true] {
+        let Some(mut a) = after(template).await else {
+            return;
+        };
+        // The customer last wrote two days ago.
+        let t = now_ms() / 1000 - 2 * 86_400;
+        a.customer_says("wamid.b1", t, "Can I speak to a person about my refund?")
+            .await;
+        a.settle().await;
+        let h = a.rig.handoffs().await[0].clone();
+        let ticket = a
+            .rig
+            .store
+            .trail(&h.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .ticket
+            .id
+            .unwrap();
+        if template {
+            // Meta throttles the first attempt: the event is retried and sent once.
+            a.rig.graph.fail_next_send(130429);
+        }
+        a.rep_replies(&ticket, "Your refund was approved.", 1).await;
+        a.settle().await;
+        let sent = a.rig.graph.sent();
+        let notes = a.ticket_notes(&ticket);
+        let events = a.events(&h.id).await;
+        let reply = events
+            .iter()
+            .find(|(e, _)| matches!(e.kind, TicketEventKind::Reply { .. }))
+            .unwrap();
+        assert_eq!(reply.1.status, TrailStatus::Done, "{reply:#?}");
+        if template {
+            assert_eq!(sent.len(), 1, "{sent:#?}");
+            let body = &sent[0].1;
+            assert_eq!(body["type"], "template");
+            assert_eq!(body["template"]["name"], TEMPLATE);
+            assert_eq!(body["template"]["language"]["code"], "es_MX");
+            let params: Vec<&str> = body["template"]["components"][0]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["text"].as_str().unwrap())
+                .collect();
+            assert_eq!(params, ["Maria Lopez", ticket.as_str()]);
+            assert_eq!(reply.1.runs, 2, "the throttled attempt was retried");
+            assert!(
+                notes
+                    .iter()
+                    .any(|n| n.contains("Template “support_follow_up” sent")),
+                "{notes:#?}"
+            );
+            assert_eq!(told(&a.inbox)[0]["owner"], "human");
+        } else {
+            assert!(sent.is_empty(), "{sent:#?}");
+            let note = notes
+                .iter()
+                .find(|n| n.contains("Not sent on WhatsApp"))
+                .unwrap_or_else(|| panic!("{notes:#?}"));
+            assert!(note.contains("24-hour reply window closed at"), "{note}");
+            assert!(note.contains("WHATSAPP_REPLY_TEMPLATE"), "{note}");
+            assert!(note.contains("Your refund was approved."), "{note}");
+            assert!(told(&a.inbox).is_empty(), "nobody answered the customer");
+        }
+    }
+}
