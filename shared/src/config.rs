@@ -61,6 +61,8 @@ pub const TABLE_NAME: &str = "TABLE_NAME";
 pub const AGENT_EVENTS_SECRET: &str = "AGENT_EVENTS_SECRET";
 /// The HubSpot app's client secret: the key of the webhook's v3 signature.
 pub const HUBSPOT_APP_SECRET: &str = "HUBSPOT_APP_SECRET";
+/// What the README suggests typing until the HubSpot app's client secret is at hand.
+pub const HUBSPOT_APP_SECRET_PLACEHOLDER: &str = "replace-with-your-hubspot-app-client-secret";
 /// Where the AI agent is told who answers the customer (signed with `AGENT_EVENTS_SECRET`).
 pub const AGENT_WEBHOOK_URL: &str = "AGENT_WEBHOOK_URL";
 /// The approved template sent when a rep replies outside the 24-hour window.
@@ -116,7 +118,11 @@ impl WebhookSecrets {
                 AGENT_EVENTS_SECRET_PLACEHOLDER,
             )
             .and_then(|l| AppSecrets::parse(&l)),
-            hubspot_secrets: optional(src, HUBSPOT_APP_SECRET).and_then(|l| AppSecrets::parse(&l)),
+            hubspot_secrets: unless_placeholder(
+                optional(src, HUBSPOT_APP_SECRET),
+                HUBSPOT_APP_SECRET_PLACEHOLDER,
+            )
+            .and_then(|l| AppSecrets::parse(&l)),
         })
     }
 }

@@ -219,26 +219,37 @@ pub async fn forget_customer(
         }
         partitions.push(pk);
     }
-    // The conversations' handoffs, in one scan (at most 100 values per IN).
+    // The conversations' handoffs (with their ticket events, in the handoff's partition) and
+    // ticket links, in one scan (at most 100 values per IN).
     for chunk in partitions.chunks(100) {
-        let mut values = vec![(":h".to_owned(), AttributeValue::S("handoff".into()))];
+        let mut values = vec![
+            (":h".to_owned(), AttributeValue::S("handoff".into())),
+            (":l".to_owned(), AttributeValue::S("ticket_link".into())),
+        ];
         values.extend(
             chunk
                 .iter()
                 .enumerate()
                 .map(|(i, pk)| (format!(":p{i}"), AttributeValue::S(pk.clone()))),
         );
-        let list: Vec<&str> = values[1..].iter().map(|(k, _)| k.as_str()).collect();
-        let filter = format!("#t = :h AND #conv IN ({})", list.join(", "));
+        let list: Vec<&str> = values[2..].iter().map(|(k, _)| k.as_str()).collect();
+        let filter = format!("#t IN (:h, :l) AND #conv IN ({})", list.join(", "));
         let names = [("#t", "item_type"), ("#conv", "conversation")];
         for h in store.scan_all(&filter, &names, &values).await? {
+            if s(&h, "item_type").as_deref() != Some("handoff") {
+                doomed.push(h);
+                continue;
+            }
             if let Some(record) = s(&h, "record")
                 && let Ok(r) = serde_json::from_str::<HandoffRecord>(&record)
             {
                 keys.insert(r.transcript.key);
                 report.handoffs.push(r.id);
             }
-            doomed.push(h);
+            match s(&h, "pk") {
+                Some(pk) => doomed.extend(store.partition(&pk).await?),
+                None => doomed.push(h),
+            }
         }
     }
     for d in deliveries {

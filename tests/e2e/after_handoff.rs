@@ -249,7 +249,13 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
     let contact = trail.contact.id.clone().unwrap();
     assert_eq!(a.ticket_notes(&ticket).len(), 1, "the handoff note");
     assert_eq!(
-        a.rig.store.ticket_link(&ticket).await.unwrap().unwrap().handoff_id,
+        a.rig
+            .store
+            .ticket_link(&ticket)
+            .await
+            .unwrap()
+            .unwrap()
+            .handoff_id,
         first.id
     );
 
@@ -285,7 +291,10 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
         .iter()
         .find(|n| n.contains("the box was empty &lt;b&gt;!&lt;/b&gt;"))
         .expect("the photo's caption, escaped");
-    assert!(photo_note.contains("<strong>Attached</strong>"), "{photo_note}");
+    assert!(
+        photo_note.contains("<strong>Attached</strong>"),
+        "{photo_note}"
+    );
     let photo_id = a
         .server
         .files()
@@ -326,7 +335,10 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
     assert_eq!(body["type"], "text");
     assert_eq!(body["to"], format!("+{CUSTOMER}"));
     assert_eq!(body["text"]["body"], reply_text);
-    let callback = body["biz_opaque_callback_data"].as_str().unwrap().to_owned();
+    let callback = body["biz_opaque_callback_data"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(callback.starts_with(&format!("baton|{}|rp#", first.id)));
     let notes = a.ticket_notes(&ticket);
     assert!(
@@ -376,10 +388,20 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
         .iter()
         .find(|n| n.contains("did not deliver your reply"))
         .unwrap_or_else(|| panic!("no failure note in {notes:#?}"));
-    assert!(failure.contains("error 131047 (Re-engagement message)"), "{failure}");
+    assert!(
+        failure.contains("error 131047 (Re-engagement message)"),
+        "{failure}"
+    );
     assert!(failure.contains("WHATSAPP_REPLY_TEMPLATE"), "{failure}");
-    assert!(failure.contains("A new parcel ships today"), "the reply it concerns");
-    assert_eq!(notes.len(), 5, "handoff, 2 follow-ups, reply, failure: {notes:#?}");
+    assert!(
+        failure.contains("A new parcel ships today"),
+        "the reply it concerns"
+    );
+    assert_eq!(
+        notes.len(),
+        5,
+        "handoff, 2 follow-ups, reply, failure: {notes:#?}"
+    );
 
     // Forged, stale, unsigned and unconfigured HubSpot requests are refused and store nothing.
     let before = a.events(&first.id).await.len();
@@ -406,9 +428,12 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
     assert_eq!(a.hubspot(tampered).await.0, StatusCode::UNAUTHORIZED);
     let closed_app = webhook(Arc::new(a.rig.store.clone()) as Arc<dyn Store>);
     assert_eq!(
-        call(&closed_app, hubspot_request(&stage, CLIENT_SECRET, now_ms()))
-            .await
-            .0,
+        call(
+            &closed_app,
+            hubspot_request(&stage, CLIENT_SECRET, now_ms())
+        )
+        .await
+        .0,
         StatusCode::UNAUTHORIZED,
         "without HUBSPOT_APP_SECRET"
     );
@@ -422,7 +447,10 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
     let (status, answer) = a
         .hubspot(hubspot_request(&json!([close]), CLIENT_SECRET, now_ms()))
         .await;
-    assert_eq!((status, answer["stage_changes"].clone()), (StatusCode::OK, json!(1)));
+    assert_eq!(
+        (status, answer["stage_changes"].clone()),
+        (StatusCode::OK, json!(1))
+    );
     a.settle().await;
     let told_now = told(&a.inbox);
     assert_eq!(told_now.len(), 2, "{told_now:#?}");
@@ -445,9 +473,17 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
     // handoff and a new ticket, for the same contact.
     a.customer_says("wamid.a5", t + 900, "Thanks, bye").await;
     a.settle().await;
-    assert_eq!(a.ticket_notes(&ticket).len(), 5, "nothing more on the closed ticket");
-    a.customer_says("wamid.a6", t + 1000, "It still hasn't arrived. Let me speak to a person")
-        .await;
+    assert_eq!(
+        a.ticket_notes(&ticket).len(),
+        5,
+        "nothing more on the closed ticket"
+    );
+    a.customer_says(
+        "wamid.a6",
+        t + 1000,
+        "It still hasn't arrived. Let me speak to a person",
+    )
+    .await;
     a.settle().await;
     let handoffs = a.rig.handoffs().await;
     assert_eq!(handoffs.len(), 2);
@@ -547,4 +583,72 @@ async fn outside_the_window_a_reply_sends_the_template_or_says_why_not() {
             assert!(told(&a.inbox).is_empty(), "nobody answered the customer");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_whose_send_was_cut_short_is_never_sent_twice() {
+    let Some(mut a) = after(false).await else {
+        return;
+    };
+    let t = now_ms() / 1000 - 60;
+    a.customer_says("wamid.c1", t, "Please get me a human")
+        .await;
+    a.settle().await;
+    let h = a.rig.handoffs().await[0].clone();
+    let ticket = a
+        .rig
+        .store
+        .trail(&h.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .ticket
+        .id
+        .unwrap();
+    a.rep_replies(&ticket, "On it!", 1).await;
+    // A previous run marked the send and stopped before Meta's answer was saved.
+    let (reply, _) = a
+        .events(&h.id)
+        .await
+        .into_iter()
+        .find(|(e, _)| matches!(e.kind, TicketEventKind::Reply { .. }))
+        .unwrap();
+    let mut cut = EventTrail {
+        status: TrailStatus::InProgress,
+        runs: 1,
+        ..EventTrail::default()
+    };
+    cut.set(
+        "send",
+        Step {
+            state: StepState::Pending,
+            id: None,
+            how: Some("sending".into()),
+            at_ms: Some(now_ms()),
+        },
+    );
+    a.rig
+        .store
+        .save_event_trail(&h.id, &reply.id, &cut)
+        .await
+        .unwrap();
+    a.settle().await;
+    assert!(a.rig.graph.sent().is_empty(), "not sent a second time");
+    let (_, trail) = a
+        .rig
+        .store
+        .ticket_event(&h.id, &reply.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(trail.status, TrailStatus::Done);
+    assert_eq!(trail.step("send").unwrap().state, StepState::Skipped);
+    let notes = a.ticket_notes(&ticket);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("Not known whether this reached WhatsApp")
+                && n.contains("may or may not have reached")),
+        "{notes:#?}"
+    );
 }

@@ -345,7 +345,12 @@ async fn send(
         return invalid("messaging_product must be whatsapp");
     }
     let to = match (msg["to"].as_str(), msg["recipient"].as_str()) {
-        (Some(to), None) if to.trim_start_matches('+').chars().all(|c| c.is_ascii_digit()) => {
+        (Some(to), None)
+            if to
+                .trim_start_matches('+')
+                .chars()
+                .all(|c| c.is_ascii_digit()) =>
+        {
             to.trim_start_matches('+').to_owned()
         }
         (None, Some(user)) if user.contains('.') => user.to_owned(),

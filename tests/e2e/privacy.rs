@@ -9,8 +9,8 @@ use baton_shared::domain::*;
 use baton_shared::handoff::HandoffSettings;
 use baton_shared::objects::ObjectStore;
 use baton_shared::privacy::forget_customer;
-use baton_shared::store::TrailStore;
 use baton_shared::store::contract::bodies;
+use baton_shared::store::{TicketStore, TrailStore};
 use serde_json::json;
 
 use crate::graph::Fault;
@@ -118,6 +118,32 @@ async fn forgetting_a_customer_leaves_nothing_of_them_and_everything_of_others()
         .save_trail(&maria.id, &HubspotTrail::default())
         .await
         .unwrap();
+    // After the handoff: their ticket's link and an event on it (a reply), and the other's.
+    for (h, ticket) in [(&maria, "9001"), (&sam, "9002")] {
+        rig.store
+            .link_ticket(&TicketLink {
+                ticket_id: ticket.into(),
+                handoff_id: h.id.clone(),
+                conversation: h.conversation.clone(),
+                episode: h.episode,
+            })
+            .await
+            .unwrap();
+        rig.store
+            .save_ticket_event(&TicketEvent {
+                handoff_id: h.id.clone(),
+                id: format!("rp#{ticket}"),
+                conversation: h.conversation.clone(),
+                received_at_ms: 1,
+                kind: TicketEventKind::Reply {
+                    ticket_id: ticket.into(),
+                    text: "We are on it".into(),
+                    occurred_at_ms: 1,
+                },
+            })
+            .await
+            .unwrap();
+    }
     let before = all_items(&rig.store).await;
     let now = baton_shared::clock::now_ms() / 1000;
     for item in &before {
@@ -160,6 +186,8 @@ async fn forgetting_a_customer_leaves_nothing_of_them_and_everything_of_others()
         ("agent_event", 1),
         ("media", 1),
         ("handoff", 1),
+        ("ticket_event", 1),
+        ("ticket_link", 1),
         ("delivery", 2),
     ] {
         assert_eq!(
@@ -194,6 +222,9 @@ async fn forgetting_a_customer_leaves_nothing_of_them_and_everything_of_others()
             .unwrap()
             .is_some()
     );
+    assert_eq!(rig.store.ticket_events(&sam.id).await.unwrap().len(), 1);
+    assert!(rig.store.ticket_link("9002").await.unwrap().is_some());
+    assert!(rig.store.ticket_link("9001").await.unwrap().is_none());
     let left = rig.objects.list("").await.unwrap();
     assert!(
         !left.iter().any(|k| expected_objects.contains(k)),

@@ -452,7 +452,6 @@ async fn the_link_in_the_hubspot_note_opens_the_whole_session_and_its_files() {
     }
 }
 
-
 /// `baton-local`'s directory store cannot presign: the page links its files through the
 /// session's own route, which checks the token and that the file is the session's.
 #[tokio::test]

@@ -45,6 +45,10 @@ fn the_template_wires_what_the_functions_read_and_serve() {
             "Path: {}{{id}}\n            Method: GET",
             baton_shared::session::page::SESSIONS_PATH
         ),
+        format!(
+            "Path: {}\n            Method: POST",
+            baton_webhook::HUBSPOT_EVENTS_PATH
+        ),
     ] {
         assert!(webhook.contains(&route), "webhook route {route:?}");
     }
@@ -67,6 +71,19 @@ fn the_template_wires_what_the_functions_read_and_serve() {
     );
     let hubspot = resource(&t, "HubspotFunction");
     assert!(hubspot.contains("ReservedConcurrentExecutions: !Ref HubspotConcurrency"));
+    // Replies go out from the HubSpot function; it tells the agent; it writes ticket events.
+    for var in [
+        GRAPH_API_VERSION,
+        REPLY_TEMPLATE,
+        REPLY_TEMPLATE_LANGUAGE,
+        REPLY_TEMPLATE_PARAMS,
+        AGENT_WEBHOOK_URL,
+    ] {
+        assert!(hubspot.contains(&format!("{var}: ")), "hubspot env {var}");
+    }
+    for action in ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"] {
+        assert!(hubspot.contains(action), "hubspot needs {action}");
+    }
     // Every function gets the retention and the metrics namespace.
     let globals = &t[t.find("Globals:").unwrap()..t.find("Resources:").unwrap()];
     for var in [RETENTION_DAYS, baton_shared::observe::METRICS_NAMESPACE] {
@@ -91,13 +108,19 @@ fn the_template_wires_what_the_functions_read_and_serve() {
         "HandoffFailuresAlarm",
         "HubspotFailuresAlarm",
         "HubspotParkedAlarm",
+        "TicketEventsParkedAlarm",
     ] {
         assert!(
             resource(&t, alarm).contains("AWS::CloudWatch::Alarm"),
             "{alarm}"
         );
     }
-    for output in ["WebhookUrl", "AgentEventsUrl", "SessionPagesUrl"] {
+    for output in [
+        "WebhookUrl",
+        "AgentEventsUrl",
+        "SessionPagesUrl",
+        "HubspotEventsUrl",
+    ] {
         assert!(t.contains(&format!("\n  {output}:\n")), "output {output}");
     }
 }

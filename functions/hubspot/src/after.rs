@@ -41,6 +41,8 @@ pub enum EventDone {
 
 /// The `send` step's mark while the Graph call is under way.
 const SENDING: &str = "sending";
+/// How a `send` step whose outcome nobody knows starts.
+const UNKNOWN: &str = "outcome unknown: ";
 
 /// A template parameter's limit we keep to (Meta refuses long body parameters).
 const TEMPLATE_PARAM_CHARS: usize = 1000;
@@ -362,7 +364,9 @@ impl Deliverer {
         if !trail.is_finished("send") {
             let step = if trail.step("send").and_then(|s| s.how.as_deref()) == Some(SENDING) {
                 Step::skipped(
-                    "Baton stopped while sending this reply, so it may or may not have reached the customer; it was not sent again to avoid a duplicate — check the session page, then send it again if needed",
+                    &format!(
+                        "{UNKNOWN}Baton stopped while sending this reply, so it may or may not have reached the customer; it was not sent again to avoid a duplicate — check the session page, then send it again if needed"
+                    ),
                     now_ms(),
                 )
             } else {
@@ -385,7 +389,10 @@ impl Deliverer {
                 name: how.strip_prefix("template ").unwrap_or(&how),
                 window_closed_at,
             },
-            _ => ReplyOutcome::NotSent { why: &how },
+            _ => match how.strip_prefix(UNKNOWN) {
+                Some(why) => ReplyOutcome::Unknown { why },
+                None => ReplyOutcome::NotSent { why: &how },
+            },
         };
         let marker = content::event_marker(&event.handoff_id, &event.id);
         let body = content::reply_note(text, outcome, &marker);
@@ -506,7 +513,7 @@ impl Deliverer {
                 })
             }
             Err(e @ SendError::Unknown(_)) => not_sent(format!(
-                "{e}; the reply may or may not have reached the customer and was not sent again — check the session page"
+                "{UNKNOWN}{e}; the reply may or may not have reached the customer and was not sent again — check the session page"
             )),
             Err(e) => not_sent(e.to_string()),
         }

@@ -307,6 +307,10 @@ pub enum ReplyOutcome<'a> {
     NotSent {
         why: &'a str,
     },
+    /// Sent or not, nobody knows: not sent again.
+    Unknown {
+        why: &'a str,
+    },
 }
 
 /// The note that tells the rep what became of their reply.
@@ -328,6 +332,10 @@ pub fn reply_note(text: &str, outcome: ReplyOutcome<'_>, marker: &str) -> String
         ),
         ReplyOutcome::NotSent { why } => format!(
             "<p><strong>⚠ Not sent on WhatsApp</strong>: {}</p>",
+            escape_within(why, LIST_ITEM_BUDGET)
+        ),
+        ReplyOutcome::Unknown { why } => format!(
+            "<p><strong>⚠ Not known whether this reached WhatsApp</strong>: {}</p>",
             escape_within(why, LIST_ITEM_BUDGET)
         ),
     };
