@@ -510,7 +510,7 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
             .into_iter()
             .map(|(c, _)| c)
             .collect();
-        assert_eq!(contacts, [contact.clone()], "ticket {id}");
+        assert_eq!(contacts, std::slice::from_ref(&contact), "ticket {id}");
     }
 }
 

@@ -180,7 +180,7 @@ impl Deliverer {
                     &ctx,
                     event,
                     message,
-                    media.as_ref(),
+                    media.as_deref(),
                     *reply_window_closes_at,
                     trail,
                 )

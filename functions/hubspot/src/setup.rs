@@ -280,7 +280,7 @@ async fn pipeline_and_stage(
         .filter_map(|p| p.get("stages").and_then(Value::as_array))
         .flatten()
         .filter(|s| s.pointer("/metadata/ticketState").and_then(Value::as_str) == Some("CLOSED"))
-        .filter_map(|s| id_of(s))
+        .filter_map(&id_of)
         .collect();
     let pipeline = match &cfg.pipeline {
         Some(want) => *pipelines

@@ -83,6 +83,36 @@ impl AgentEventStore for NullStore {
     }
 }
 
+/// The bench's deliveries carry no failed reply statuses: nothing reaches these.
+#[async_trait]
+impl TicketStore for NullStore {
+    async fn save_ticket_event(&self, _: &TicketEvent) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    async fn ticket_event(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<(TicketEvent, EventTrail)>, StoreError> {
+        Ok(None)
+    }
+    async fn ticket_events(&self, _: &str) -> Result<Vec<(TicketEvent, EventTrail)>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn save_event_trail(&self, _: &str, _: &str, _: &EventTrail) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn link_ticket(&self, _: &TicketLink) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn ticket_link(&self, _: &str) -> Result<Option<TicketLink>, StoreError> {
+        Ok(None)
+    }
+    async fn close_episode(&self, _: &ConversationKey, _: u32) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+}
+
 /// A compact, Meta-shaped delivery of `n` text messages from one customer, with realistic text.
 fn delivery(n: usize, tag: &str) -> Vec<u8> {
     let msgs: Vec<Value> = (0..n)

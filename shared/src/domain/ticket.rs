@@ -38,10 +38,10 @@ impl Owner {
 pub enum TicketEventKind {
     /// A customer message that arrived after the handoff's transcript was written.
     FollowUp {
-        message: MessageRecord,
+        message: Box<MessageRecord>,
         /// The message's file, copied as the handoff's files are.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        media: Option<MediaRecord>,
+        media: Option<Box<MediaRecord>>,
         /// The reply window this message opened (unix seconds).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_window_closes_at: Option<i64>,
@@ -111,8 +111,8 @@ impl TicketEvent {
             conversation: handoff.conversation.clone(),
             received_at_ms: now_ms,
             kind: TicketEventKind::FollowUp {
-                message: message.clone(),
-                media,
+                message: Box::new(message.clone()),
+                media: media.map(Box::new),
                 reply_window_closes_at,
             },
         }
