@@ -652,3 +652,61 @@ async fn a_reply_whose_send_was_cut_short_is_never_sent_twice() {
         "{notes:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_hubspot_refused_is_parked_with_its_reason_and_replayed() {
+    let Some(mut a) = after(false).await else {
+        return;
+    };
+    let t = now_ms() / 1000 - 60;
+    a.customer_says("wamid.d1", t, "I want to talk to a human").await;
+    a.settle().await;
+    let h = a.rig.handoffs().await[0].clone();
+    a.server.inject(
+        http::Method::POST,
+        "/crm/v3/objects/notes",
+        baton_hubspot::testing::Fault::Status(400),
+    );
+    a.customer_says("wamid.d2", t + 5, "Order 5521, if that helps")
+        .await;
+    a.settle().await;
+    let (event, trail) = a.events(&h.id).await.pop().unwrap();
+    assert!(matches!(event.kind, TicketEventKind::FollowUp { .. }));
+    assert_eq!(trail.status, TrailStatus::Parked, "{trail:#?}");
+    let error = trail.last_error.clone().unwrap();
+    assert_eq!((error.step.as_str(), error.status), ("note", Some(400)));
+    let Stage::Hubspot(deliverer) = &a.stage else {
+        unreachable!()
+    };
+    let report = baton_hubspot::deliver::replay(
+        deliverer,
+        &a.rig.store,
+        &a.rig.store,
+        tokio::time::Instant::now() + std::time::Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        (report.events_done, report.events_parked, report.events_failed),
+        (1, 0, 0),
+        "{report:?}"
+    );
+    let ticket = a
+        .rig
+        .store
+        .trail(&h.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .ticket
+        .id
+        .unwrap();
+    let notes = a.ticket_notes(&ticket);
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|n| n.contains("Order 5521, if that helps"))
+            .count(),
+        1,
+        "{notes:#?}"
+    );
+}

@@ -494,6 +494,10 @@ pub struct ReplayReport {
     pub failed: usize,
     /// Each handoff replayed and how it ended (`done`, `parked: …`, `failed: …`).
     pub handoffs: Vec<(String, String)>,
+    /// Ticket events (follow-ups, replies, …) run again on their own: done, parked again.
+    pub events_done: usize,
+    pub events_parked: usize,
+    pub events_failed: usize,
 }
 
 /// Runs every parked or retrying handoff again, oldest first (`baton-local hubspot-replay`).
@@ -553,6 +557,30 @@ pub async fn replay(
             }
         };
         report.handoffs.push((record.id, outcome));
+    }
+    // Events parked or retrying on their own (a refused note, an agent that was down).
+    let events = match handoffs.unfinished_events(10_000).await {
+        Ok(events) => events,
+        Err(e) => {
+            report.events_failed += 1;
+            tracing::error!(error = %e, "unfinished ticket events could not be listed");
+            return report;
+        }
+    };
+    for (handoff_id, id) in events {
+        let outcome = match handoffs.ticket_event(&handoff_id, &id).await {
+            Ok(Some((event, _))) => deliverer.ticket_event(&event, deadline).await,
+            Ok(None) => continue,
+            Err(e) => Err(e.into()),
+        };
+        match outcome {
+            Ok(crate::after::EventDone::Done(_)) => report.events_done += 1,
+            Ok(crate::after::EventDone::Parked(_)) => report.events_parked += 1,
+            Err(e) => {
+                report.events_failed += 1;
+                tracing::warn!(handoff = %handoff_id, error = %e.log_summary(), "ticket event replay failed");
+            }
+        }
     }
     report
 }

@@ -102,6 +102,9 @@ impl TicketStore for NullStore {
     async fn save_event_trail(&self, _: &str, _: &str, _: &EventTrail) -> Result<(), StoreError> {
         Ok(())
     }
+    async fn unfinished_events(&self, _: usize) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(Vec::new())
+    }
     async fn link_ticket(&self, _: &TicketLink) -> Result<(), StoreError> {
         Ok(())
     }

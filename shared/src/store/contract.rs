@@ -879,6 +879,32 @@ pub async fn run_handoff<S: Store + crate::store::HandoffStore + crate::store::T
         Err(StoreError::Rejected(_))
     ));
     assert!(
+        !store
+            .unfinished_events(10_000)
+            .await
+            .unwrap()
+            .contains(&(record.id.clone(), reply.id.clone())),
+        "a done event is finished"
+    );
+    let mut parked = EventTrail {
+        status: TrailStatus::Parked,
+        runs: 1,
+        ..Default::default()
+    };
+    parked.set("note", Step::skipped("refused", 41));
+    store
+        .save_event_trail(&record.id, &follow_up.id, &parked)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .unfinished_events(10_000)
+            .await
+            .unwrap()
+            .contains(&(record.id.clone(), follow_up.id.clone())),
+        "a parked event is listed for a replay"
+    );
+    assert!(
         store.ticket_events(&missing).await.unwrap().is_empty(),
         "another handoff's events are not listed"
     );

@@ -851,6 +851,28 @@ impl TicketStore for EmbeddedStore {
         .await
     }
 
+    async fn unfinished_events(&self, limit: usize) -> Result<Vec<(String, String)>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(failed)?;
+            let table = txn.open_table(EVENT_TRAILS).map_err(failed)?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(failed)? {
+                let (k, v) = entry.map_err(failed)?;
+                let trail: EventTrail = serde_json::from_slice(v.value()).map_err(corrupt)?;
+                if matches!(trail.status, TrailStatus::Parked | TrailStatus::Retrying)
+                    && let Some((handoff, id)) = k.value().split_once('\0')
+                {
+                    out.push((handoff.to_owned(), id.to_owned()));
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn link_ticket(&self, link: &TicketLink) -> Result<(), StoreError> {
         let id = link.ticket_id.clone();
         let bytes = serde_json::to_vec(link).map_err(corrupt)?;

@@ -190,6 +190,9 @@ pub trait TicketStore: Send + Sync {
         id: &str,
         trail: &EventTrail,
     ) -> Result<(), StoreError>;
+    /// Events whose progress is parked or retrying, as (handoff id, event id), `limit` at most:
+    /// what a replay runs again.
+    async fn unfinished_events(&self, limit: usize) -> Result<Vec<(String, String)>, StoreError>;
     /// Remembers which handoff a ticket belongs to.
     async fn link_ticket(&self, link: &TicketLink) -> Result<(), StoreError>;
     async fn ticket_link(&self, ticket_id: &str) -> Result<Option<TicketLink>, StoreError>;

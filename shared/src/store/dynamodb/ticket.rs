@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::handoff::{json, json_attr, put_failed_condition};
 use super::{DynamoDbStore, EXPIRES_AT, n, s, sdk_error};
-use crate::domain::{ConversationKey, EventTrail, TicketEvent, TicketLink};
+use crate::domain::{ConversationKey, EventTrail, TicketEvent, TicketLink, TrailStatus};
 use crate::store::{StoreError, TicketStore};
 
 fn event_key(handoff_id: &str, id: &str) -> (String, String) {
@@ -125,6 +125,41 @@ impl TicketStore for DynamoDbStore {
                 )))
             }
             Err(e) => Err(sdk_error("UpdateItem", e)),
+        }
+    }
+
+    async fn unfinished_events(&self, limit: usize) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("item_type = :e AND progress_status IN (:p, :r)")
+                .expression_attribute_values(":e", s("ticket_event"))
+                .expression_attribute_values(":p", s(TrailStatus::Parked.as_str()))
+                .expression_attribute_values(":r", s(TrailStatus::Retrying.as_str()))
+                .projection_expression("handoff_id, sk")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error("Scan", e))?;
+            for item in page.items() {
+                if let (Some(AttributeValue::S(h)), Some(AttributeValue::S(sk))) =
+                    (item.get("handoff_id"), item.get("sk"))
+                    && let Some(id) = sk.strip_prefix("EV#")
+                {
+                    out.push((h.clone(), id.to_owned()));
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
         }
     }
 
