@@ -659,7 +659,8 @@ async fn a_follow_up_hubspot_refused_is_parked_with_its_reason_and_replayed() {
         return;
     };
     let t = now_ms() / 1000 - 60;
-    a.customer_says("wamid.d1", t, "I want to talk to a human").await;
+    a.customer_says("wamid.d1", t, "I want to talk to a human")
+        .await;
     a.settle().await;
     let h = a.rig.handoffs().await[0].clone();
     a.server.inject(
@@ -686,7 +687,11 @@ async fn a_follow_up_hubspot_refused_is_parked_with_its_reason_and_replayed() {
     )
     .await;
     assert_eq!(
-        (report.events_done, report.events_parked, report.events_failed),
+        (
+            report.events_done,
+            report.events_parked,
+            report.events_failed
+        ),
         (1, 0, 0),
         "{report:?}"
     );

@@ -4,12 +4,14 @@
 //! `GET /sessions/{id}?t=…` from a Lambda Runtime API served here. The page's file link is a
 //! presigned URL that downloads the file from s3s-fs, which checks SigV4.
 
-use baton_shared::domain::{BatchOrigin, ConversationKey, Customer, TranscriptRef, build_batch};
+use baton_shared::domain::{
+    BatchOrigin, ConversationKey, Customer, TicketEventKind, TicketLink, TranscriptRef, build_batch,
+};
 use baton_shared::handoff::media::object_key;
 use baton_shared::objects::{ObjectMeta, ObjectStore};
 use baton_shared::session::SessionLinks;
 use baton_shared::store::contract::bodies;
-use baton_shared::store::{DeliveryStore, HandoffStore};
+use baton_shared::store::{DeliveryStore, HandoffStore, TicketStore};
 use baton_shared::testing::runtime::{
     REQUEST_ID, Running, RuntimeApi, Stack, http_api_event, json_lines,
 };
@@ -17,6 +19,8 @@ use baton_shared::testing::{copied_file, handoff_record};
 use serde_json::{Value, json};
 
 const PNID: &str = "106540352242922";
+/// What template.yaml gives the webhook as PUBLIC_BASE_URL: HubSpot signs this URL.
+const PUBLIC: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
 const CUSTOMER: &str = "34612345678";
 
 /// What WhatsApp's ids look like: base64 with the customer's number inside.
@@ -82,7 +86,8 @@ async fn the_lambda_binary_stores_a_delivery_and_serves_the_session_page_with_pr
     let main = stack
         .secret(
             &json!({"WHATSAPP_APP_SECRET": "app-secret", "WHATSAPP_VERIFY_TOKEN": "verify",
-            "AGENT_EVENTS_SECRET": "agent-secret", "WHATSAPP_ACCESS_TOKEN": "graph"}),
+            "AGENT_EVENTS_SECRET": "agent-secret", "WHATSAPP_ACCESS_TOKEN": "graph",
+            "HUBSPOT_APP_SECRET": "hubspot-client-secret"}),
         )
         .await;
     let link_key = "the-stack-session-link-key";
@@ -118,14 +123,55 @@ async fn the_lambda_binary_stores_a_delivery_and_serves_the_session_page_with_pr
         json!({"accept": "text/html", "user-agent": "Mozilla/5.0"}),
         None,
     );
-    let api = RuntimeApi::start("baton-webhook", vec![post.to_string(), page.to_string()]).await;
+    // HubSpot reports a rep's reply on the handoff's ticket, signed (v3) for the public URL;
+    // then the same request with another app's secret.
+    store
+        .link_ticket(&TicketLink {
+            ticket_id: "7001".into(),
+            handoff_id: h.id.clone(),
+            conversation: h.conversation.clone(),
+            episode: 1,
+        })
+        .await
+        .unwrap();
+    let events = json!([{"eventId": 41, "subscriptionId": 9, "portalId": 62515, "appId": 3,
+        "occurredAt": now * 1000, "subscriptionType": "ticket.propertyChange", "attemptNumber": 0,
+        "objectId": 7001, "changeSource": "CRM_UI", "propertyName": "baton_whatsapp_reply",
+        "propertyValue": "Hola Lucía, ya lo miro."}])
+    .to_string();
+    let hubspot = |secret: &str| {
+        use base64::Engine as _;
+        use hmac::{KeyInit, Mac};
+        let ts = baton_shared::clock::now_ms().to_string();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("POST{PUBLIC}/hubspot/events{events}{ts}").as_bytes());
+        let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        http_api_event(
+            "POST",
+            "/hubspot/events",
+            "/hubspot/events",
+            "",
+            json!({"content-type": "application/json", "x-hubspot-signature-v3": sig,
+                   "x-hubspot-request-timestamp": ts,
+                   "host": "abc123.execute-api.us-east-1.amazonaws.com"}),
+            Some((&events, false)),
+        )
+    };
+    let (reply, forged) = (hubspot("hubspot-client-secret"), hubspot("another-app"));
+    let api = RuntimeApi::start(
+        "baton-webhook",
+        vec![
+            post.to_string(),
+            page.to_string(),
+            reply.to_string(),
+            forged.to_string(),
+        ],
+    )
+    .await;
     let child = stack
         .command(&api, env!("CARGO_BIN_EXE_baton-webhook"))
         .env("BATON_SECRET_ARN", format!("{main},{sessions}"))
-        .env(
-            "PUBLIC_BASE_URL",
-            "https://abc123.execute-api.us-east-1.amazonaws.com",
-        )
+        .env("PUBLIC_BASE_URL", PUBLIC)
         .env("SESSION_LINK_TTL_DAYS", "30")
         .spawn()
         .expect("start baton-webhook");
@@ -169,6 +215,20 @@ async fn the_lambda_binary_stores_a_delivery_and_serves_the_session_page_with_pr
     assert_eq!(res.status(), 200);
     assert_eq!(res.bytes().await.unwrap().to_vec(), photo);
 
+    // The reply is stored once as an event on the handoff; the forged request stores nothing.
+    let (_, answer) = api.answer(2, &mut child).await;
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let report: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(report["replies"], 1, "{report}");
+    let (_, answer) = api.answer(3, &mut child).await;
+    assert_eq!(answer["statusCode"], 401, "{answer}");
+    let stored = store.ticket_events(&h.id).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(matches!(
+        &stored[0].0.kind,
+        TicketEventKind::Reply { text, ticket_id, .. } if text == "Hola Lucía, ya lo miro." && ticket_id == "7001"
+    ));
+
     // JSON logs: the message by its correlation id and the customer masked, never the number
     // or the wamid that holds it; one EMF document per invocation.
     let out = child.stop_and_read();
@@ -178,6 +238,11 @@ async fn the_lambda_binary_stores_a_delivery_and_serves_the_session_page_with_pr
     );
     assert!(!out.contains(WAMID), "the wamid is in the logs: {out}");
     assert!(!out.contains(link_key), "the link key is in the logs");
+    assert!(
+        !out.contains("hubspot-client-secret"),
+        "a secret is in the logs"
+    );
+    assert!(!out.contains("ya lo miro"), "the rep's text is in the logs");
     let (logs, metrics) = json_lines(&out);
     let received = logs
         .iter()
@@ -194,7 +259,7 @@ async fn the_lambda_binary_stores_a_delivery_and_serves_the_session_page_with_pr
             .any(|l| l["fields"]["message"] == "session page served"),
         "{out}"
     );
-    assert_eq!(metrics.len(), 2, "{out}");
+    assert_eq!(metrics.len(), 4, "{out}");
     for m in &metrics {
         assert_eq!(m["Function"], "webhook");
     }
