@@ -468,6 +468,33 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
         events.iter().all(|(_, t)| t.status == TrailStatus::Done),
         "{events:#?}"
     );
+    // The session page tells the same story.
+    let links = baton_shared::session::SessionLinks::new(PUBLIC, "k".to_owned().into(), 30);
+    let token = links.token(&first.id, now_ms() / 1000);
+    let pages = baton_shared::session::SessionPages::new(
+        Arc::new(a.rig.store.clone()),
+        Arc::new(a.rig.store.clone()),
+        Arc::new(a.rig.objects.clone()),
+        links,
+    );
+    let html = match pages.answer(&first.id, &format!("t={token}")).await {
+        baton_shared::session::Answer::Page { html, .. } => html,
+        _ => panic!("no page"),
+    };
+    for want in [
+        "On the ticket since the handoff",
+        "The customer wrote again (text)",
+        "The customer wrote again (image)",
+        "A rep replied: “Hi Maria, I&#39;m Ana from support.",
+        "sent on WhatsApp (text), message wamid.OUT1",
+        "WhatsApp did not deliver a reply (error 131047)",
+        "The ticket moved to stage 4",
+        "handoff closed",
+        "The AI agent is told: human answers",
+        "The AI agent is told: agent answers",
+    ] {
+        assert!(html.contains(want), "{want:?} not on the page");
+    }
 
     // A message after the close is no follow-up; the next request for a person is a new
     // handoff and a new ticket, for the same contact.

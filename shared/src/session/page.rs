@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use crate::agent::AgentEvent;
 use crate::domain::{
-    AgentEventKind, AgentEventRecord, HandoffRecord, HubspotTrail, MediaRecord, MediaState, Step,
-    StepState, TimelineEntry,
+    AgentEventKind, AgentEventRecord, EventTrail, HandoffRecord, HubspotTrail, MediaRecord,
+    MediaState, Step, StepState, TicketEvent, TicketEventKind, TimelineEntry,
 };
 use crate::handoff::media::url_component;
 use crate::handoff::transcript::{Line, Transcript, utc};
@@ -273,6 +273,7 @@ impl SessionPages {
             h.transcript.agent_events
         );
         page.trail(trail.as_ref(), &h.media);
+        page.ticket_events(&self.handoffs.ticket_events(&h.id).await?);
 
         page.out
             .push_str("<section><h2>Conversation</h2><ol class=\"timeline\">");
@@ -536,6 +537,72 @@ impl Page {
             );
         }
         self.out.push_str("</section>");
+    }
+
+    /// What happened on the ticket since the handoff: follow-ups, the reps' replies and what
+    /// became of them, WhatsApp's failures, the close, and what the agent was told.
+    fn ticket_events(&mut self, events: &[(TicketEvent, EventTrail)]) {
+        if events.is_empty() {
+            return;
+        }
+        self.out.push_str(
+            "<section><h2>On the ticket since the handoff</h2><table><tr><th>When</th>\
+             <th>What</th><th>Outcome</th></tr>",
+        );
+        for (e, t) in events {
+            let step_how =
+                |name: &str| t.step(name).and_then(|s| s.how.clone()).unwrap_or_default();
+            let what = match &e.kind {
+                TicketEventKind::FollowUp { message, .. } => {
+                    format!("The customer wrote again ({})", message.kind)
+                }
+                TicketEventKind::Reply { text, .. } => format!("A rep replied: “{text}”"),
+                TicketEventKind::ReplyFailed { errors, .. } => format!(
+                    "WhatsApp did not deliver a reply (error {})",
+                    errors
+                        .iter()
+                        .map(|e| e.code.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                TicketEventKind::Stage { stage: Some(s), .. } => {
+                    format!("The ticket moved to stage {s}")
+                }
+                TicketEventKind::Stage { stage: None, .. } => "The ticket was deleted".into(),
+                TicketEventKind::Ownership { owner } => {
+                    format!("The AI agent is told: {} answers", owner.as_str())
+                }
+            };
+            let outcome = match (&e.kind, t.step("send")) {
+                (TicketEventKind::Reply { .. }, Some(send)) => match (send.state, &send.id) {
+                    (StepState::Done, Some(wamid)) => {
+                        format!("sent on WhatsApp ({}), message {wamid}", step_how("send"))
+                    }
+                    _ => format!("not sent: {}", step_how("send")),
+                },
+                (TicketEventKind::Stage { .. }, _) if t.step("close").is_some() => {
+                    format!("handoff {}", step_how("close").replace('_', " "))
+                }
+                (TicketEventKind::Ownership { .. }, _) if t.step("agent").is_some() => {
+                    step_how("agent")
+                }
+                _ => t.status.as_str().to_owned(),
+            };
+            let error = t
+                .last_error
+                .as_ref()
+                .map(|e| format!(" — {}", e.message))
+                .unwrap_or_default();
+            let _ = write!(
+                self.out,
+                "<tr><td>{}</td><td>{}</td><td>{}{}</td></tr>",
+                utc(e.received_at_ms / 1000),
+                escape(&what),
+                escape(&outcome),
+                escape(&error)
+            );
+        }
+        self.out.push_str("</table></section>");
     }
 
     fn entry_head(&mut self, class: &str, who: &str, at: i64) {
