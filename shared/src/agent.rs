@@ -293,11 +293,7 @@ impl AgentNotifier {
         secret: secrecy::SecretString,
         timeout: std::time::Duration,
     ) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+        let http = crate::http::client(timeout)?;
         Ok(Self {
             http,
             url: url.to_owned(),

@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod handoff;
 pub mod html;
+pub mod http;
 pub mod hubspot_webhook;
 pub mod objects;
 pub mod observe;

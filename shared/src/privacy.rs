@@ -71,29 +71,9 @@ impl DynamoDbStore {
         names: &[(&str, &str)],
         values: &[(String, AttributeValue)],
     ) -> Result<Vec<Item>, String> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut req = self
-                .client()
-                .scan()
-                .table_name(self.table())
-                .filter_expression(filter)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take());
-            for (k, v) in names {
-                req = req.expression_attribute_names(*k, *v);
-            }
-            for (k, v) in values {
-                req = req.expression_attribute_values(k, v.clone());
-            }
-            let page = req.send().await.map_err(|e| format!("Scan: {e:?}"))?;
-            out.extend(page.items().iter().cloned());
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(out),
-            }
-        }
+        self.scan_filtered(filter, names, values, None, usize::MAX)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Every item of one partition, all pages.

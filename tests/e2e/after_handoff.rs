@@ -209,6 +209,17 @@ impl After {
         event
     }
 
+    /// The HubSpot ticket of a delivered handoff.
+    async fn ticket_of(&self, handoff_id: &str) -> String {
+        self.rig
+            .store
+            .trail(handoff_id)
+            .await
+            .unwrap()
+            .and_then(|t| t.ticket.id)
+            .expect("the handoff has its ticket")
+    }
+
     fn ticket_notes(&self, ticket: &str) -> Vec<String> {
         let ids: Vec<String> = self
             .server
@@ -518,16 +529,7 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
     assert_eq!(second.episode, 2);
     let tickets = a.server.tickets();
     assert_eq!(tickets.len(), 2);
-    let second_ticket = a
-        .rig
-        .store
-        .trail(&second.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .ticket
-        .id
-        .unwrap();
+    let second_ticket = a.ticket_of(&second.id).await;
     assert_ne!(second_ticket, ticket);
     assert_eq!(a.server.contacts().len(), 1);
     for id in [&ticket, &second_ticket] {
@@ -553,16 +555,7 @@ async fn outside_the_window_a_reply_sends_the_template_or_says_why_not() {
             .await;
         a.settle().await;
         let h = a.rig.handoffs().await[0].clone();
-        let ticket = a
-            .rig
-            .store
-            .trail(&h.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .ticket
-            .id
-            .unwrap();
+        let ticket = a.ticket_of(&h.id).await;
         if template {
             // Meta throttles the first attempt: the event is retried and sent once.
             a.rig.graph.fail_next_send(130429);
@@ -622,16 +615,7 @@ async fn a_reply_whose_send_was_cut_short_is_never_sent_twice() {
         .await;
     a.settle().await;
     let h = a.rig.handoffs().await[0].clone();
-    let ticket = a
-        .rig
-        .store
-        .trail(&h.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .ticket
-        .id
-        .unwrap();
+    let ticket = a.ticket_of(&h.id).await;
     a.rep_replies(&ticket, "On it!", 1).await;
     // A previous run marked the send and stopped before Meta's answer was saved.
     let (reply, _) = a
@@ -722,16 +706,7 @@ async fn a_follow_up_hubspot_refused_is_parked_with_its_reason_and_replayed() {
         (1, 0, 0),
         "{report:?}"
     );
-    let ticket = a
-        .rig
-        .store
-        .trail(&h.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .ticket
-        .id
-        .unwrap();
+    let ticket = a.ticket_of(&h.id).await;
     let notes = a.ticket_notes(&ticket);
     assert_eq!(
         notes

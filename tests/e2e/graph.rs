@@ -82,6 +82,26 @@ fn graph_error(status: StatusCode, code: i64, message: &str) -> Response {
         .into_response()
 }
 
+/// Graph's answer to an unknown version or a missing or wrong token.
+fn refuse(state: &GraphState, version: &str, headers: &HeaderMap) -> Option<Response> {
+    if version != VERSION {
+        return Some(graph_error(
+            StatusCode::BAD_REQUEST,
+            2500,
+            "Unknown path components",
+        ));
+    }
+    if !bearer_ok(headers) {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return Some(graph_error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Invalid OAuth access token - Cannot parse access token",
+        ));
+    }
+    None
+}
+
 fn bearer_ok(headers: &HeaderMap) -> bool {
     headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"))
 }
@@ -176,16 +196,8 @@ async fn lookup(
     headers: HeaderMap,
 ) -> Response {
     state.lookups.fetch_add(1, Ordering::SeqCst);
-    if version != VERSION {
-        return graph_error(StatusCode::BAD_REQUEST, 2500, "Unknown path components");
-    }
-    if !bearer_ok(&headers) {
-        state.refused.fetch_add(1, Ordering::SeqCst);
-        return graph_error(
-            StatusCode::UNAUTHORIZED,
-            190,
-            "Invalid OAuth access token - Cannot parse access token",
-        );
+    if let Some(refused) = refuse(&state, &version, &headers) {
+        return refused;
     }
     if query.get("phone_number_id").is_some_and(|p| p.is_empty()) {
         return graph_error(StatusCode::BAD_REQUEST, 100, "Invalid parameter");
@@ -320,16 +332,8 @@ async fn send(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if version != VERSION {
-        return graph_error(StatusCode::BAD_REQUEST, 2500, "Unknown path components");
-    }
-    if !bearer_ok(&headers) {
-        state.refused.fetch_add(1, Ordering::SeqCst);
-        return graph_error(
-            StatusCode::UNAUTHORIZED,
-            190,
-            "Invalid OAuth access token - Cannot parse access token",
-        );
+    if let Some(refused) = refuse(&state, &version, &headers) {
+        return refused;
     }
     let invalid = |why: &str| {
         graph_error(

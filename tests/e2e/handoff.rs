@@ -963,8 +963,8 @@ async fn the_lambda_reports_the_first_retryable_failure_and_leaves_the_rest_for_
         .collect();
     assert_eq!(
         failed,
-        [Some("103".to_owned())],
-        "a MODIFY is skipped, an unreadable record dropped, a plain text needs no store, the request fails retryably"
+        [Some("102".to_owned())],
+        "a MODIFY is skipped, an unreadable record dropped; a plain text asks the store whether a handoff is open (it would be a follow-up), so it fails retryably and the rest waits"
     );
 }
 

@@ -1005,14 +1005,14 @@ async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay
     want.sort();
     assert_eq!(ids, want);
     assert!(store.unfinished_handoffs(10).await.unwrap().is_empty());
-    // Set-up is idempotent: the first process created Baton's seven properties, the second
+    // Set-up is idempotent: the first process created Baton's eight properties, the second
     // found them and created none.
     let created = server
         .requests()
         .iter()
         .filter(|(m, p)| *m == Method::POST && p.starts_with("/crm/v3/properties/"))
         .count();
-    assert_eq!(created, 7);
+    assert_eq!(created, 8);
 }
 
 #[tokio::test]

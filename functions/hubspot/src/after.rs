@@ -55,8 +55,18 @@ fn waiting(message: &str) -> HubspotError {
     }
 }
 
+/// What a trail records when a run fails: retrying or parked, and why.
+pub(crate) fn failed(e: &HubspotError) -> (TrailStatus, Option<TrailError>) {
+    let status = if e.is_retryable() {
+        TrailStatus::Retrying
+    } else {
+        TrailStatus::Parked
+    };
+    (status, Some(trail_error(e)))
+}
+
 /// The failure a trail keeps.
-pub(crate) fn trail_error(e: &HubspotError) -> TrailError {
+fn trail_error(e: &HubspotError) -> TrailError {
     TrailError {
         step: e.step().to_owned(),
         message: e.to_string(),
@@ -108,12 +118,7 @@ impl Deliverer {
                 Ok(EventDone::Done(trail))
             }
             Err(e) => {
-                trail.status = if e.is_retryable() {
-                    TrailStatus::Retrying
-                } else {
-                    TrailStatus::Parked
-                };
-                trail.last_error = Some(trail_error(&e));
+                (trail.status, trail.last_error) = failed(&e);
                 if let Err(save) = self.save_event(event, &mut trail).await {
                     tracing::error!(handoff = %event.handoff_id, error = %save, "the event's trail could not be saved");
                 }

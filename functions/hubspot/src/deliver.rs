@@ -160,12 +160,7 @@ impl Deliverer {
                 Ok(Delivered::Done(trail))
             }
             Err(e) => {
-                trail.status = if e.is_retryable() {
-                    TrailStatus::Retrying
-                } else {
-                    TrailStatus::Parked
-                };
-                trail.last_error = Some(crate::after::trail_error(&e));
+                (trail.status, trail.last_error) = crate::after::failed(&e);
                 if let Err(save) = self.save(&record.id, &mut trail).await {
                     tracing::error!(handoff = %record.id, error = %save, "the trail could not be saved");
                 }

@@ -68,8 +68,7 @@ pub async fn process_record(
         Err(e) => return RecordResult::Dropped(e.to_string()),
     };
     let span = tracing::info_span!("handoff", handoff_id = %handoff.id);
-    let result = deliverer.deliver(&handoff, deadline).instrument(span).await;
-    match result {
+    match deliverer.deliver(&handoff, deadline).instrument(span).await {
         Ok(d) => {
             observe::count(
                 match &d {
@@ -80,14 +79,17 @@ pub async fn process_record(
             );
             RecordResult::Delivered(Box::new(d))
         }
-        Err(e) if e.is_retryable() => {
-            observe::count(metric::HUBSPOT_FAILURES, 1);
-            RecordResult::Retry(e.log_summary())
-        }
-        Err(e) => {
-            observe::count(metric::HUBSPOT_FAILURES, 1);
-            RecordResult::Dropped(e.log_summary())
-        }
+        Err(e) => failure(&e),
+    }
+}
+
+/// A run that failed: retried (the batch stops here) or dropped, and counted.
+fn failure(e: &HubspotError) -> RecordResult {
+    observe::count(metric::HUBSPOT_FAILURES, 1);
+    if e.is_retryable() {
+        RecordResult::Retry(e.log_summary())
+    } else {
+        RecordResult::Dropped(e.log_summary())
     }
 }
 
@@ -113,14 +115,7 @@ pub async fn process_event(
             );
             RecordResult::Event(Box::new(done))
         }
-        Err(e) if e.is_retryable() => {
-            observe::count(metric::HUBSPOT_FAILURES, 1);
-            RecordResult::Retry(e.log_summary())
-        }
-        Err(e) => {
-            observe::count(metric::HUBSPOT_FAILURES, 1);
-            RecordResult::Dropped(e.log_summary())
-        }
+        Err(e) => failure(&e),
     }
 }
 

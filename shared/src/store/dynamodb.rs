@@ -802,6 +802,47 @@ impl DynamoDbStore {
 
 impl DynamoDbStore {
     /// A strongly consistent read of one item.
+    /// The items a scan's filter keeps, page after page, `limit` at most (`projection` names
+    /// the attributes wanted, all when `None`).
+    pub(crate) async fn scan_filtered(
+        &self,
+        filter: &str,
+        names: &[(&str, &str)],
+        values: &[(String, AttributeValue)],
+        projection: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let mut req = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(filter)
+                .consistent_read(true)
+                .set_projection_expression(projection.map(str::to_owned))
+                .set_exclusive_start_key(start.take());
+            for (k, v) in names {
+                req = req.expression_attribute_names(*k, *v);
+            }
+            for (k, v) in values {
+                req = req.expression_attribute_values(k, v.clone());
+            }
+            let page = req.send().await.map_err(|e| sdk_error("Scan", e))?;
+            for item in page.items() {
+                if out.len() == limit {
+                    return Ok(out);
+                }
+                out.push(item.clone());
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     async fn get_item(
         &self,
         pk: String,

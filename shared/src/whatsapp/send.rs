@@ -84,11 +84,7 @@ impl Sender {
         token: SecretString,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+        let http = crate::http::client(timeout)?;
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),

@@ -402,35 +402,24 @@ impl TrailStore for DynamoDbStore {
     }
 
     async fn unfinished_handoffs(&self, limit: usize) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("item_type = :h AND hubspot_status IN (:p, :r)")
-                .expression_attribute_values(":h", s("handoff"))
-                .expression_attribute_values(":p", s(TrailStatus::Parked.as_str()))
-                .expression_attribute_values(":r", s(TrailStatus::Retrying.as_str()))
-                .projection_expression("handoff_id")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Scan", e))?;
-            for item in page.items() {
-                if let Some(id) = string(item, "handoff_id") {
-                    out.push(id);
-                    if out.len() == limit {
-                        return Ok(out);
-                    }
-                }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let values = [
+            (":h".to_owned(), s("handoff")),
+            (":p".to_owned(), s(TrailStatus::Parked.as_str())),
+            (":r".to_owned(), s(TrailStatus::Retrying.as_str())),
+        ];
+        let items = self
+            .scan_filtered(
+                "item_type = :h AND hubspot_status IN (:p, :r)",
+                &[],
+                &values,
+                Some("handoff_id"),
+                limit,
+            )
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| string(i, "handoff_id"))
+            .collect())
     }
 }
 

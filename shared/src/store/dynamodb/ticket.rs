@@ -129,38 +129,29 @@ impl TicketStore for DynamoDbStore {
     }
 
     async fn unfinished_events(&self, limit: usize) -> Result<Vec<(String, String)>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("item_type = :e AND progress_status IN (:p, :r)")
-                .expression_attribute_values(":e", s("ticket_event"))
-                .expression_attribute_values(":p", s(TrailStatus::Parked.as_str()))
-                .expression_attribute_values(":r", s(TrailStatus::Retrying.as_str()))
-                .projection_expression("handoff_id, sk")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Scan", e))?;
-            for item in page.items() {
-                if let (Some(AttributeValue::S(h)), Some(AttributeValue::S(sk))) =
-                    (item.get("handoff_id"), item.get("sk"))
-                    && let Some(id) = sk.strip_prefix("EV#")
-                {
-                    out.push((h.clone(), id.to_owned()));
-                    if out.len() == limit {
-                        return Ok(out);
-                    }
+        let values = [
+            (":e".to_owned(), s("ticket_event")),
+            (":p".to_owned(), s(TrailStatus::Parked.as_str())),
+            (":r".to_owned(), s(TrailStatus::Retrying.as_str())),
+        ];
+        let items = self
+            .scan_filtered(
+                "item_type = :e AND progress_status IN (:p, :r)",
+                &[],
+                &values,
+                Some("handoff_id, sk"),
+                limit,
+            )
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| match (item.get("handoff_id"), item.get("sk")) {
+                (Some(AttributeValue::S(h)), Some(AttributeValue::S(sk))) => {
+                    Some((h.clone(), sk.strip_prefix("EV#")?.to_owned()))
                 }
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+                _ => None,
+            })
+            .collect())
     }
 
     async fn link_ticket(&self, link: &TicketLink) -> Result<(), StoreError> {
