@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::client::{Call, HubspotClient};
 use crate::config::TemplateParam;
 use crate::content::{self, ReplyOutcome};
-use crate::deliver::{Deliverer, Lookup, create_or_find, iso, short_hash};
+use crate::deliver::{Deliverer, Lookup, create_once, iso, short_hash};
 use crate::error::HubspotError;
 use crate::setup::{self, Portal};
 
@@ -244,18 +244,8 @@ impl Deliverer {
             ticket_id: ctx.ticket_id,
             marker: &marker,
         };
-        let found = if trail.runs > 1 {
-            lookup
-                .find(ctx.client, ctx.deadline)
-                .await?
-                .map(|id| (id, "found_on_retry"))
-        } else {
-            None
-        };
-        let (id, how) = match found {
-            Some(f) => f,
-            None => create_or_find(ctx.client, &call, lookup, ctx.deadline).await?,
-        };
+        let (id, how) =
+            create_once(ctx.client, &call, lookup, trail.runs > 1, ctx.deadline).await?;
         trail.set("note", Step::done(id, how, now_ms()));
         self.save_event(event, trail).await
     }

@@ -320,18 +320,7 @@ impl Deliverer {
                 ticket_id: &ticket_id,
                 marker: &marker,
             };
-            let found = if trail.runs > 1 {
-                lookup
-                    .find(client, deadline)
-                    .await?
-                    .map(|id| (id, "found_on_retry"))
-            } else {
-                None
-            };
-            let (id, how) = match found {
-                Some(f) => f,
-                None => create_or_find(client, &call, lookup, deadline).await?,
-            };
+            let (id, how) = create_once(client, &call, lookup, trail.runs > 1, deadline).await?;
             // Saved with the trail's final state by the caller.
             trail.note = Step::done(id, how, now_ms());
         }
@@ -385,12 +374,6 @@ impl Deliverer {
         let lookup = Lookup::Ticket {
             handoff_id: &record.id,
         };
-        // A later run may follow a create whose answer was lost: look before creating again.
-        if trail.runs > 1
-            && let Some(id) = lookup.find(client, deadline).await?
-        {
-            return Ok((id, "found_on_retry"));
-        }
         let i = &record.insights;
         let mut properties = json!({
             "subject": content::subject(record),
@@ -439,7 +422,8 @@ impl Deliverer {
             json!({"properties": properties, "associations": associations}),
         )
         .create();
-        create_or_find(client, &call, lookup, deadline).await
+        // A later run may follow a create whose answer was lost: look before creating again.
+        create_once(client, &call, lookup, trail.runs > 1, deadline).await
     }
 
     pub(crate) async fn upload(
@@ -580,9 +564,23 @@ pub async fn replay(
     report
 }
 
+/// Creates with `call` unless a previous run (`retried`) did already, as `lookup` finds out.
+pub(crate) async fn create_once(
+    client: &HubspotClient,
+    call: &Call,
+    lookup: Lookup<'_>,
+    retried: bool,
+    deadline: Instant,
+) -> Result<(String, &'static str), HubspotError> {
+    if retried && let Some(id) = lookup.find(client, deadline).await? {
+        return Ok((id, "found_on_retry"));
+    }
+    create_or_find(client, call, lookup, deadline).await
+}
+
 /// Creates with `call`; when the outcome is unknown or a unique value is taken, `lookup` says
 /// whether the object exists before anything is sent again.
-pub(crate) async fn create_or_find(
+async fn create_or_find(
     client: &HubspotClient,
     call: &Call,
     lookup: Lookup<'_>,

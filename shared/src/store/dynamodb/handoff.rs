@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::{DynamoDbStore, EXPIRES_AT, MessageItem, from_item, n, s, sdk_error};
 
 /// Adds an attribute to a PutItem only when it has a value.
-trait SetItemAttr: Sized {
+pub(super) trait SetItemAttr: Sized {
     fn set_item_attr(self, name: &str, value: Option<AttributeValue>) -> Self;
 }
 

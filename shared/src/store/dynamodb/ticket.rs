@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::handoff::{json, json_attr, put_failed_condition};
+use super::handoff::{SetItemAttr, json, json_attr, put_failed_condition};
 use super::{DynamoDbStore, EXPIRES_AT, n, s, sdk_error};
 use crate::domain::{ConversationKey, EventTrail, TicketEvent, TicketLink, TrailStatus};
 use crate::store::{StoreError, TicketStore};
@@ -35,7 +35,7 @@ fn with_trail(
 impl TicketStore for DynamoDbStore {
     async fn save_ticket_event(&self, event: &TicketEvent) -> Result<bool, StoreError> {
         let (pk, sk) = event_key(&event.handoff_id, &event.id);
-        let mut put = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -46,10 +46,8 @@ impl TicketStore for DynamoDbStore {
             .item("event_kind", s(event.kind.as_str()))
             .item("received_at_ms", n(event.received_at_ms))
             .item("record", json(event)?)
+            .set_item_attr(EXPIRES_AT, self.expiry())
             .condition_expression("attribute_not_exists(pk)");
-        if let Some(v) = self.expiry() {
-            put = put.item(EXPIRES_AT, v);
-        }
         match put.send().await {
             Ok(_) => Ok(true),
             Err(e) if put_failed_condition(&e) => Ok(false),
@@ -155,7 +153,7 @@ impl TicketStore for DynamoDbStore {
     }
 
     async fn link_ticket(&self, link: &TicketLink) -> Result<(), StoreError> {
-        let mut put = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -164,10 +162,8 @@ impl TicketStore for DynamoDbStore {
             .item("item_type", s("ticket_link"))
             .item("handoff_id", s(&link.handoff_id))
             .item("conversation", s(link.conversation.partition()))
-            .item("record", json(link)?);
-        if let Some(v) = self.expiry() {
-            put = put.item(EXPIRES_AT, v);
-        }
+            .item("record", json(link)?)
+            .set_item_attr(EXPIRES_AT, self.expiry());
         put.send()
             .await
             .map(|_| ())
