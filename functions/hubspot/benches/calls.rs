@@ -1,6 +1,9 @@
 //! HubSpot calls and wall time per handoff, against the test HubSpot server answering every call
 //! after 100 ms. Prints the figures; targets: at most 4 calls for a known contact without media
-//! (set-up cached per container), and wall time at most 1.1× the sum of the calls' time. Then
+//! (set-up cached per container), and wall time at most 1.1× the sum of the calls' time. After
+//! the handoff: a text follow-up at most 2 calls (note, reply-window deadline), a rep's reply at
+//! most 2 HubSpot calls (note, cleared field) and exactly one Graph send (a local stub with the
+//! same latency). Then
 //! the peak memory of streaming 10, 50 and 100 MB files to HubSpot Files, each in a child process.
 //!
 //! `cargo bench -p baton-hubspot --features test-support --bench calls`
@@ -12,7 +15,10 @@ use baton_hubspot::testing::{HubspotServer, Options, TOKEN};
 use baton_hubspot::{Deliverer, HubspotClient, HubspotConfig};
 use baton_shared::domain::*;
 use baton_shared::objects::{DirectoryStore, ObjectMeta, ObjectStore};
-use baton_shared::store::{EmbeddedStore, HandoffStore};
+use baton_shared::store::contract::bodies;
+use baton_shared::store::{
+    ConversationReader, DeliveryStore, EmbeddedStore, HandoffStore, TicketStore, TrailStore,
+};
 use baton_shared::testing::{child_figures, copied_file, handoff_record, print_child_figures};
 use bytes::Bytes;
 
@@ -104,6 +110,57 @@ async fn measure(
     }
 }
 
+/// Works through `events` one after another (as one handoff's events are) and measures.
+async fn measure_events(
+    server: &HubspotServer,
+    sends: &std::sync::atomic::AtomicU32,
+    deliverer: &Deliverer,
+    events: &[TicketEvent],
+) -> (Figures, f64) {
+    let before = server.requests().len();
+    let sends_before = sends.load(std::sync::atomic::Ordering::SeqCst);
+    let busy_before = server.busy();
+    let started = Instant::now();
+    for e in events {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        match deliverer.ticket_event(e, deadline).await.unwrap() {
+            baton_hubspot::EventDone::Done(_) => {}
+            other => panic!("not done: {other:?}"),
+        }
+    }
+    let n = events.len() as u32;
+    let graph = (sends.load(std::sync::atomic::Ordering::SeqCst) - sends_before) as f64;
+    (
+        Figures {
+            calls: (server.requests().len() - before) as f64 / events.len() as f64,
+            wall: started.elapsed() / n,
+            // Graph's sends take the same latency as HubSpot's calls here.
+            busy: (server.busy() - busy_before + LATENCY * graph as u32) / n,
+        },
+        graph / events.len() as f64,
+    )
+}
+
+/// A Graph API send endpoint answering after [`LATENCY`]; counts the sends.
+async fn graph_stub(sends: Arc<std::sync::atomic::AtomicU32>) -> String {
+    let app = axum::Router::new().route(
+        "/v23.0/{phone_number_id}/messages",
+        axum::routing::post(move || {
+            let sends = sends.clone();
+            async move {
+                tokio::time::sleep(LATENCY).await;
+                let n = sends.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                axum::Json(serde_json::json!({"messaging_product": "whatsapp",
+                    "messages": [{"id": format!("wamid.bench{n}")}]}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
 /// In a child process (so its peak memory is the upload's alone): uploads `key` from the
 /// directory store at `dir` to the server at `base`; prints seconds and peak RSS (KiB).
 fn upload_child(base: &str, dir: &str, key: &str) {
@@ -193,9 +250,13 @@ fn main() {
         let store = EmbeddedStore::open(&dir).unwrap();
         let objects = Arc::new(DirectoryStore::new(dir.join("objects")));
         let base = server.base_url();
+        let sends = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let graph = graph_stub(sends.clone()).await;
         let cfg = HubspotConfig::from_source(&[
+            ("GRAPH_API_BASE_URL", graph.as_str()),
             ("HUBSPOT_ACCESS_TOKEN", TOKEN),
             ("HUBSPOT_BASE_URL", base.as_str()),
+            ("WHATSAPP_ACCESS_TOKEN", "bench-token"),
             ("PUBLIC_BASE_URL", "https://baton.example.com"),
             ("SESSION_LINK_SECRET", "bench"),
             // A Professional portal's limit, so that 20 handoffs in a row are not throttled.
@@ -219,6 +280,55 @@ fn main() {
         }
         let k = measure(&server, &deliverer, &known).await;
 
+        // After those handoffs: each customer writes again (a text follow-up), then a rep
+        // replies inside the window.
+        let now = baton_shared::clock::now_ms();
+        let mut follow_ups = Vec::new();
+        let mut replies = Vec::new();
+        for (i, h) in known.iter().enumerate() {
+            let wa = &h.conversation.customer;
+            let body = bodies::texts(
+                &h.conversation.phone_number_id,
+                wa,
+                &[(format!("wamid.fu{i}"), now / 1000 - 5)],
+            );
+            store
+                .write_batch(&build_batch(body.into(), now, BatchOrigin::Webhook))
+                .await
+                .unwrap();
+            let message = store
+                .messages_page(&h.conversation, None, 100)
+                .await
+                .unwrap()
+                .messages
+                .pop()
+                .unwrap();
+            let follow_up = TicketEvent::follow_up(h, &message, None, Some(now / 1000 + 86_400), now);
+            assert!(store.save_ticket_event(&follow_up).await.unwrap());
+            follow_ups.push(follow_up);
+            let ticket_id = store
+                .trail(&h.id)
+                .await
+                .unwrap()
+                .and_then(|t| t.ticket.id)
+                .unwrap();
+            let reply = TicketEvent {
+                handoff_id: h.id.clone(),
+                id: format!("rp#{i}"),
+                conversation: h.conversation.clone(),
+                received_at_ms: now,
+                kind: TicketEventKind::Reply {
+                    ticket_id,
+                    text: "Hi Ana, a new one ships today.".into(),
+                    occurred_at_ms: now,
+                },
+            };
+            assert!(store.save_ticket_event(&reply).await.unwrap());
+            replies.push(reply);
+        }
+        let (fu, _) = measure_events(&server, &sends, &deliverer, &follow_ups).await;
+        let (rp, rp_graph) = measure_events(&server, &sends, &deliverer, &replies).await;
+
         let mut new = Vec::new();
         for i in 0..HANDOFFS {
             new.push(record(&store, &objects, &format!("3462{:07}", i), 0).await);
@@ -241,6 +351,8 @@ fn main() {
             ("known contact, no media", &k),
             ("new contact, no media", &n),
             ("known contact, 2 images", &m),
+            ("follow-up (text) on the open ticket", &fu),
+            ("rep's reply sent as text (+ Graph sends)", &rp),
         ] {
             println!(
                 "| {name} | {:.1} | {:.1} ms | {:.1} ms | {:.3}× |",
@@ -258,6 +370,14 @@ fn main() {
             k.calls,
             if ratio <= 1.1 { "met" } else { "NOT met" },
         );
+        println!(
+            "after the handoff: a follow-up costs {:.1} HubSpot calls (target ≤ 2: note and reply-window deadline), a reply {:.1} HubSpot calls + {rp_graph:.1} Graph send (target ≤ 2 + 1: note and cleared field); wall {:.3}× / {:.3}× the calls",
+            fu.calls,
+            rp.calls,
+            fu.wall.as_secs_f64() / fu.busy.as_secs_f64(),
+            rp.wall.as_secs_f64() / rp.busy.as_secs_f64(),
+        );
+        assert_eq!(sends.load(std::sync::atomic::Ordering::SeqCst) as usize, replies.len(), "one send per reply");
         let _ = std::fs::remove_dir_all(&dir);
         uploads().await;
     });
