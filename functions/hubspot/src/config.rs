@@ -293,4 +293,68 @@ mod tests {
         let err = HubspotConfig::from_source(&[(BASE_URL, "api.hubapi.com")]).unwrap_err();
         assert!(err.to_string().starts_with("HUBSPOT_BASE_URL is invalid"));
     }
+
+    #[test]
+    fn reply_settings_have_defaults_and_named_errors() {
+        let c = HubspotConfig::from_source(&[("X", "y")]).unwrap();
+        assert!(c.reply_template.is_none() && c.agent_webhook.is_none());
+        assert!(c.graph.token.is_none());
+        let c = HubspotConfig::from_source(&[(REPLY_TEMPLATE, " follow_up ")]).unwrap();
+        assert_eq!(
+            c.reply_template,
+            Some(ReplyTemplate {
+                name: "follow_up".into(),
+                language: "en_US".into(),
+                params: vec![TemplateParam::CustomerName],
+            })
+        );
+        let c = HubspotConfig::from_source(&[
+            (REPLY_TEMPLATE, "follow_up"),
+            (REPLY_TEMPLATE_LANGUAGE, "pt_BR"),
+            (REPLY_TEMPLATE_PARAMS, "ticket_id, reply,handoff_id"),
+        ])
+        .unwrap();
+        let t = c.reply_template.unwrap();
+        assert_eq!(t.language, "pt_BR");
+        assert_eq!(
+            t.params,
+            [
+                TemplateParam::TicketId,
+                TemplateParam::Reply,
+                TemplateParam::HandoffId
+            ]
+        );
+        let err = HubspotConfig::from_source(&[
+            (REPLY_TEMPLATE, "follow_up"),
+            (REPLY_TEMPLATE_PARAMS, "customer_name,order"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("WHATSAPP_REPLY_TEMPLATE_PARAMS is invalid"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("\"order\""), "{err}");
+        let err = HubspotConfig::from_source(&[(AGENT_WEBHOOK_URL, "https://agent.example/baton")])
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("AGENT_EVENTS_SECRET is invalid"),
+            "the agent's notices must be signed: {err}"
+        );
+        let c = HubspotConfig::from_source(&[
+            (AGENT_WEBHOOK_URL, "https://agent.example/baton"),
+            (AGENT_EVENTS_SECRET, "s3cr3t"),
+        ])
+        .unwrap();
+        let a = c.agent_webhook.unwrap();
+        assert_eq!(a.url, "https://agent.example/baton");
+        assert!(!format!("{a:?}").contains("s3cr3t"), "never printed");
+        let err = HubspotConfig::from_source(&[
+            (AGENT_WEBHOOK_URL, "agent.example"),
+            (AGENT_EVENTS_SECRET, "s3cr3t"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().starts_with("AGENT_WEBHOOK_URL is invalid"));
+    }
 }
