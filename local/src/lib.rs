@@ -223,8 +223,7 @@ impl LocalConfig {
                     })?,
                     verify_token: SecretString::from(token),
                     agent_secrets: AppSecrets::parse(&agent),
-                    hubspot_secrets: config::optional(src, config::HUBSPOT_APP_SECRET)
-                        .and_then(|l| AppSecrets::parse(&l)),
+                    hubspot_secrets: WebhookSecrets::hubspot_secrets(src),
                 }
             } else {
                 WebhookSecrets::from_source(src)?
@@ -655,6 +654,14 @@ pub fn banner(cfg: &LocalConfig, bound: SocketAddr) -> String {
             cfg.outbox_dir().display()
         )),
     }
+    match &cfg.secrets.hubspot_secrets {
+        Some(_) => out.push_str(&format!(
+            "Reps' replies and ticket closes arrive from your HubSpot app's webhook at {base}/hubspot/events (X-HubSpot-Signature-v3, HUBSPOT_APP_SECRET).\n"
+        )),
+        None => out.push_str(&format!(
+            "Set HUBSPOT_APP_SECRET (your HubSpot app's client secret) to take reps' replies and ticket closes at {base}/hubspot/events.\n"
+        )),
+    }
     out.push_str(&format!(
         "\nTry it (a signed delivery with one text message; run it twice to see the duplicate caught):\n  \
          curl -i -X POST {local_url}/webhook -H 'Content-Type: application/json' \\\n    \
@@ -817,5 +824,23 @@ mod tests {
             !text.contains("the-app-secret"),
             "the app secret itself is never printed"
         );
+        assert!(
+            text.contains("Set HUBSPOT_APP_SECRET")
+                && text.contains("https://baton.example.com/hubspot/events"),
+            "{text}"
+        );
+        let cfg = LocalConfig::from_source(&[
+            (DATA_DIR, d.to_str().unwrap()),
+            (config::HUBSPOT_APP_SECRET, "the-client-secret"),
+        ])
+        .unwrap();
+        let text = banner(&cfg, "127.0.0.1:3999".parse().unwrap());
+        assert!(
+            text.contains(
+                "arrive from your HubSpot app's webhook at http://127.0.0.1:3999/hubspot/events"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("the-client-secret"), "never printed");
     }
 }

@@ -118,12 +118,17 @@ impl WebhookSecrets {
                 AGENT_EVENTS_SECRET_PLACEHOLDER,
             )
             .and_then(|l| AppSecrets::parse(&l)),
-            hubspot_secrets: unless_placeholder(
-                optional(src, HUBSPOT_APP_SECRET),
-                HUBSPOT_APP_SECRET_PLACEHOLDER,
-            )
-            .and_then(|l| AppSecrets::parse(&l)),
+            hubspot_secrets: Self::hubspot_secrets(src),
         })
+    }
+
+    /// `HUBSPOT_APP_SECRET`, unless absent or still the placeholder.
+    pub fn hubspot_secrets(src: &dyn Source) -> Option<AppSecrets> {
+        unless_placeholder(
+            optional(src, HUBSPOT_APP_SECRET),
+            HUBSPOT_APP_SECRET_PLACEHOLDER,
+        )
+        .and_then(|l| AppSecrets::parse(&l))
     }
 }
 
