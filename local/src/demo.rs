@@ -129,6 +129,34 @@ pub async fn run(cfg: &LocalConfig) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?
         .ok_or("the HubSpot stage did not run")?;
+    // The customer writes again while the ticket is open: a follow-up on the same ticket.
+    let mut follow_up = None;
+    if trail.status == baton_shared::domain::TrailStatus::Done {
+        webhook(delivery(
+            "3",
+            t0 + 90,
+            "Here it is again: order 48213. The box was already open when it came.",
+        ))
+        .await?;
+        for _ in 0..120 {
+            for (stage, reader) in stages.iter().zip(readers.iter_mut()) {
+                stage.drain(&stores.feed, reader, &cfg.data_dir).await?;
+            }
+            follow_up = stores
+                .handoff
+                .ticket_events(&record.id)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|(_, t)| t.status != baton_shared::domain::TrailStatus::InProgress);
+            if follow_up.is_some() {
+                break;
+            }
+            if matches!(stores.feed, Feed::DynamoDb { .. }) {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
     let mut out = format!(
         "Demo conversation with +{customer}: 2 customer messages, an agent tool call and reply.\n\
          Handoff {}: {} — {}\n\
@@ -151,6 +179,14 @@ pub async fn run(cfg: &LocalConfig) -> Result<String, String> {
     if let Some(e) = &trail.last_error {
         out.push_str(&format!("Last error: {}\n", e.message));
     }
+    if let Some((_, t)) = &follow_up {
+        out.push_str(&format!(
+            "Follow-up (the customer wrote again): {} on ticket {} (note {})\n",
+            t.status.as_str(),
+            trail.ticket.id.as_deref().unwrap_or("-"),
+            t.step("note").and_then(|s| s.id.as_deref()).unwrap_or("-"),
+        ));
+    }
     if let Some(links) = &cfg.hubspot.sessions {
         out.push_str(&format!(
             "Session page (the note's link; open it while `baton-local` serves): {}\n",
@@ -163,19 +199,31 @@ pub async fn run(cfg: &LocalConfig) -> Result<String, String> {
             "\nNo HUBSPOT_ACCESS_TOKEN: the requests were written to {} instead of sent.\n",
             dir.display()
         ));
-        for (what, path) in [
-            ("Ticket", "objects-tickets.json"),
-            ("Note", "objects-notes.json"),
+        for (what, path, holds) in [
+            ("Ticket", "objects-tickets.json", ""),
+            ("Note", "objects-notes.json", "WhatsApp handoff"),
+            ("Follow-up note", "objects-notes.json", "WhatsApp follow-up"),
         ] {
-            let latest = std::fs::read_dir(&dir)
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
                 .map_err(|e| e.to_string())?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.to_string_lossy().ends_with(path))
-                .max();
-            let Some(file) = latest else { continue };
-            let request: Value =
-                serde_json::from_slice(&std::fs::read(&file).map_err(|e| e.to_string())?)
-                    .map_err(|e| e.to_string())?;
+                .collect();
+            files.sort();
+            // The latest request of its kind that holds `holds`.
+            let mut found = None;
+            for file in files.into_iter().rev() {
+                let request: Value =
+                    serde_json::from_slice(&std::fs::read(&file).map_err(|e| e.to_string())?)
+                        .map_err(|e| e.to_string())?;
+                if request.to_string().contains(holds) {
+                    found = Some((file, request));
+                    break;
+                }
+            }
+            let Some((file, request)) = found else {
+                continue;
+            };
             let props = &request["body"]["properties"];
             out.push_str(&format!("\n{what} ({}):\n", file.display()));
             if what == "Ticket" {

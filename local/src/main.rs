@@ -57,6 +57,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The demo opens the store itself (the embedded one takes one opener at a time).
+    if command == "demo" {
+        return match baton_local::demo::run(&cfg).await {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("baton-local: the demo stopped: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if command == "forget-customer" {
         return match cfg.forget_customer(&args[1]).await {
             Ok(report) => {
@@ -82,18 +95,6 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if command == "demo" {
-        return match baton_local::demo::run(&cfg).await {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("baton-local: the demo stopped: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     if command == "hubspot-replay" {
         let deliverer = match cfg.deliverer(stores.trails.clone()).await {
             Ok(d) => d,

@@ -202,6 +202,26 @@ async fn starts_with_no_settings_answers_meta_and_survives_a_crash() {
 }
 
 #[test]
+fn the_demo_command_plays_a_conversation_on_its_embedded_defaults() {
+    let out = command(&temp_dir("demo"))
+        .env_remove("HUBSPOT_ACCESS_TOKEN")
+        .arg("demo")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("HubSpot: done (contact outbox-"), "{text}");
+    assert!(
+        text.contains("Follow-up (the customer wrote again): done"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_bad_setting_stops_start_up_and_is_named() {
     let out = command(&temp_dir("bad-listen"))
         .env("BATON_LISTEN", "not-an-address")

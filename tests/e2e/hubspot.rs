@@ -1312,11 +1312,14 @@ async fn the_demo_plays_a_conversation_end_to_end_and_shows_the_ticket_and_note(
         last = text.clone();
         for want in [
             "HubSpot: done (contact outbox-",
+            "Follow-up (the customer wrote again): done on ticket outbox-",
             "subject: WhatsApp: Demo Customer — ",
             "I want to talk to a human, please.",
             "AI agent: I'm sorry to hear that!",
             "baton_sentiment: negative",
             "hs_note_body: <p><strong>WhatsApp handoff</strong>",
+            "hs_note_body: <p><strong>WhatsApp follow-up</strong> from Demo Customer",
+            "The box was already open when it came.",
             "baton_session_url: http://127.0.0.1:3000/sessions/ho_",
             "Session page (the note's link; open it while `baton-local` serves): http://127.0.0.1:3000/sessions/ho_",
         ] {
