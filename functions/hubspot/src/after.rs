@@ -618,6 +618,12 @@ impl Deliverer {
             return Ok(());
         }
         let Some(agent) = &self.agent else {
+            if self.cfg.agent_webhook.is_some() {
+                return Err(HubspotError::config(
+                    "agent",
+                    "AGENT_WEBHOOK_URL is set but AGENT_EVENTS_SECRET (which signs what the agent is told) is not: set it, then replay",
+                ));
+            }
             trail.set(
                 "agent",
                 Step::skipped("AGENT_WEBHOOK_URL is not set", now_ms()),

@@ -86,7 +86,11 @@ impl Deliverer {
                 .ok()
         });
         let agent = cfg.agent_webhook.as_ref().and_then(|a| {
-            AgentNotifier::new(&a.url, a.secret.clone(), cfg.timeout)
+            let Some(secret) = a.secret.clone() else {
+                tracing::error!("AGENT_WEBHOOK_URL is set but AGENT_EVENTS_SECRET is not: what the AI agent is told is parked until it is");
+                return None;
+            };
+            AgentNotifier::new(&a.url, secret, cfg.timeout)
                 .map_err(|e| tracing::error!(error = %e, "the AI agent cannot be told"))
                 .ok()
         });
