@@ -3,6 +3,8 @@
 //! `BATON_DATA_DIR` — or, when `TABLE_NAME` or an AWS endpoint is configured, in DynamoDB.
 
 pub mod demo;
+pub mod doctor;
+pub mod smoke;
 pub mod stream;
 
 use std::net::SocketAddr;

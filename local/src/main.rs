@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use baton_local::{LocalConfig, Stage, banner, router, run_stage};
-use baton_shared::config::ProcessEnv;
+use baton_shared::config::{self, ProcessEnv};
 use baton_webhook::replay_deliveries;
 
 const USAGE: &str = "\
@@ -14,6 +14,13 @@ usage: baton-local [serve]         serve the webhook on BATON_LISTEN (default 12
        baton-local replay        store again every kept delivery that could not be read completely
        baton-local hubspot-replay
                              deliver again every parked or retrying handoff (after fixing the cause)
+       baton-local doctor [--stack NAME]
+                             check the set-up: WhatsApp token and number, secrets, HubSpot token
+                             and scopes, pipeline and stage, properties, the webhook's handshake,
+                             and (with --stack or TABLE_NAME) the table, bucket and queues
+       baton-local smoke [--stack NAME] [--cleanup] [--timeout SECONDS]
+                             send a test handoff to the deployed (or local) webhook and check the
+                             ticket, contact, note and session link in HubSpot
        baton-local forget-customer NUMBER-OR-USER-ID
                              delete everything stored about one customer (table items, media
                              copies, transcripts) and print what was deleted
@@ -34,6 +41,9 @@ async fn main() -> ExitCode {
     if matches!(command, "-h" | "--help" | "help") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
+    }
+    if matches!(command, "doctor" | "smoke") {
+        return check(command, &args[1..]).await;
     }
     let arity_ok = match command {
         "forget-customer" => args.len() == 2,
@@ -192,5 +202,56 @@ async fn main() -> ExitCode {
             eprintln!("baton-local: server stopped: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `doctor` and `smoke`: the environment's settings, or the deployed stack's with `--stack`.
+async fn check(command: &str, args: &[String]) -> ExitCode {
+    let mut stack = None;
+    let mut opts = baton_local::smoke::Options::default();
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        match (a.as_str(), command) {
+            ("--stack", _) => stack = rest.next().cloned(),
+            ("--cleanup", "smoke") => opts.cleanup = true,
+            ("--timeout", "smoke") => match rest.next().and_then(|t| t.parse().ok()) {
+                Some(secs) => opts.timeout = std::time::Duration::from_secs(secs),
+                None => {
+                    eprintln!("baton-local: --timeout takes a number of seconds\n\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            _ => {
+                eprintln!("baton-local: unknown argument {a:?}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let aws = aws_config::load_from_env().await;
+    let stack_settings = match &stack {
+        Some(name) => match baton_local::doctor::stack_settings(&aws, name).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("baton-local: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Default::default(),
+    };
+    let src = baton_local::doctor::Layered {
+        first: stack_settings,
+        then: &ProcessEnv,
+    };
+    let report = if command == "doctor" {
+        let with_aws = stack.is_some() || config::optional(&src, config::TABLE_NAME).is_some();
+        baton_local::doctor::run(&src, with_aws.then_some(&aws)).await
+    } else {
+        baton_local::smoke::run(&src, &opts).await
+    };
+    print!("{}", report.render());
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

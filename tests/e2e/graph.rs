@@ -52,6 +52,8 @@ struct GraphState {
     files: Mutex<HashMap<String, MediaFile>>,
     /// Every message accepted by the send endpoint: (phone number id, body, wamid).
     sent: Mutex<Vec<(String, serde_json::Value, String)>>,
+    /// Business numbers the token can read: id → (display number, verified name).
+    phones: Mutex<HashMap<String, (String, String)>>,
     /// The next sends answer with this Graph error code (HTTP 400), as many times as counted.
     send_faults: Mutex<Vec<i64>>,
     url_ttl_ms: u64,
@@ -116,6 +118,7 @@ impl GraphServer {
             downloads: AtomicU32::new(0),
             refused: AtomicU32::new(0),
             sent: Mutex::new(Vec::new()),
+            phones: Mutex::new(HashMap::new()),
             send_faults: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
@@ -170,6 +173,15 @@ impl GraphServer {
         self.state.sent.lock().unwrap().clone()
     }
 
+    /// A business number the token can read (`GET /{version}/{id}`).
+    pub fn add_phone_number(&self, id: &str, display: &str, name: &str) {
+        self.state
+            .phones
+            .lock()
+            .unwrap()
+            .insert(id.to_owned(), (display.to_owned(), name.to_owned()));
+    }
+
     /// The next send answers Graph error `code` (HTTP 400, as Meta answers even throttling).
     pub fn fail_next_send(&self, code: i64) {
         self.state.send_faults.lock().unwrap().push(code);
@@ -198,6 +210,12 @@ async fn lookup(
     state.lookups.fetch_add(1, Ordering::SeqCst);
     if let Some(refused) = refuse(&state, &version, &headers) {
         return refused;
+    }
+    if let Some((display, name)) = state.phones.lock().unwrap().get(&media_id).cloned() {
+        return axum::Json(
+            json!({"display_phone_number": display, "verified_name": name, "id": media_id}),
+        )
+        .into_response();
     }
     if query.get("phone_number_id").is_some_and(|p| p.is_empty()) {
         return graph_error(StatusCode::BAD_REQUEST, 100, "Invalid parameter");

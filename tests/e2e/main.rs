@@ -13,6 +13,7 @@ mod lambda;
 mod privacy;
 mod secrets;
 mod session_page;
+mod setup_checks;
 mod store_contract;
 mod streams;
 mod support;

@@ -178,6 +178,59 @@ impl Portal {
     }
 }
 
+/// Every scope the private app needs, and what for (`baton-local doctor` checks them).
+pub const REQUIRED_SCOPES: &[(&str, &str)] = &[
+    (
+        "crm.objects.contacts.read",
+        "reading and searching contacts",
+    ),
+    ("crm.objects.contacts.write", "creating contacts and notes"),
+    ("tickets", "tickets and pipelines"),
+    ("files", "uploading the customer's files"),
+    (
+        "crm.schemas.contacts.write",
+        "creating Baton's contact property",
+    ),
+    (
+        "crm.schemas.tickets.write",
+        "creating Baton's ticket properties",
+    ),
+];
+
+/// Baton's properties not (yet) in the portal, as `object.name` (set-up creates them).
+pub async fn missing_properties(
+    client: &HubspotClient,
+    deadline: Instant,
+) -> Result<Vec<String>, HubspotError> {
+    let mut missing = Vec::new();
+    for (object, defs) in [
+        ("tickets", TICKET_PROPERTIES),
+        ("contacts", CONTACT_PROPERTIES),
+    ] {
+        let answer = client
+            .call(
+                &Call::get("setup", format!("/crm/v3/properties/{object}")),
+                deadline,
+            )
+            .await?;
+        if !answer.is_success() {
+            return Err(answer.rejected("setup"));
+        }
+        let names: Vec<&str> = answer
+            .body
+            .get("results")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().filter_map(|p| p.get("name")?.as_str()).collect())
+            .unwrap_or_default();
+        missing.extend(
+            defs.iter()
+                .filter(|d| !names.contains(&d.name))
+                .map(|d| format!("{object}.{}", d.name)),
+        );
+    }
+    Ok(missing)
+}
+
 /// Lists the object's properties and creates Baton's missing ones; returns the list.
 async fn ensure_properties(
     client: &HubspotClient,
@@ -253,7 +306,9 @@ async fn ensure_properties(
     Ok(list)
 }
 
-async fn pipeline_and_stage(
+/// The pipeline and stage tickets go to (as configured, or the defaults) and every closed
+/// stage; a configuration error names the valid ids.
+pub async fn pipeline_and_stage(
     client: &HubspotClient,
     cfg: &HubspotConfig,
     deadline: Instant,

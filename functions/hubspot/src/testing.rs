@@ -19,6 +19,17 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 pub const TOKEN: &str = "pat-na1-test-token";
+/// Every scope the server's private app has until a test removes one (Baton's and two more).
+const ALL_SCOPES: &[&str] = &[
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "tickets",
+    "files",
+    "crm.schemas.contacts.write",
+    "crm.schemas.tickets.write",
+    "crm.objects.companies.read",
+    "oauth",
+];
 
 /// What to do to a matching request.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +99,8 @@ struct Portal {
     requests: Vec<(Method, String)>,
     faults: VecDeque<Injected>,
     missing_scopes: Vec<String>,
+    /// Tickets are created without the associations they ask for (a fault a test turns on).
+    drop_ticket_associations: bool,
     throttled: usize,
     general: VecDeque<Instant>,
     search: VecDeque<Instant>,
@@ -518,6 +531,7 @@ impl HubspotServer {
                 requests: Vec::new(),
                 faults: VecDeque::new(),
                 missing_scopes: Vec::new(),
+                drop_ticket_associations: false,
                 throttled: 0,
                 general: VecDeque::new(),
                 search: VecDeque::new(),
@@ -571,6 +585,11 @@ impl HubspotServer {
     /// How many 429s the server's own limits (not injected faults) answered.
     pub fn throttled(&self) -> usize {
         self.portal().throttled
+    }
+
+    /// From now on tickets are created without their associations.
+    pub fn drop_ticket_associations(&self) {
+        self.portal().drop_ticket_associations = true;
     }
 
     pub fn restore_scopes(&self) {
@@ -712,6 +731,35 @@ async fn answer(shared: &Arc<Shared>, req: Request) -> Response {
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
+    }
+    // A private app's token, introspected: the token travels in the body, no Bearer header.
+    if path == "/oauth/v2/private-apps/get/access-token-info" && method == Method::POST {
+        let body = axum::body::to_bytes(req.into_body(), 64 * 1024)
+            .await
+            .unwrap_or_default();
+        let key = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("tokenKey").and_then(Value::as_str).map(str::to_owned));
+        return match key {
+            None => validation("tokenKey is required", "REQUIRED_FIELD"),
+            Some(k) if k != TOKEN => error(
+                401,
+                "INVALID_AUTHENTICATION",
+                "The token is invalid or expired.",
+            ),
+            Some(_) => {
+                let p = shared.portal.lock().expect("portal");
+                let scopes: Vec<&str> = ALL_SCOPES
+                    .iter()
+                    .copied()
+                    .filter(|s| !p.missing_scopes.iter().any(|m| m == s))
+                    .collect();
+                ok(
+                    200,
+                    json!({"userId": 5_001, "hubId": 62_515, "appId": 1_160_452, "scopes": scopes}),
+                )
+            }
+        };
     }
     let auth = req
         .headers()
@@ -969,6 +1017,19 @@ fn route(
         {
             create(p, kind, &body)
         }
+        ("DELETE", ["crm", "v3", "objects", kind, id])
+            if ["contacts", "tickets", "notes"].contains(kind) =>
+        {
+            // Archived: gone from reads, as in HubSpot (where it sits in the recycle bin).
+            let list = p.objects(kind);
+            match list.iter().position(|o| o.id == *id) {
+                Some(i) => {
+                    list.remove(i);
+                    (StatusCode::NO_CONTENT, "").into_response()
+                }
+                None => error(404, "OBJECT_NOT_FOUND", "resource not found"),
+            }
+        }
         ("POST", ["crm", "v3", "objects", "notes", "batch", "read"]) => {
             let wanted = requested_properties(&body);
             let Some(inputs) = body.get("inputs").and_then(Value::as_array) else {
@@ -1087,10 +1148,13 @@ fn create(p: &mut Portal, kind: &str, body: &Value) -> Response {
         }
         _ => &[(15, "tickets"), (279, "companies")],
     };
-    let assoc = match p.associations(kind, body.get("associations"), allowed) {
+    let mut assoc = match p.associations(kind, body.get("associations"), allowed) {
         Ok(a) => a,
         Err(r) => return r,
     };
+    if kind == "tickets" && p.drop_ticket_associations {
+        assoc.clear();
+    }
     let id = p.id();
     checked.insert(
         "createdate".into(),
