@@ -235,4 +235,27 @@ fn a_bad_setting_stops_start_up_and_is_named() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let out = command(&temp_dir("bad-timeout"))
+        .args(["smoke", "--timeout", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout takes a number of seconds"));
+    // The doctor with nothing configured: every failure named, exit code 1, no stack needed.
+    let out = command(&temp_dir("doctor-empty"))
+        .env_remove("HUBSPOT_ACCESS_TOKEN")
+        .env_remove("WHATSAPP_ACCESS_TOKEN")
+        .arg("doctor")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "✗ WHATSAPP_APP_SECRET is not set",
+        "✗ WHATSAPP_ACCESS_TOKEN is not set",
+        "✗ HUBSPOT_ACCESS_TOKEN is not set",
+        "✗ PUBLIC_BASE_URL is not set",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
 }
