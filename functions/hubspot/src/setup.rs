@@ -207,21 +207,11 @@ pub async fn missing_properties(
         ("tickets", TICKET_PROPERTIES),
         ("contacts", CONTACT_PROPERTIES),
     ] {
-        let answer = client
-            .call(
-                &Call::get("setup", format!("/crm/v3/properties/{object}")),
-                deadline,
-            )
-            .await?;
-        if !answer.is_success() {
-            return Err(answer.rejected("setup"));
-        }
-        let names: Vec<&str> = answer
-            .body
-            .get("results")
-            .and_then(Value::as_array)
-            .map(|l| l.iter().filter_map(|p| p.get("name")?.as_str()).collect())
-            .unwrap_or_default();
+        let list = list_properties(client, object, deadline).await?;
+        let names: Vec<&str> = list
+            .iter()
+            .filter_map(|p| p.get("name")?.as_str())
+            .collect();
         missing.extend(
             defs.iter()
                 .filter(|d| !names.contains(&d.name))
@@ -231,11 +221,10 @@ pub async fn missing_properties(
     Ok(missing)
 }
 
-/// Lists the object's properties and creates Baton's missing ones; returns the list.
-async fn ensure_properties(
+/// The object's properties, as HubSpot lists them.
+async fn list_properties(
     client: &HubspotClient,
     object: &str,
-    defs: &[PropertyDef],
     deadline: Instant,
 ) -> Result<Vec<Value>, HubspotError> {
     let answer = client
@@ -247,12 +236,22 @@ async fn ensure_properties(
     if !answer.is_success() {
         return Err(answer.rejected("setup"));
     }
-    let mut list = answer
+    Ok(answer
         .body
         .get("results")
         .and_then(Value::as_array)
         .cloned()
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+/// Lists the object's properties and creates Baton's missing ones; returns the list.
+async fn ensure_properties(
+    client: &HubspotClient,
+    object: &str,
+    defs: &[PropertyDef],
+    deadline: Instant,
+) -> Result<Vec<Value>, HubspotError> {
+    let mut list = list_properties(client, object, deadline).await?;
     let group = if object == "tickets" {
         "ticketinformation"
     } else {
