@@ -104,6 +104,7 @@ async fn doctor_with(b: &Baton, change: &[(&'static str, &str)]) -> Report {
 async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix() {
     let b = baton().await;
     let healthy = doctor_with(&b, &[]).await;
+    println!("{}", healthy.render());
     assert!(healthy.passed(), "{}", healthy.render());
     let text = healthy.render();
     for want in [
@@ -199,6 +200,7 @@ async fn the_smoke_test_follows_a_test_handoff_to_the_ticket_and_names_the_step_
     };
     let r = smoke::run(&Vars(b.settings()), &opts).await;
     let text = r.render();
+    println!("{text}");
     assert!(r.passed(), "{text}");
     for want in [
         "send: 2 signed messages from test customer +1555010",
