@@ -232,11 +232,16 @@ pub async fn run(src: &(dyn Source + Sync), opts: &Options) -> Report {
     let content = ticket["properties"]["content"].as_str().unwrap_or_default();
     let subject = ticket["properties"]["subject"].as_str().unwrap_or_default();
     report.0.push(
-        if subject.contains(TEST_CUSTOMER) && content.contains(first_words) {
-            Finding::pass("summary and transcript: the ticket names the customer and holds the conversation")
+        if subject.contains(TEST_CUSTOMER)
+            && content.contains("\nSummary: ")
+            && content.contains(&format!("Customer ({TEST_CUSTOMER}): {first_words}"))
+        {
+            Finding::pass(
+                "summary and transcript: the ticket names the customer, has the summary and the conversation line by line",
+            )
         } else {
             Finding::fail(
-                format!("summary and transcript: subject {subject:?}, and the description lacks the test conversation"),
+                format!("summary and transcript: subject {subject:?}; the description lacks the summary or the test conversation"),
                 "see the handoff's trail and the ticket's description in HubSpot",
             )
         },

@@ -206,7 +206,7 @@ async fn the_smoke_test_follows_a_test_handoff_to_the_ticket_and_names_the_step_
         "send: 2 signed messages from test customer +1555010",
         "ticket: ",
         "s after the first message",
-        "summary and transcript: the ticket names the customer and holds the conversation",
+        "summary and transcript: the ticket names the customer, has the summary and the conversation line by line",
         "contact: ",
         "note: the handoff note has the escalation reason, sentiment and language",
         "session link: the note's link opens the session (200)",
