@@ -14,8 +14,8 @@
 
 use baton_shared::clock::now_ms;
 use baton_shared::domain::{
-    EventTrail, HandoffRecord, MediaState, Owner, Step, StepState, TicketEvent, TicketEventKind,
-    TimelineEntry, TrailError, TrailStatus,
+    EventTrail, HandoffRecord, MediaState, Owner, ReplyWindow, Step, StepState, TicketEvent,
+    TicketEventKind, TimelineEntry, TrailError, TrailStatus,
 };
 use baton_shared::handoff::media::safe_name;
 use baton_shared::handoff::transcript::{Transcript, utc};
@@ -220,7 +220,9 @@ impl Deliverer {
         if trail.is_finished("note") {
             return Ok(());
         }
+        // The marker a later run looks for; every event's note ends with it.
         let marker = content::event_marker(&event.handoff_id, &event.id);
+        let body = content::marked(body, &marker);
         let mut associations = vec![
             json!({"to": {"id": ctx.ticket_id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": ctx.portal.note_to_ticket}]}),
         ];
@@ -327,9 +329,7 @@ impl Deliverer {
             )
         });
         let text = line_of(ctx.handoff, message);
-        let marker = content::event_marker(&event.handoff_id, &event.id);
-        let body =
-            content::follow_up_note(ctx.handoff, message.timestamp, &text, file, window, &marker);
+        let body = content::follow_up_note(ctx.handoff, message.timestamp, &text, file, window);
         let attachment = file_step.as_ref().and_then(|s| s.id.clone());
         self.event_note(ctx, event, trail, body, attachment.as_deref())
             .await?;
@@ -356,6 +356,13 @@ impl Deliverer {
         text: &str,
         trail: &mut EventTrail,
     ) -> Result<(), HubspotError> {
+        // The customer's window as it stands now, read once: it decides text or template, and
+        // the note says why.
+        let window = self
+            .store
+            .conversation(&ctx.handoff.conversation)
+            .await?
+            .and_then(|c| c.reply_window());
         if !trail.is_finished("send") {
             let step = if trail.step("send").and_then(|s| s.how.as_deref()) == Some(SENDING) {
                 Step::skipped(
@@ -365,32 +372,25 @@ impl Deliverer {
                     now_ms(),
                 )
             } else {
-                self.send(ctx, event, text, trail).await?
+                self.send(ctx, event, text, window, trail).await?
             };
             trail.set("send", step);
             self.save_event(event, trail).await?;
         }
         let send = trail.step("send").cloned().unwrap_or_default();
         let how = send.how.clone().unwrap_or_default();
-        let window_closed_at = self
-            .store
-            .conversation(&ctx.handoff.conversation)
-            .await?
-            .and_then(|c| c.reply_window())
-            .map(|w| w.closes_at());
         let outcome = match send.state {
             StepState::Done if how == "text" => ReplyOutcome::Text,
             StepState::Done => ReplyOutcome::Template {
                 name: how.strip_prefix("template ").unwrap_or(&how),
-                window_closed_at,
+                window_closed_at: window.map(|w| w.closes_at()),
             },
             _ => match how.strip_prefix(UNKNOWN) {
                 Some(why) => ReplyOutcome::Unknown { why },
                 None => ReplyOutcome::NotSent { why: &how },
             },
         };
-        let marker = content::event_marker(&event.handoff_id, &event.id);
-        let body = content::reply_note(text, outcome, &marker);
+        let body = content::reply_note(text, outcome);
         self.event_note(ctx, event, trail, body, None).await?;
         if !trail.is_finished("clear") {
             // Emptying the field fires HubSpot's event again, with no value: it sends nothing.
@@ -413,6 +413,7 @@ impl Deliverer {
         ctx: &Ctx<'_>,
         event: &TicketEvent,
         text: &str,
+        window: Option<ReplyWindow>,
         trail: &mut EventTrail,
     ) -> Result<Step, HubspotError> {
         let not_sent = |why: String| Ok(Step::skipped(&why, now_ms()));
@@ -428,11 +429,6 @@ impl Deliverer {
             }
         };
         let now = now_ms() / 1000;
-        let window = self
-            .store
-            .conversation(&ctx.handoff.conversation)
-            .await?
-            .and_then(|c| c.reply_window());
         let (message, how) = if window.is_some_and(|w| w.is_open_at(now)) {
             if text.chars().count() > MAX_TEXT_CHARS {
                 return not_sent(format!(
@@ -556,8 +552,7 @@ impl Deliverer {
         } else {
             "The customer did not receive it. Check the error in Meta's documentation, then reply again.".to_owned()
         };
-        let marker = content::event_marker(&event.handoff_id, &event.id);
-        let body = content::failure_note(text.as_deref(), &described, &advice, &marker);
+        let body = content::failure_note(text.as_deref(), &described, &advice);
         self.event_note(ctx, event, trail, body, None).await
     }
 

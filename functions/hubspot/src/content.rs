@@ -227,11 +227,7 @@ pub fn note_body(
             list_within(&missing, "; ")
         ));
     }
-    html.push_str(&format!(
-        "<p><small>{}</small></p>",
-        note_marker(&record.id)
-    ));
-    html
+    marked(html, &note_marker(&record.id))
 }
 
 /// The marker that identifies a ticket event's note (never the handoff note's marker, which a
@@ -255,7 +251,8 @@ fn quote(text: &str) -> String {
     )
 }
 
-fn marked(mut html: String, marker: &str) -> String {
+/// `html` with the marker a retry looks for, in small print at the end.
+pub fn marked(mut html: String, marker: &str) -> String {
     html.push_str(&format!("<p><small>{marker}</small></p>"));
     html
 }
@@ -268,7 +265,6 @@ pub fn follow_up_note(
     text: &str,
     file: Option<(&str, Result<(), &str>)>,
     window_closes_at: Option<i64>,
-    marker: &str,
 ) -> String {
     let mut html = format!(
         "<p><strong>WhatsApp follow-up</strong> from {} at {}</p>{}",
@@ -294,7 +290,7 @@ pub fn follow_up_note(
             utc(closes)
         ));
     }
-    marked(html, marker)
+    html
 }
 
 /// How a rep's reply went.
@@ -314,7 +310,7 @@ pub enum ReplyOutcome<'a> {
 }
 
 /// The note that tells the rep what became of their reply.
-pub fn reply_note(text: &str, outcome: ReplyOutcome<'_>, marker: &str) -> String {
+pub fn reply_note(text: &str, outcome: ReplyOutcome<'_>) -> String {
     let head = match outcome {
         ReplyOutcome::Text => {
             "<p><strong>✓ Sent on WhatsApp</strong> (inside the 24-hour reply window). Baton cleared the reply field for your next answer.</p>".to_owned()
@@ -339,11 +335,11 @@ pub fn reply_note(text: &str, outcome: ReplyOutcome<'_>, marker: &str) -> String
             escape_within(why, LIST_ITEM_BUDGET)
         ),
     };
-    marked(format!("{head}{}", quote(text)), marker)
+    format!("{head}{}", quote(text))
 }
 
 /// The note that tells the rep WhatsApp did not deliver their reply.
-pub fn failure_note(reply: Option<&str>, errors: &str, advice: &str, marker: &str) -> String {
+pub fn failure_note(reply: Option<&str>, errors: &str, advice: &str) -> String {
     let mut html = format!(
         "<p><strong>⚠ WhatsApp did not deliver your reply</strong>: {}</p><p>{}</p>",
         escape_within(errors, LIST_ITEM_BUDGET),
@@ -352,7 +348,7 @@ pub fn failure_note(reply: Option<&str>, errors: &str, advice: &str, marker: &st
     if let Some(text) = reply {
         html.push_str(&quote(text));
     }
-    marked(html, marker)
+    html
 }
 
 #[cfg(test)]
