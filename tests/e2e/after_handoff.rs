@@ -662,6 +662,30 @@ async fn a_reply_whose_send_was_cut_short_is_never_sent_twice() {
                 && n.contains("may or may not have reached")),
         "{notes:#?}"
     );
+    // Meta refuses the next reply for good (131026): nothing goes out, the ticket says why, and
+    // the agent is not told a person answered.
+    a.rig.graph.fail_next_send(131026);
+    a.rep_replies(&ticket, "Second try", 1).await;
+    a.settle().await;
+    assert!(a.rig.graph.sent().is_empty(), "{:?}", a.rig.graph.sent());
+    let notes = a.ticket_notes(&ticket);
+    let refused = notes
+        .iter()
+        .find(|n| n.contains("Second try"))
+        .unwrap_or_else(|| panic!("{notes:#?}"));
+    assert!(refused.contains("Not sent on WhatsApp"), "{refused}");
+    assert!(
+        refused.contains("WhatsApp refused the message (HTTP 400, error 131026)"),
+        "{refused}"
+    );
+    assert!(
+        a.events(&h.id)
+            .await
+            .iter()
+            .all(|(_, t)| t.status == TrailStatus::Done),
+        "refused for good is done, not retried"
+    );
+    assert!(told(&a.inbox).is_empty(), "nobody answered the customer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

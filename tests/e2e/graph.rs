@@ -401,7 +401,12 @@ async fn send(
         _ => return invalid("type must be text or template here"),
     }
     if let Some(code) = state.send_faults.lock().unwrap().pop() {
-        return graph_error(StatusCode::BAD_REQUEST, code, "(#130429) Rate limit hit");
+        let message = match code {
+            130429 => "(#130429) Rate limit hit",
+            131026 => "(#131026) Message undeliverable",
+            _ => "(#100) Injected failure",
+        };
+        return graph_error(StatusCode::BAD_REQUEST, code, message);
     }
     let mut sent = state.sent.lock().unwrap();
     let wamid = format!("wamid.OUT{}", sent.len() + 1);
