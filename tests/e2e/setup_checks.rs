@@ -144,6 +144,23 @@ async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix(
     );
     assert!(f[0].fix.contains("Scopes tab"));
     b.hubspot.restore_scopes();
+    // Without a schema scope the missing properties cannot be created either: both are named.
+    b.hubspot.remove_scope("crm.schemas.tickets.write");
+    let r = doctor_with(&b, &[]).await;
+    let f = failed(&r);
+    assert_eq!(f.len(), 2, "{}", r.render());
+    assert!(
+        f[0].what
+            .contains("lacks scopes: crm.schemas.tickets.write"),
+        "{}",
+        f[0].what
+    );
+    assert!(
+        f[1].what.contains("tickets.baton_handoff_id") && f[1].what.contains("cannot be created"),
+        "{}",
+        f[1].what
+    );
+    b.hubspot.restore_scopes();
 
     // A pipeline the portal does not have: the valid ids are listed.
     let r = doctor_with(&b, &[("HUBSPOT_TICKET_PIPELINE", "777")]).await;
