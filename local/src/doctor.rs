@@ -180,10 +180,13 @@ pub async fn stack_settings(
 /// Runs every check. `aws` is given when the table, bucket and queues are to be checked.
 pub async fn run(src: &(dyn Source + Sync), aws: Option<&aws_config::SdkConfig>) -> Report {
     let mut report = Report::default();
-    let http = match baton_shared::http::client(Duration::from_secs(15)) {
+    let http = match baton_shared::http::client(
+        "the doctor",
+        baton_shared::http::Timeouts::call(Duration::from_secs(15)),
+    ) {
         Ok(h) => h,
         Err(e) => {
-            report.push(Finding::fail(e, "this is a bug: report it"));
+            report.push(Finding::fail(e.to_string(), "this is a bug: report it"));
             return report;
         }
     };
@@ -407,7 +410,7 @@ async fn handshake(src: &dyn Source, http: &reqwest::Client, report: &mut Report
     let _ = getrandom::fill(&mut r);
     let challenge = format!("baton-doctor-{}", u64::from_le_bytes(r));
     let url = format!("{}/webhook", base.trim_end_matches('/'));
-    let enc = baton_shared::handoff::media::url_component;
+    let enc = baton_shared::media_keys::url_component;
     let answer = http
         .get(format!(
             "{url}?hub.mode=subscribe&hub.verify_token={}&hub.challenge={}",

@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod doctor;
+pub mod forget;
 pub mod smoke;
 pub mod stream;
 
@@ -14,22 +15,23 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
+use baton_handoff::HandoffConfig;
+use baton_handoff::Processor;
+use baton_handoff::llm::LlmClient;
+use baton_handoff::media::MediaCopier;
 use baton_hubspot::{Deliverer, HubspotClient};
 use baton_shared::config::{
-    self, AGENT_EVENTS_SECRET, APP_SECRET, ConfigError, HandoffConfig, MEDIA_BUCKET, Source,
-    TABLE_NAME, VERIFY_TOKEN, WebhookSecrets,
+    self, AGENT_EVENTS_SECRET, APP_SECRET, ConfigError, MEDIA_BUCKET, Source, TABLE_NAME,
+    VERIFY_TOKEN, WebhookSecrets,
 };
 use baton_shared::domain::{Change, MAX_BODY_BYTES};
-use baton_shared::handoff::Processor;
-use baton_shared::handoff::llm::LlmClient;
-use baton_shared::handoff::media::MediaCopier;
 use baton_shared::objects::{DirectoryStore, ObjectStore, S3Store};
-use baton_shared::session::SessionPages;
 use baton_shared::store::{
     AfterStore, DynamoDbStore, EmbeddedStore, HandoffStore, Store, StoreError,
 };
 use baton_shared::whatsapp::{AppSecrets, sign};
 use baton_webhook::Webhook;
+use baton_webhook::session_page::SessionPages;
 use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -262,7 +264,7 @@ impl LocalConfig {
             session_media_url_secs: config::number(
                 src,
                 config::SESSION_MEDIA_URL_SECS,
-                baton_shared::session::page::DEFAULT_MEDIA_URL_SECS,
+                baton_webhook::session_page::DEFAULT_MEDIA_URL_SECS,
             )?,
         })
     }
@@ -333,7 +335,7 @@ impl LocalConfig {
         let h = &self.hubspot;
         let client = match &h.token {
             Some(token) => HubspotClient::http(&h.base_url, token.clone(), h.limits, h.timeout)?,
-            None => HubspotClient::outbox(baton_hubspot::outbox::Outbox::open(
+            None => HubspotClient::outbox(baton_hubspot::outbox::OutboxTransport::open(
                 self.outbox_dir(),
                 &h.base_url,
             )?),
@@ -363,11 +365,11 @@ impl LocalConfig {
     }
 
     /// Deletes everything stored about one customer from the DynamoDB table and the media
-    /// bucket (or directory); see [`baton_shared::privacy`].
+    /// bucket (or directory); see [`crate::forget`].
     pub async fn forget_customer(
         &self,
         customer: &str,
-    ) -> Result<baton_shared::privacy::ForgetReport, String> {
+    ) -> Result<crate::forget::ForgetReport, String> {
         let StoreChoice::DynamoDb { table, .. } = &self.store else {
             return Err(
                 "forget-customer works on a DynamoDB table: set TABLE_NAME (and AWS credentials, \
@@ -379,7 +381,7 @@ impl LocalConfig {
         let aws = aws_config::load_from_env().await;
         let store = DynamoDbStore::from_config(&aws, table.clone());
         let objects = self.open_objects().await?;
-        baton_shared::privacy::forget_customer(&store, objects.as_ref(), customer).await
+        crate::forget::forget_customer(&store, objects.as_ref(), customer).await
     }
 
     pub fn outbox_dir(&self) -> PathBuf {

@@ -112,10 +112,13 @@ pub async fn run(src: &(dyn Source + Sync), opts: &Options) -> Report {
         );
         return report;
     };
-    let http = match baton_shared::http::client(Duration::from_secs(20)) {
+    let http = match baton_shared::http::client(
+        "the smoke test",
+        baton_shared::http::Timeouts::call(Duration::from_secs(20)),
+    ) {
         Ok(h) => h,
         Err(e) => {
-            fail(&mut report, e, "this is a bug: report it");
+            fail(&mut report, e.to_string(), "this is a bug: report it");
             return report;
         }
     };

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
-use baton_hubspot::testing::{HubspotServer, Options, TOKEN};
-use baton_shared::testing::runtime::Stack;
+use baton_testkit::hubspot::{HubspotServer, Options, TOKEN};
+use baton_testkit::lambda_runtime::Stack;
 use serde_json::json;
 
 const VERIFY: &str = "stack-verify-token";

@@ -275,16 +275,6 @@ impl StreamFunction {
     }
 }
 
-/// What the handoff function is configured with.
-#[derive(Debug, Clone)]
-pub struct HandoffConfig {
-    pub graph: crate::handoff::media::GraphConfig,
-    pub settings: crate::handoff::HandoffSettings,
-    pub llm: Option<crate::handoff::llm::LlmConfig>,
-    /// Path-style S3 addressing, for S3-compatible servers.
-    pub s3_path_style: bool,
-}
-
 /// A whole-number setting, `default` when unset.
 pub fn number<T: std::str::FromStr>(
     src: &dyn Source,
@@ -301,8 +291,8 @@ pub fn number<T: std::str::FromStr>(
 }
 
 /// Where the Graph API is and the WhatsApp token (absent, or still the placeholder: `None`).
-pub fn graph_config(src: &dyn Source) -> Result<crate::handoff::media::GraphConfig, ConfigError> {
-    use crate::handoff::media::GraphConfig;
+pub fn graph_config(src: &dyn Source) -> Result<crate::whatsapp::graph::GraphConfig, ConfigError> {
+    use crate::whatsapp::graph::GraphConfig;
     let graph = GraphConfig::new(
         optional(src, GRAPH_API_BASE_URL).unwrap_or_else(|| GraphConfig::DEFAULT_BASE_URL.into()),
         optional(src, GRAPH_API_VERSION).unwrap_or_else(|| GraphConfig::DEFAULT_VERSION.into()),
@@ -324,42 +314,6 @@ pub fn agent_events_secret(src: &dyn Source) -> Option<String> {
         optional(src, AGENT_EVENTS_SECRET),
         AGENT_EVENTS_SECRET_PLACEHOLDER,
     )
-}
-
-impl HandoffConfig {
-    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
-        let graph = graph_config(src)?;
-        let keywords = match optional(src, HANDOFF_KEYWORDS) {
-            None => Default::default(),
-            Some(json) => serde_json::from_str(&json).map_err(|e| ConfigError::Invalid {
-                name: HANDOFF_KEYWORDS,
-                reason: format!(r#"it must be a JSON object of language → keywords, e.g. {{"en":["chargeback"]}}: {e}"#),
-            })?,
-        };
-        let settings = crate::handoff::HandoffSettings {
-            failure_threshold: number(src, HANDOFF_FAILURES, 3)?,
-            keywords,
-        };
-        let llm = match optional(src, LLM_BASE_URL) {
-            None => None,
-            Some(base_url) => Some(crate::handoff::llm::LlmConfig {
-                base_url,
-                model: required(
-                    src,
-                    LLM_MODEL,
-                    "name the chat model the LLM endpoint should use",
-                )?,
-                api_key: optional(src, LLM_API_KEY).map(SecretString::from),
-                timeout: std::time::Duration::from_millis(number(src, LLM_TIMEOUT_MS, 8000)?),
-            }),
-        };
-        Ok(Self {
-            graph,
-            settings,
-            llm,
-            s3_path_style: s3_path_style(src),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -425,26 +379,7 @@ mod tests {
     }
 
     #[test]
-    fn handoff_settings_have_defaults_and_name_what_is_wrong() {
-        let c = HandoffConfig::from_source(&[("X", "y")]).unwrap();
-        assert_eq!(c.graph.base_url, "https://graph.facebook.com");
-        assert!(c.graph.token.is_none() && c.llm.is_none());
-        assert_eq!(c.settings.failure_threshold, 3);
-        let c = HandoffConfig::from_source(&[
-            (HANDOFF_KEYWORDS, r#"{"en":["chargeback"]}"#),
-            (HANDOFF_FAILURES, "0"),
-            (LLM_BASE_URL, "http://127.0.0.1:1/v1"),
-            (LLM_MODEL, "m"),
-        ])
-        .unwrap();
-        assert_eq!(c.settings.keywords["en"], ["chargeback"]);
-        assert_eq!(c.settings.failure_threshold, 0);
-        assert_eq!(c.llm.unwrap().timeout.as_millis(), 8000);
-        let c = HandoffConfig::from_source(&[(ACCESS_TOKEN, ACCESS_TOKEN_PLACEHOLDER)]).unwrap();
-        assert!(
-            c.graph.token.is_none(),
-            "the template's placeholder is no token"
-        );
+    fn the_agent_secret_placeholder_signs_nothing() {
         let w = WebhookSecrets::from_source(&[
             (APP_SECRET, "a"),
             (VERIFY_TOKEN, "t"),
@@ -455,12 +390,5 @@ mod tests {
             w.agent_secrets.is_none(),
             "the template's placeholder signs nothing"
         );
-        let err = HandoffConfig::from_source(&[(HANDOFF_KEYWORDS, "[1]")]).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("BATON_HANDOFF_KEYWORDS is invalid")
-        );
-        let err = HandoffConfig::from_source(&[(LLM_BASE_URL, "http://x")]).unwrap_err();
-        assert!(err.to_string().starts_with("LLM_MODEL is not set"));
     }
 }

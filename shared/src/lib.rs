@@ -11,15 +11,13 @@ pub mod agent;
 pub mod clock;
 pub mod config;
 pub mod domain;
-pub mod handoff;
 pub mod html;
 pub mod http;
 pub mod hubspot_webhook;
+pub mod media_keys;
 pub mod objects;
 pub mod observe;
-pub mod privacy;
 pub mod session;
 pub mod store;
-#[cfg(feature = "test-support")]
-pub mod testing;
+pub mod transcript;
 pub mod whatsapp;

@@ -14,23 +14,23 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use base64::Engine as _;
-use baton_hubspot::testing::{HubspotServer, Options, TOKEN};
+use baton_handoff::HandoffSettings;
 use baton_hubspot::{Deliverer, HubspotClient, HubspotConfig};
 use baton_local::Stage;
 use baton_local::stream::StreamReader;
 use baton_shared::domain::*;
-use baton_shared::handoff::HandoffSettings;
 use baton_shared::objects::ObjectStore;
-use baton_shared::store::contract::bodies;
 use baton_shared::store::{HandoffStore, Store, TicketStore, TrailStore};
+use baton_testkit::bodies;
+use baton_testkit::hubspot::{HubspotServer, Options, TOKEN};
 use baton_webhook::Webhook;
 use hmac::{KeyInit, Mac};
 use http::{Request, StatusCode};
 use serde_json::{Value, json};
 
-use crate::graph::{self, Fault};
 use crate::handoff::{self, CUSTOMER, PNID, Rig};
 use crate::support::*;
+use baton_testkit::graph::{self, Fault};
 
 const CLIENT_SECRET: &str = "test-hubspot-client-secret";
 const PUBLIC: &str = "https://baton.example.com";
@@ -482,14 +482,14 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
     // The session page tells the same story.
     let links = baton_shared::session::SessionLinks::new(PUBLIC, "k".to_owned().into(), 30);
     let token = links.token(&first.id, now_ms() / 1000);
-    let pages = baton_shared::session::SessionPages::new(
+    let pages = baton_webhook::session_page::SessionPages::new(
         Arc::new(a.rig.store.clone()),
         Arc::new(a.rig.store.clone()),
         Arc::new(a.rig.objects.clone()),
         links,
     );
     let html = match pages.answer(&first.id, &format!("t={token}")).await {
-        baton_shared::session::Answer::Page { html, .. } => html,
+        baton_webhook::session_page::Answer::Page { html, .. } => html,
         _ => panic!("no page"),
     };
     for want in [
@@ -701,7 +701,7 @@ async fn a_follow_up_hubspot_refused_is_parked_with_its_reason_and_replayed() {
     a.server.inject(
         http::Method::POST,
         "/crm/v3/objects/notes",
-        baton_hubspot::testing::Fault::Status(400),
+        baton_testkit::hubspot::Fault::Status(400),
     );
     a.customer_says("wamid.d2", t + 5, "Order 5521, if that helps")
         .await;

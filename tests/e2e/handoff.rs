@@ -6,19 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+use baton_handoff::llm::{LlmClient, LlmConfig};
+use baton_handoff::media::MediaCopier;
+use baton_handoff::{HandoffSettings, Processor};
 use baton_local::stream::StreamReader;
 use baton_shared::domain::*;
-use baton_shared::handoff::llm::{LlmClient, LlmConfig};
-use baton_shared::handoff::media::{GraphConfig, MediaCopier};
-use baton_shared::handoff::{HandoffSettings, Processor};
 use baton_shared::objects::{ObjectStore, S3Store};
-use baton_shared::store::contract::bodies;
 use baton_shared::store::{DynamoDbStore, HandoffStore, Store};
+use baton_shared::whatsapp::graph::GraphConfig;
+use baton_testkit::bodies;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::graph::{self, Fault, GraphServer};
 use crate::support::*;
+use baton_testkit::graph::{self, Fault, GraphServer};
 
 pub(crate) const PNID: &str = "106540352242922";
 pub(crate) const CUSTOMER: &str = "16505551234";

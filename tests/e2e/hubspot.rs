@@ -6,23 +6,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_hubspot::testing::{Fault, HubspotServer, Options, TOKEN};
+use baton_handoff::HandoffSettings;
 use baton_hubspot::{Delivered, Deliverer, HubspotClient, HubspotConfig, HubspotError};
 use baton_local::stream::StreamReader;
 use baton_shared::domain::*;
-use baton_shared::handoff::HandoffSettings;
 use baton_shared::objects::{DirectoryStore, ObjectMeta, ObjectStore};
-use baton_shared::store::contract::bodies;
 use baton_shared::store::{AfterStore, EmbeddedStore, HandoffStore, TrailStore};
-use baton_shared::testing::{copied_file, handoff_record};
+use baton_testkit::bodies;
+use baton_testkit::fixtures::{copied_file, handoff_record};
+use baton_testkit::hubspot::{Fault, HubspotServer, Options, TOKEN};
 use bytes::Bytes;
 use http::Method;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::graph::Fault as GraphFault;
 use crate::handoff::{self, CUSTOMER, PNID, T0};
 use crate::support::*;
+use baton_testkit::graph::Fault as GraphFault;
 
 const SESSION_SECRET: &str = "session-secret-for-tests";
 
@@ -963,7 +963,7 @@ async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay
     assert_eq!((e.step.as_str(), e.status), ("contact", Some(429)));
     assert!(e.message.contains("daily API limit"), "{}", e.message);
     // Search counts against the daily limit too.
-    let search = baton_hubspot::client::Call::post(
+    let search = baton_hubspot::transport::Call::post(
         "contact",
         "/crm/v3/objects/contacts/search",
         json!({"filterGroups": []}),
@@ -1257,7 +1257,7 @@ async fn without_a_token_baton_local_writes_the_exact_requests_to_its_outbox() {
         ("SESSION_LINK_SECRET", "x"),
     ])
     .unwrap();
-    let outbox = baton_hubspot::outbox::Outbox::open(dir.clone(), &cfg.base_url).unwrap();
+    let outbox = baton_hubspot::outbox::OutboxTransport::open(dir.clone(), &cfg.base_url).unwrap();
     let d = Deliverer::new(
         cfg,
         Some(HubspotClient::outbox(outbox)),

@@ -9,7 +9,7 @@ use baton_shared::store::{ConversationReader, DeliveryLog};
 use baton_shared::whatsapp::sign;
 use baton_webhook::handle_lambda;
 
-use baton_shared::testing::runtime::http_api_event;
+use baton_testkit::lambda_runtime::http_api_event;
 
 use crate::support::*;
 

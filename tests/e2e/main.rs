@@ -6,7 +6,6 @@
 mod after_handoff;
 mod agent_events;
 mod browser;
-mod graph;
 mod handoff;
 mod hubspot;
 mod lambda;

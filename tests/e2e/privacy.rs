@@ -5,16 +5,16 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use baton_handoff::HandoffSettings;
+use baton_local::forget::forget_customer;
 use baton_shared::domain::*;
-use baton_shared::handoff::HandoffSettings;
 use baton_shared::objects::ObjectStore;
-use baton_shared::privacy::forget_customer;
-use baton_shared::store::contract::bodies;
 use baton_shared::store::{TicketStore, TrailStore};
+use baton_testkit::bodies;
 use serde_json::json;
 
-use crate::graph::Fault;
 use crate::handoff::{self, CUSTOMER, PNID, T0};
+use baton_testkit::graph::Fault;
 
 const OTHER: &str = "447700900123";
 
@@ -162,7 +162,7 @@ async fn forgetting_a_customer_leaves_nothing_of_them_and_everything_of_others()
     );
     let maria_objects = rig
         .objects
-        .list(&baton_shared::handoff::media::conversation_prefix(
+        .list(&baton_shared::media_keys::conversation_prefix(
             &maria.conversation,
         ))
         .await

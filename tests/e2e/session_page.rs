@@ -9,21 +9,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_hubspot::testing::{HubspotServer, Options, TOKEN};
+use baton_handoff::HandoffSettings;
 use baton_hubspot::{Deliverer, HubspotClient, HubspotConfig};
 use baton_shared::domain::*;
-use baton_shared::handoff::HandoffSettings;
 use baton_shared::objects::ObjectStore;
-use baton_shared::session::{SessionLinks, SessionPages, page};
+use baton_shared::session::SessionLinks;
 use baton_shared::store::TrailStore;
-use baton_shared::store::contract::bodies;
+use baton_testkit::bodies;
+use baton_testkit::hubspot::{HubspotServer, Options, TOKEN};
+use baton_webhook::session_page::{self as page, SessionPages};
 use serde_json::json;
 use tokio::time::Instant;
 
 use crate::browser::{Browser, png_size};
-use crate::graph::Fault;
 use crate::handoff::{self, CUSTOMER, PNID, T0};
 use crate::support::*;
+use baton_testkit::graph::Fault;
 
 const SECRET: &str = "session-page-secret";
 
@@ -456,10 +457,10 @@ async fn the_link_in_the_hubspot_note_opens_the_whole_session_and_its_files() {
 /// session's own route, which checks the token and that the file is the session's.
 #[tokio::test]
 async fn without_presigned_urls_the_page_serves_its_own_files_and_nothing_else() {
-    use baton_shared::handoff::media::object_key;
+    use baton_shared::media_keys::object_key;
     use baton_shared::objects::{DirectoryStore, ObjectMeta};
     use baton_shared::store::{EmbeddedStore, HandoffStore};
-    use baton_shared::testing::{copied_file, handoff_record};
+    use baton_testkit::fixtures::{copied_file, handoff_record};
 
     let dir = std::env::temp_dir().join(unique("baton-session-local"));
     let store = EmbeddedStore::open(&dir).unwrap();
@@ -584,7 +585,7 @@ async fn without_presigned_urls_the_page_serves_its_own_files_and_nothing_else()
     // finds nothing of this session; a query naming no file (or two) is refused.
     let token = link.split("?t=").nth(1).unwrap();
     let file = |q: &str| format!("/sessions/{}/file?t={token}&{q}", h.id);
-    let enc = baton_shared::handoff::media::url_component;
+    let enc = baton_shared::media_keys::url_component;
     for q in [
         "m=wamid.z".to_owned(),
         format!("m={}", enc("../baton.redb")),
@@ -614,7 +615,7 @@ async fn without_presigned_urls_the_page_serves_its_own_files_and_nothing_else()
         (format!("t={token}0"), 403),
         (String::new(), 403),
     ] {
-        let event = baton_shared::testing::runtime::http_api_event(
+        let event = baton_testkit::lambda_runtime::http_api_event(
             "GET",
             "/sessions/{id}",
             &path,

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_hubspot::testing::{Fault, HubspotServer, Options, TOKEN};
 use baton_local::doctor::{self, Finding, Report};
 use baton_local::{LocalConfig, Stage, smoke};
+use baton_testkit::hubspot::{Fault, HubspotServer, Options, TOKEN};
 
-use crate::graph::{self, GraphServer};
 use crate::support::*;
+use baton_testkit::graph::{self, GraphServer};
 
 const PNID: &str = "106540352242922";
 const VERIFY: &str = "the-verify-token";

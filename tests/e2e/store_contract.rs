@@ -1,14 +1,14 @@
 //! Both store adapters pass the same contract: the embedded one always, the DynamoDB one against
 //! DynamoDB Local.
 
-use baton_shared::store::contract;
+use baton_testkit::store_contract;
 
 use crate::support::{dynamodb_store, embedded_store};
 
 #[tokio::test]
 async fn embedded_store_meets_the_contract() {
-    contract::run_all(&embedded_store(), "emb").await;
-    contract::run_handoff(&embedded_store(), "emb").await;
+    store_contract::run_all(&embedded_store(), "emb").await;
+    store_contract::run_handoff(&embedded_store(), "emb").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,8 +16,8 @@ async fn dynamodb_store_meets_the_contract() {
     let Some((store, _)) = dynamodb_store().await else {
         return;
     };
-    contract::run_all(&store, "ddb").await;
-    contract::run_handoff(&store, "ddb").await;
+    store_contract::run_all(&store, "ddb").await;
+    store_contract::run_handoff(&store, "ddb").await;
 }
 
 #[tokio::test]
@@ -26,7 +26,7 @@ async fn embedded_store_keeps_everything_across_a_reopen() {
     use baton_shared::store::{ConversationReader, DeliveryStore, EmbeddedStore};
     let dir = std::env::temp_dir().join(crate::support::unique("baton-reopen"));
     let body =
-        contract::bodies::texts("reopen", "16505550100", &[("wamid.p1", 1), ("wamid.p2", 2)]);
+        baton_testkit::bodies::texts("reopen", "16505550100", &[("wamid.p1", 1), ("wamid.p2", 2)]);
     let batch = build_batch(body.into(), 5, BatchOrigin::Webhook);
     {
         let store = EmbeddedStore::open(&dir).unwrap();

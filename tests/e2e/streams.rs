@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, ShardIteratorType};
-use baton_shared::store::contract::bodies;
+use baton_testkit::bodies;
 use serde_json::json;
 
 use crate::support::*;

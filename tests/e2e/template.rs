@@ -43,7 +43,7 @@ fn the_template_wires_what_the_functions_read_and_serve() {
         ),
         format!(
             "Path: {}{{id}}\n            Method: GET",
-            baton_shared::session::page::SESSIONS_PATH
+            baton_webhook::session_page::SESSIONS_PATH
         ),
         format!(
             "Path: {}\n            Method: POST",

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use baton_shared::domain::{
     BatchOrigin, ConversationKey, DeliveryId, MAX_BODY_BYTES, ParseState, build_batch,
 };
-use baton_shared::store::contract::bodies;
 use baton_shared::store::{DynamoDbStore, Store};
 use baton_shared::whatsapp::sign;
+use baton_testkit::bodies;
 use baton_webhook::{ReplaySummary, replay_deliveries};
 use http::{Request, StatusCode};
 use serde_json::json;

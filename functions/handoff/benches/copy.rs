@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
+use baton_handoff::media::{MediaCopier, MediaJob};
 use baton_shared::domain::{ConversationKey, MediaState};
-use baton_shared::handoff::media::{GraphConfig, MediaCopier, MediaJob};
 use baton_shared::objects::{DirectoryStore, ObjectStore, S3Store};
-use baton_shared::testing::{child_figures, print_child_figures};
 use baton_shared::whatsapp::Media;
+use baton_shared::whatsapp::graph::GraphConfig;
+use baton_testkit::fixtures::{child_figures, print_child_figures};
 use bytes::Bytes;
 use futures_util::StreamExt;
 

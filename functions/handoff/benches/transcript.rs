@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use baton_handoff::Detector;
 use baton_shared::domain::*;
-use baton_shared::handoff::Detector;
-use baton_shared::handoff::transcript::Transcript;
+use baton_shared::transcript::Transcript;
 use serde_json::json;
 
 fn entries(n: usize) -> Vec<TimelineEntry> {

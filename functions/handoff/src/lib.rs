@@ -1,4 +1,5 @@
-//! The handoff function: a DynamoDB stream consumer. Each record of a batch is read as a store
+//! The handoff function: detecting that a person must take over, the transcript, the insights and
+//! copying the customer's media; a DynamoDB stream consumer. Each record of a batch is read as a store
 //! change (a new message or agent event) and handed to [`Processor`], in order. A record that
 //! fails in a way a retry could fix is reported as the batch's failure (`ReportBatchItemFailures`)
 //! and the records after it are left for that retry, so a conversation's changes are processed in
@@ -7,10 +8,22 @@
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use baton_shared::domain::{Change, MediaState};
-use baton_shared::handoff::{Outcome, Processor};
 use baton_shared::observe::{self, metric};
 use baton_shared::store::change_from_image;
 use tracing::Instrument;
+
+pub mod config;
+pub mod detect;
+pub mod insights;
+pub mod llm;
+pub mod media;
+mod phrases;
+pub mod process;
+pub mod text;
+
+pub use config::HandoffConfig;
+pub use detect::{Detection, DetectionKind, Detector};
+pub use process::{HandoffSettings, Outcome, ProcessError, Processor};
 
 /// What one record became.
 #[derive(Debug)]

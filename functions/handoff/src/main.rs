@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use baton_shared::config::{HandoffConfig, StreamFunction};
-use baton_shared::handoff::Processor;
-use baton_shared::handoff::llm::LlmClient;
-use baton_shared::handoff::media::MediaCopier;
+use baton_handoff::llm::LlmClient;
+use baton_handoff::media::MediaCopier;
+use baton_handoff::{HandoffConfig, Processor};
+use baton_shared::config::StreamFunction;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]

@@ -5,9 +5,9 @@
 //! number or the wamid), and counts the handoff in its EMF metrics.
 
 use baton_shared::domain::{BatchOrigin, ConversationKey, HandoffRecord, build_batch};
-use baton_shared::store::contract::bodies;
 use baton_shared::store::{DeliveryStore, HandoffStore};
-use baton_shared::testing::runtime::{
+use baton_testkit::bodies;
+use baton_testkit::lambda_runtime::{
     REQUEST_ID, Running, RuntimeApi, Stack, json_lines, stream_insert,
 };
 use serde_json::json;

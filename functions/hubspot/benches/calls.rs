@@ -6,20 +6,20 @@
 //! same latency). Then
 //! the peak memory of streaming 10, 50 and 100 MB files to HubSpot Files, each in a child process.
 //!
-//! `cargo bench -p baton-hubspot --features test-support --bench calls`
+//! `cargo bench -p baton-hubspot --bench calls`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_hubspot::testing::{HubspotServer, Options, TOKEN};
 use baton_hubspot::{Deliverer, HubspotClient, HubspotConfig};
 use baton_shared::domain::*;
 use baton_shared::objects::{DirectoryStore, ObjectMeta, ObjectStore};
-use baton_shared::store::contract::bodies;
 use baton_shared::store::{
     ConversationReader, DeliveryStore, EmbeddedStore, HandoffStore, TicketStore, TrailStore,
 };
-use baton_shared::testing::{child_figures, copied_file, handoff_record, print_child_figures};
+use baton_testkit::bodies;
+use baton_testkit::fixtures::{child_figures, copied_file, handoff_record, print_child_figures};
+use baton_testkit::hubspot::{HubspotServer, Options, TOKEN};
 use bytes::Bytes;
 
 const LATENCY: Duration = Duration::from_millis(100);
@@ -173,19 +173,21 @@ fn upload_child(base: &str, dir: &str, key: &str) {
             Duration::from_secs(60),
         )
         .unwrap();
-        let call = baton_hubspot::client::Call {
+        let call = baton_hubspot::transport::Call {
             method: http::Method::POST,
             path: "/files/v3/files".into(),
-            payload: baton_hubspot::client::Payload::File(baton_hubspot::client::FileUpload {
-                objects: Arc::new(DirectoryStore::new(dir)),
-                key: key.to_owned(),
-                file_name: "big.bin".into(),
-                content_type: "application/octet-stream".into(),
-                folder_path: "/baton/bench".into(),
-                options: r#"{"access":"PRIVATE","overwrite":false}"#.into(),
-            }),
-            bucket: baton_hubspot::client::Bucket::General,
-            retry: baton_hubspot::client::Retry::Safe,
+            payload: baton_hubspot::transport::Payload::File(
+                baton_hubspot::transport::FileUpload {
+                    objects: Arc::new(DirectoryStore::new(dir)),
+                    key: key.to_owned(),
+                    file_name: "big.bin".into(),
+                    content_type: "application/octet-stream".into(),
+                    folder_path: "/baton/bench".into(),
+                    options: r#"{"access":"PRIVATE","overwrite":false}"#.into(),
+                },
+            ),
+            bucket: baton_hubspot::transport::Bucket::General,
+            retry: baton_hubspot::transport::Retry::Safe,
             step: "files",
         };
         let started = Instant::now();

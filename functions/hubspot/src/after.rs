@@ -12,24 +12,25 @@
 //! A reply is sent at most once: the `send` step is marked before the Graph call, so a crash
 //! mid-call leaves a mark that a later run reports on the ticket instead of sending again.
 
+use crate::graph_send::{MAX_TEXT_CHARS, Outgoing, Recipient, SendError};
 use baton_shared::clock::now_ms;
 use baton_shared::domain::{
     EventTrail, HandoffRecord, MediaState, Owner, ReplyWindow, Step, StepState, TicketEvent,
     TicketEventKind, TimelineEntry, TrailError, TrailStatus,
 };
-use baton_shared::handoff::media::safe_name;
-use baton_shared::handoff::transcript::{Transcript, utc};
+use baton_shared::media_keys::safe_name;
+use baton_shared::transcript::{Transcript, utc};
 use baton_shared::whatsapp::WaError;
-use baton_shared::whatsapp::send::{MAX_TEXT_CHARS, Outgoing, Recipient, SendError};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::client::{Call, HubspotClient};
+use crate::client::HubspotClient;
 use crate::config::TemplateParam;
 use crate::content::{self, ReplyOutcome};
 use crate::deliver::{Deliverer, Lookup, create_once, iso, short_hash};
 use crate::error::HubspotError;
 use crate::setup::{self, Portal};
+use crate::transport::Call;
 
 /// How an event's run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,114 +1,21 @@
-//! The one HubSpot client of a function: a `reqwest::Client` (or the outbox), a client-side rate
+//! The one HubSpot client of a function: a [`Transport`] (HTTP, or the outbox), a client-side rate
 //! limiter (search has its own bucket), and the retry policy: 429 honoured (`Retry-After`, else
 //! the rolling window), 5xx and timeouts retried with jittered exponential backoff until the
 //! deadline, 4xx handed back to the caller to classify.
 
 use baton_shared::observe::{self, metric};
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use baton_shared::objects::ObjectStore;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::config::Limits;
 use crate::error::{HubspotError, problem_of};
-use crate::outbox::Outbox;
-
-pub const USER_AGENT: &str = concat!("baton/", env!("CARGO_PKG_VERSION"));
-
-/// Which bucket a request draws from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bucket {
-    General,
-    Search,
-}
-
-/// What a failed attempt allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
-    /// Reads, and writes HubSpot deduplicates (unique properties, `RETURN_EXISTING`): every
-    /// transient failure is retried here.
-    Safe,
-    /// A create whose outcome is unknown after a timeout or 5xx: only a 429 (never processed)
-    /// is retried here; the caller looks the object up before it creates it again.
-    Create,
-}
-
-/// A file to upload, opened again for every attempt so nothing is buffered whole.
-#[derive(Clone)]
-pub struct FileUpload {
-    pub objects: Arc<dyn ObjectStore>,
-    pub key: String,
-    pub file_name: String,
-    pub content_type: String,
-    pub folder_path: String,
-    /// The `options` form field: a JSON string.
-    pub options: String,
-}
-
-#[derive(Clone)]
-pub enum Payload {
-    Empty,
-    Json(Value),
-    File(FileUpload),
-}
-
-#[derive(Clone)]
-pub struct Call {
-    pub method: http::Method,
-    /// Path and query, e.g. `/crm/v3/objects/tickets`.
-    pub path: String,
-    pub payload: Payload,
-    pub bucket: Bucket,
-    pub retry: Retry,
-    /// The step the call serves, for errors and the trail.
-    pub step: &'static str,
-}
-
-impl Call {
-    pub fn get(step: &'static str, path: impl Into<String>) -> Self {
-        Self {
-            method: http::Method::GET,
-            path: path.into(),
-            payload: Payload::Empty,
-            bucket: Bucket::General,
-            retry: Retry::Safe,
-            step,
-        }
-    }
-
-    pub fn post(step: &'static str, path: impl Into<String>, body: Value) -> Self {
-        Self {
-            method: http::Method::POST,
-            path: path.into(),
-            payload: Payload::Json(body),
-            bucket: Bucket::General,
-            retry: Retry::Safe,
-            step,
-        }
-    }
-
-    pub fn patch(step: &'static str, path: impl Into<String>, body: Value) -> Self {
-        Self {
-            method: http::Method::PATCH,
-            ..Self::post(step, path, body)
-        }
-    }
-
-    pub fn create(mut self) -> Self {
-        self.retry = Retry::Create;
-        self
-    }
-
-    pub fn search(mut self) -> Self {
-        self.bucket = Bucket::Search;
-        self
-    }
-}
+use crate::outbox::OutboxTransport;
+use crate::transport::{Bucket, Call, HttpTransport, Reply, Retry, Transport};
 
 /// HubSpot's answer: any status but 429, 5xx, 401 and 403.
 #[derive(Debug, Clone)]
@@ -145,27 +52,6 @@ pub fn json_id(v: Option<&Value>) -> Option<String> {
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     }
-}
-
-/// What one attempt got back from the transport.
-pub enum Reply {
-    Answer {
-        status: u16,
-        retry_after: Option<Duration>,
-        body: Value,
-    },
-    /// No answer: connection refused or reset, or the request timed out.
-    Lost(String),
-}
-
-enum Transport {
-    Http {
-        client: reqwest::Client,
-        base_url: String,
-        token: SecretString,
-        timeout: Duration,
-    },
-    Outbox(Outbox),
 }
 
 /// A rolling-window limiter: at most `max` requests in any `window`, and nothing before
@@ -243,7 +129,7 @@ pub struct Counters {
 }
 
 pub struct HubspotClient {
-    transport: Transport,
+    transport: Box<dyn Transport>,
     general: std::sync::Mutex<Window>,
     search: std::sync::Mutex<Window>,
     /// First backoff; doubles per attempt up to `max_backoff`, with jitter.
@@ -268,27 +154,16 @@ impl HubspotClient {
         limits: Limits,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| format!("cannot build the HubSpot HTTP client: {e}"))?;
-        Ok(Self::with(
-            Transport::Http {
-                client,
-                base_url: base_url.trim_end_matches('/').to_owned(),
-                token,
-                timeout,
-            },
-            limits,
-        ))
+        let transport = HttpTransport::new(base_url, token, timeout)?;
+        Ok(Self::new(Box::new(transport), limits))
     }
 
-    pub fn outbox(outbox: Outbox) -> Self {
-        Self::with(Transport::Outbox(outbox), Limits::default())
+    /// Writes every request to `outbox` instead of sending it (`baton-local` without a token).
+    pub fn outbox(outbox: OutboxTransport) -> Self {
+        Self::new(Box::new(outbox), Limits::default())
     }
 
-    fn with(transport: Transport, limits: Limits) -> Self {
+    pub fn new(transport: Box<dyn Transport>, limits: Limits) -> Self {
         Self {
             transport,
             general: std::sync::Mutex::new(Window::new(
@@ -309,7 +184,7 @@ impl HubspotClient {
     }
 
     pub fn is_outbox(&self) -> bool {
-        matches!(self.transport, Transport::Outbox(_))
+        self.transport.is_outbox()
     }
 
     fn window(&self, bucket: Bucket) -> &std::sync::Mutex<Window> {
@@ -371,82 +246,7 @@ impl HubspotClient {
 
     async fn attempt(&self, call: &Call) -> Result<Reply, HubspotError> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        match &self.transport {
-            Transport::Outbox(outbox) => outbox.record(call).await,
-            Transport::Http {
-                client,
-                base_url,
-                token,
-                timeout,
-            } => {
-                let url = format!("{base_url}{}", call.path);
-                let mut req = client
-                    .request(call.method.clone(), url)
-                    .bearer_auth(token.expose_secret())
-                    .timeout(*timeout);
-                req = match &call.payload {
-                    Payload::Empty => req,
-                    Payload::Json(v) => req.json(v),
-                    Payload::File(f) => {
-                        let Some(object) = f.objects.open(&f.key).await.map_err(|e| {
-                            HubspotError::Storage(format!(
-                                "media bucket: cannot read {}: {e}",
-                                f.key
-                            ))
-                        })?
-                        else {
-                            return Err(HubspotError::Gone(format!(
-                                "media bucket: the copy {} is gone",
-                                f.key
-                            )));
-                        };
-                        let len = object.len;
-                        let body = reqwest::Body::wrap_stream(object.body);
-                        let part = reqwest::multipart::Part::stream_with_length(body, len)
-                            .file_name(f.file_name.clone())
-                            .mime_str(&f.content_type)
-                            .unwrap_or_else(|_| {
-                                reqwest::multipart::Part::stream_with_length(
-                                    reqwest::Body::from(Vec::new()),
-                                    0,
-                                )
-                            });
-                        let form = reqwest::multipart::Form::new()
-                            .text("fileName", f.file_name.clone())
-                            .text("folderPath", f.folder_path.clone())
-                            .text("options", f.options.clone())
-                            .part("file", part);
-                        // Large files take longer than a call: a minute plus 1 s per MB.
-                        req.multipart(form)
-                            .timeout(*timeout + Duration::from_secs(60 + len / 1_000_000))
-                    }
-                };
-                match req.send().await {
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        let retry_after = resp
-                            .headers()
-                            .get(http::header::RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<f64>().ok())
-                            .filter(|s| s.is_finite() && *s >= 0.0)
-                            .map(|s| Duration::from_secs_f64(s.min(3600.0)));
-                        match resp.bytes().await {
-                            Ok(bytes) => Ok(Reply::Answer {
-                                status,
-                                retry_after,
-                                body: serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                                    Value::String(String::from_utf8_lossy(&bytes).into_owned())
-                                }),
-                            }),
-                            Err(e) => Ok(Reply::Lost(format!("reading the answer: {e}"))),
-                        }
-                    }
-                    Err(e) if e.is_timeout() => Ok(Reply::Lost("timed out".into())),
-                    Err(e) => Ok(Reply::Lost(e.to_string())),
-                }
-            }
-        }
+        self.transport.send(call).await
     }
 
     /// Sends `call`, retrying what may be retried until `deadline`. 2xx and 4xx (but 401/403)

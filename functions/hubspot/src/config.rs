@@ -7,8 +7,8 @@ use baton_shared::config::{
     AGENT_WEBHOOK_URL, REPLY_TEMPLATE, REPLY_TEMPLATE_LANGUAGE, REPLY_TEMPLATE_PARAMS,
 };
 use baton_shared::config::{ConfigError, Source, number, optional, required};
-use baton_shared::handoff::media::GraphConfig;
 use baton_shared::session::{DEFAULT_TTL_DAYS, SessionLinks};
+use baton_shared::whatsapp::graph::GraphConfig;
 use secrecy::SecretString;
 
 pub const ACCESS_TOKEN: &str = "HUBSPOT_ACCESS_TOKEN";

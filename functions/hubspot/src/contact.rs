@@ -4,13 +4,14 @@
 //! from another country never matches; none → create, and a 409 → the existing contact.
 
 use baton_shared::domain::Customer;
-use baton_shared::handoff::media::url_component;
+use baton_shared::media_keys::url_component;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::client::{Call, HubspotClient, json_id};
+use crate::client::{HubspotClient, json_id};
 use crate::error::HubspotError;
 use crate::setup::CONTACT_WHATSAPP_ID;
+use crate::transport::Call;
 
 /// Who to look for.
 #[derive(Debug, Clone, PartialEq, Eq)]

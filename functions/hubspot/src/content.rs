@@ -1,7 +1,7 @@
 //! What the rep reads: the ticket's subject and description, and the handoff note's HTML. Pure.
 
 use baton_shared::domain::{HandoffRecord, MediaState};
-use baton_shared::handoff::transcript::utc;
+use baton_shared::transcript::utc;
 
 /// HubSpot's limit on a multi-line text property such as `content` and `hs_note_body`.
 pub const MAX_TEXT: usize = 65_536;
@@ -367,7 +367,7 @@ mod tests {
     /// A handoff whose `media` files all failed to copy, with markup in their names.
     fn record(summary: &str, reason: &str, media: usize) -> HandoffRecord {
         use baton_shared::domain::{ConversationKey, Customer, TranscriptRef};
-        use baton_shared::testing::{copied_file, handoff_record};
+        use baton_testkit::fixtures::{copied_file, handoff_record};
         let key = ConversationKey::new("pnid", "34600000001");
         let media = (0..media)
             .map(|i| {

@@ -6,24 +6,25 @@
 
 use std::sync::Arc;
 
-use baton_shared::agent::AgentNotifier;
+use crate::agent_webhook::AgentNotifier;
+use crate::graph_send::Sender;
 use baton_shared::clock::now_ms;
 use baton_shared::domain::TicketLink;
 use baton_shared::domain::{HandoffRecord, HubspotTrail, MediaState, Step, StepState, TrailStatus};
-use baton_shared::handoff::media::safe_name;
+use baton_shared::media_keys::safe_name;
 use baton_shared::objects::ObjectStore;
 use baton_shared::store::{AfterStore, HandoffStore, TrailStore};
-use baton_shared::whatsapp::send::Sender;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use crate::client::{Call, FileUpload, HubspotClient, Payload, json_id};
+use crate::client::{HubspotClient, json_id};
 use crate::config::HubspotConfig;
 use crate::contact::{self, Identity};
 use crate::content;
 use crate::error::HubspotError;
 use crate::setup::{self, Portal};
+use crate::transport::{Bucket, Call, FileUpload, Payload, Retry};
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -456,9 +457,9 @@ impl Deliverer {
                 })
                 .to_string(),
             }),
-            bucket: crate::client::Bucket::General,
+            bucket: Bucket::General,
             // RETURN_EXISTING in the same folder makes a repeated upload return the first file.
-            retry: crate::client::Retry::Safe,
+            retry: Retry::Safe,
             step: "files",
         };
         let answer = client.call(&call, deadline).await?;

@@ -13,16 +13,17 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 pub mod after;
+pub mod agent_webhook;
 pub mod client;
 pub mod config;
 pub mod contact;
 pub mod content;
 pub mod deliver;
 pub mod error;
+pub mod graph_send;
 pub mod outbox;
 pub mod setup;
-#[cfg(feature = "test-support")]
-pub mod testing;
+pub mod transport;
 
 pub use after::EventDone;
 pub use client::HubspotClient;

@@ -7,16 +7,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::client::{Call, Payload, Reply};
 use crate::error::HubspotError;
+use crate::transport::{Call, Payload, Reply, Transport};
 
-pub struct Outbox {
+pub struct OutboxTransport {
     pub dir: PathBuf,
     base_url: String,
     next: AtomicU64,
 }
 
-impl Outbox {
+impl OutboxTransport {
     pub fn open(dir: PathBuf, base_url: &str) -> Result<Self, String> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -30,7 +30,7 @@ impl Outbox {
         })
     }
 
-    pub(crate) async fn record(&self, call: &Call) -> Result<Reply, HubspotError> {
+    async fn record(&self, call: &Call) -> Result<Reply, HubspotError> {
         let seq = self.next.fetch_add(1, Ordering::SeqCst);
         let url = format!("{}{}", self.base_url, call.path);
         let body = match &call.payload {
@@ -98,5 +98,16 @@ impl Outbox {
             retry_after: None,
             body,
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for OutboxTransport {
+    async fn send(&self, call: &Call) -> Result<Reply, HubspotError> {
+        self.record(call).await
+    }
+
+    fn is_outbox(&self) -> bool {
+        true
     }
 }

@@ -5,9 +5,10 @@
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::client::{Call, HubspotClient};
+use crate::client::HubspotClient;
 use crate::config::HubspotConfig;
 use crate::error::HubspotError;
+use crate::transport::Call;
 
 /// The contact property holding the customer's WhatsApp id (E.164, or the business-scoped user
 /// id for customers without a phone number). Unique, so two handoffs can never create two

@@ -2,12 +2,12 @@
 //! stack's secret (moto's Secrets Manager), the table on DynamoDB Local, the media bucket on
 //! s3s-fs, one stream event from a Lambda Runtime API served here, and HubSpot's test server.
 
-use baton_hubspot::testing::{HubspotServer, Options, TOKEN};
 use baton_shared::domain::{ConversationKey, Customer, HandoffRecord, TrailStatus, TranscriptRef};
 use baton_shared::objects::{ObjectMeta, ObjectStore};
 use baton_shared::store::{HandoffStore, TrailStore};
-use baton_shared::testing::handoff_record;
-use baton_shared::testing::runtime::{
+use baton_testkit::fixtures::handoff_record;
+use baton_testkit::hubspot::{HubspotServer, Options, TOKEN};
+use baton_testkit::lambda_runtime::{
     REQUEST_ID, Running, RuntimeApi, Stack, json_lines, stream_insert,
 };
 use bytes::Bytes;

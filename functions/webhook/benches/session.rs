@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use baton_shared::domain::*;
-use baton_shared::handoff::media::object_key;
-use baton_shared::handoff::transcript::Transcript;
+use baton_shared::media_keys::object_key;
 use baton_shared::objects::{ObjectStore, S3Store};
-use baton_shared::session::{Answer, SessionLinks, SessionPages};
+use baton_shared::session::SessionLinks;
 use baton_shared::store::{
     AgentEventStore, ConversationReader, DeliveryStore, EmbeddedStore, HandoffStore,
 };
+use baton_shared::transcript::Transcript;
+use baton_webhook::session_page::{Answer, SessionPages};
 use serde_json::json;
 
 const PNID: &str = "106540352242922";
@@ -53,7 +54,7 @@ async fn conversation(store: &EmbeddedStore) -> HandoffRecord {
         let body = match i % 10 {
             1 => {
                 let k = object_key(&key, &wamid, "photo.jpg");
-                media.push(baton_shared::testing::copied_file(
+                media.push(baton_testkit::fixtures::copied_file(
                     &key,
                     &wamid,
                     &k,
@@ -78,9 +79,9 @@ async fn conversation(store: &EmbeddedStore) -> HandoffRecord {
         messages.push(m);
     }
     for chunk in messages.chunks(100) {
-        let body = baton_shared::store::contract::bodies::delivery(
+        let body = baton_testkit::bodies::delivery(
             PNID,
-            baton_shared::store::contract::bodies::contact(CUSTOMER, "Maria Lopez"),
+            baton_testkit::bodies::contact(CUSTOMER, "Maria Lopez"),
             json!(chunk),
             json!([]),
         );
@@ -110,7 +111,7 @@ async fn conversation(store: &EmbeddedStore) -> HandoffRecord {
         profile_name: Some("Maria Lopez".into()),
         ..Default::default()
     };
-    let h = baton_shared::testing::handoff_record(key, 1, customer, transcript, media, t0);
+    let h = baton_testkit::fixtures::handoff_record(key, 1, customer, transcript, media, t0);
     store.save_handoff(&h).await.unwrap();
     h
 }

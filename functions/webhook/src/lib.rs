@@ -29,6 +29,9 @@
 
 use std::sync::Arc;
 
+pub mod session_page;
+
+use crate::session_page::{self as page, Answer, SessionPages};
 use baton_shared::agent;
 use baton_shared::config::WebhookSecrets;
 use baton_shared::domain::{
@@ -38,7 +41,6 @@ use baton_shared::domain::{
 use baton_shared::domain::{TicketEvent, TicketEventKind, parse_callback_data};
 use baton_shared::hubspot_webhook::{self, TicketSignal};
 use baton_shared::observe::{self, metric};
-use baton_shared::session::{Answer, SessionPages, page};
 use baton_shared::store::{Store, StoreError};
 use baton_shared::whatsapp::{SIGNATURE_HEADER, verify_handshake};
 use bytes::Bytes;

@@ -7,8 +7,9 @@ use baton_shared::config::{
     SESSION_LINK_TTL_DAYS, SESSION_MEDIA_URL_SECS, Settings, TABLE_NAME, WebhookSecrets,
 };
 use baton_shared::objects::S3Store;
-use baton_shared::session::{SessionLinks, SessionPages, page};
+use baton_shared::session::SessionLinks;
 use baton_shared::store::DynamoDbStore;
+use baton_webhook::session_page::{self as page, SessionPages};
 use baton_webhook::{Webhook, handle_lambda};
 use lambda_http::{Error, service_fn};
 use tokio::sync::OnceCell;

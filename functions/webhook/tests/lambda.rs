@@ -7,15 +7,15 @@
 use baton_shared::domain::{
     BatchOrigin, ConversationKey, Customer, TicketEventKind, TicketLink, TranscriptRef, build_batch,
 };
-use baton_shared::handoff::media::object_key;
+use baton_shared::media_keys::object_key;
 use baton_shared::objects::{ObjectMeta, ObjectStore};
 use baton_shared::session::SessionLinks;
-use baton_shared::store::contract::bodies;
 use baton_shared::store::{DeliveryStore, HandoffStore, TicketStore};
-use baton_shared::testing::runtime::{
+use baton_testkit::bodies;
+use baton_testkit::fixtures::{copied_file, handoff_record};
+use baton_testkit::lambda_runtime::{
     REQUEST_ID, Running, RuntimeApi, Stack, http_api_event, json_lines,
 };
-use baton_shared::testing::{copied_file, handoff_record};
 use serde_json::{Value, json};
 
 const PNID: &str = "106540352242922";

@@ -2,10 +2,6 @@
 //! HMAC-SHA256 (`SESSION_LINK_SECRET`) over the handoff id and an expiry, so a link in HubSpot
 //! opens the page until it expires and cannot be forged or moved to another session.
 
-pub mod page;
-
-pub use page::{Answer, SessionPages};
-
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;

@@ -33,6 +33,7 @@ use aws_sdk_dynamodb::types::{
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+mod bulk;
 mod handoff;
 mod ticket;
 
@@ -501,7 +502,7 @@ struct DeliveryItem {
     body_parts: u32,
 }
 
-pub(crate) fn delivery_pk(id: &DeliveryId) -> String {
+pub fn delivery_pk(id: &DeliveryId) -> String {
     format!("DELIVERY#{id}")
 }
 

@@ -1,6 +1,6 @@
 //! Storage ports (small traits the functions depend on) and their adapters: DynamoDB for AWS and
 //! an embedded redb database for `baton-local`. Both pass the same contract suite
-//! ([`contract`], behind the `test-support` feature).
+//! (`baton_testkit::store_contract`).
 
 use async_trait::async_trait;
 
@@ -10,8 +10,6 @@ use crate::domain::{
     StatusRecord, TicketEvent, TicketLink, TimelineEntry, WriteReport,
 };
 
-#[cfg(feature = "test-support")]
-pub mod contract;
 pub mod dynamodb;
 pub mod embedded;
 

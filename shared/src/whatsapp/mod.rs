@@ -1,9 +1,9 @@
 //! Meta's WhatsApp Cloud API as Baton receives it: the webhook payload model, the signature on
 //! each delivery and the verification handshake.
 
+pub mod graph;
 pub mod handshake;
 pub mod payload;
-pub mod send;
 pub mod signature;
 
 pub use handshake::{HandshakeError, verify_handshake};

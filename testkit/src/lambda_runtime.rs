@@ -49,7 +49,7 @@ async fn next(State(api): State<RuntimeApi>) -> Response {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         return StatusCode::GATEWAY_TIMEOUT.into_response();
     };
-    let deadline = crate::clock::now_ms() + 60_000;
+    let deadline = baton_shared::clock::now_ms() + 60_000;
     let mut headers = HeaderMap::new();
     headers.insert(
         "lambda-runtime-aws-request-id",
@@ -197,9 +197,12 @@ fn credentials() -> aws_sdk_s3::config::Credentials {
 async fn stack_storage(
     ddb: &str,
     s3: &str,
-) -> (crate::store::DynamoDbStore, crate::objects::S3Store) {
+) -> (
+    baton_shared::store::DynamoDbStore,
+    baton_shared::objects::S3Store,
+) {
     let region = aws_sdk_s3::config::Region::new("us-east-1");
-    let store = crate::store::DynamoDbStore::new(
+    let store = baton_shared::store::DynamoDbStore::new(
         aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::Config::builder()
                 .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
@@ -211,7 +214,7 @@ async fn stack_storage(
         unique("baton-lambda"),
     );
     store.ensure_table().await.unwrap();
-    let objects = crate::objects::S3Store::new(
+    let objects = baton_shared::objects::S3Store::new(
         aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::Config::builder()
                 .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
@@ -269,8 +272,8 @@ impl Emulators {
 /// request, and the settings template.yaml sets.
 pub struct Stack {
     pub emulators: Emulators,
-    pub store: crate::store::DynamoDbStore,
-    pub objects: crate::objects::S3Store,
+    pub store: baton_shared::store::DynamoDbStore,
+    pub objects: baton_shared::objects::S3Store,
 }
 
 impl Stack {
@@ -325,7 +328,11 @@ pub fn json_lines(out: &str) -> (Vec<Value>, Vec<Value>) {
 
 /// A DynamoDB stream event (what Lambda's event source mapping delivers) with one `INSERT`
 /// record: the item at `pk`/`sk`, read back from the table as its new image.
-pub async fn stream_insert(store: &crate::store::DynamoDbStore, pk: &str, sk: &str) -> Value {
+pub async fn stream_insert(
+    store: &baton_shared::store::DynamoDbStore,
+    pk: &str,
+    sk: &str,
+) -> Value {
     use aws_sdk_dynamodb::types::AttributeValue;
     let item = store
         .client()

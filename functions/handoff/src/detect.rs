@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use super::phrases::{TABLES, Table};
-use super::text::{Word, distance_chars, fold, words};
+use crate::phrases::{TABLES, Table};
+use crate::text::{Word, distance_chars, fold, words};
 
 /// Words that make a following person word someone else's ("my agent said…").
 const POSSESSIVES: &[&str] = &[

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use baton_shared::http::Timeouts;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
@@ -61,11 +62,8 @@ Quote order numbers and amounts exactly. Do not invent facts. Plain text only.";
 
 impl LlmClient {
     pub fn new(config: LlmConfig) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = baton_shared::http::client("the LLM endpoint", Timeouts::call(config.timeout))
+            .map_err(|e| e.to_string())?;
         Ok(Self { http, config })
     }
 

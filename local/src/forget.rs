@@ -9,13 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
-use crate::domain::{ConversationKey, DeliveryId, HandoffRecord};
-use crate::handoff::media::conversation_prefix;
-use crate::objects::ObjectStore;
-use crate::store::DynamoDbStore;
+use baton_shared::domain::{ConversationKey, DeliveryId, HandoffRecord};
+use baton_shared::media_keys::conversation_prefix;
+use baton_shared::objects::ObjectStore;
+use baton_shared::store::DynamoDbStore;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -63,89 +63,6 @@ fn identities(customer: &str) -> Vec<String> {
     out
 }
 
-impl DynamoDbStore {
-    /// Every item the scan's filter keeps, all pages.
-    async fn scan_all(
-        &self,
-        filter: &str,
-        names: &[(&str, &str)],
-        values: &[(String, AttributeValue)],
-    ) -> Result<Vec<Item>, String> {
-        self.scan_filtered(filter, names, values, None, usize::MAX)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// Every item of one partition, all pages.
-    async fn partition(&self, pk: &str) -> Result<Vec<Item>, String> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client()
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| format!("Query: {e:?}"))?;
-            out.extend(page.items().iter().cloned());
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(out),
-            }
-        }
-    }
-
-    /// Deletes the items (by `pk` and `sk`), 25 per request, retrying what DynamoDB leaves
-    /// unprocessed.
-    async fn delete_items(&self, items: &[Item]) -> Result<(), String> {
-        for chunk in items.chunks(25) {
-            let mut requests: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
-            for item in chunk {
-                let key: Item = ["pk", "sk"]
-                    .iter()
-                    .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-                    .collect();
-                let delete = DeleteRequest::builder()
-                    .set_key(Some(key))
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                requests.push(WriteRequest::builder().delete_request(delete).build());
-            }
-            let mut attempt = 0u32;
-            while !requests.is_empty() {
-                let out = self
-                    .client()
-                    .batch_write_item()
-                    .request_items(self.table(), requests)
-                    .send()
-                    .await
-                    .map_err(|e| format!("BatchWriteItem: {e:?}"))?;
-                requests = out
-                    .unprocessed_items()
-                    .and_then(|u| u.get(self.table()).cloned())
-                    .unwrap_or_default();
-                attempt += 1;
-                if attempt > 8 && !requests.is_empty() {
-                    return Err(format!(
-                        "DynamoDB left {} deletions unprocessed after {attempt} attempts; run the command again",
-                        requests.len()
-                    ));
-                }
-                if !requests.is_empty() {
-                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(6)))
-                        .await;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Deletes everything stored about `customer` (a phone number in any format, a `wa_id`, or a
 /// business-scoped user id) from the table and the bucket, and says what it deleted. Running it
 /// again deletes nothing more.
@@ -155,7 +72,7 @@ pub async fn forget_customer(
     customer: &str,
 ) -> Result<ForgetReport, String> {
     let mut report = ForgetReport {
-        customer: crate::observe::mask_phone(customer),
+        customer: baton_shared::observe::mask_phone(customer),
         ..ForgetReport::default()
     };
     let ids = identities(customer);
@@ -234,7 +151,7 @@ pub async fn forget_customer(
     }
     for d in deliveries {
         let items = store
-            .partition(&crate::store::dynamodb::delivery_pk(&DeliveryId(d)))
+            .partition(&baton_shared::store::dynamodb::delivery_pk(&DeliveryId(d)))
             .await?;
         if !items.is_empty() {
             report.deliveries += 1;

@@ -4,81 +4,23 @@
 //! conversation and the message, so a retry writes the same object and never a second one.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::domain::{ConversationKey, MediaRecord, MediaState};
-use crate::objects::{ObjectError, ObjectMeta, ObjectStore, PART_BYTES};
-use crate::whatsapp::Media;
+use baton_shared::domain::{ConversationKey, MediaRecord, MediaState};
+use baton_shared::http::Timeouts;
+use baton_shared::media_keys::{default_filename, object_key, url_component};
+use baton_shared::objects::{ObjectError, ObjectMeta, ObjectStore, PART_BYTES};
+use baton_shared::whatsapp::Media;
+use baton_shared::whatsapp::graph::GraphConfig;
 
 /// WhatsApp delivers inbound files of up to 100 MB; larger ones arrive as error 131052 instead.
 pub const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
-
-/// Where the Graph API is and how patient to be with it.
-#[derive(Clone)]
-pub struct GraphConfig {
-    /// `https://graph.facebook.com` unless `GRAPH_API_BASE_URL` says otherwise.
-    pub base_url: String,
-    /// `GRAPH_API_VERSION`, e.g. `v23.0`.
-    pub version: String,
-    /// `WHATSAPP_ACCESS_TOKEN`; without it nothing can be downloaded.
-    pub token: Option<SecretString>,
-    pub user_agent: String,
-    /// Attempts per file within one call (lookup and download together).
-    pub attempts: u32,
-    /// First pause between attempts; doubled each time.
-    pub backoff: Duration,
-    pub connect_timeout: Duration,
-    /// Longest silence from the server before an attempt is given up.
-    pub read_timeout: Duration,
-    /// Longest one attempt (lookup and whole download) may take.
-    pub attempt_timeout: Duration,
-}
-
-impl std::fmt::Debug for GraphConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GraphConfig")
-            .field("base_url", &self.base_url)
-            .field("version", &self.version)
-            .field("token", &self.token.as_ref().map(|_| "(set)"))
-            .field("attempts", &self.attempts)
-            .finish()
-    }
-}
-
-impl GraphConfig {
-    pub const DEFAULT_BASE_URL: &'static str = "https://graph.facebook.com";
-    pub const DEFAULT_VERSION: &'static str = "v23.0";
-
-    pub fn new(
-        base_url: impl Into<String>,
-        version: impl Into<String>,
-        token: Option<SecretString>,
-    ) -> Self {
-        Self {
-            base_url: base_url.into().trim_end_matches('/').to_owned(),
-            version: version.into().trim_matches('/').to_owned(),
-            token,
-            user_agent: concat!(
-                "baton/",
-                env!("CARGO_PKG_VERSION"),
-                " (+https://github.com/baton-handoff/baton)"
-            )
-            .to_owned(),
-            attempts: 3,
-            backoff: Duration::from_millis(500),
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(20),
-            attempt_timeout: Duration::from_secs(120),
-        }
-    }
-}
 
 /// One file to copy: the message that carried it and its media object.
 #[derive(Debug, Clone)]
@@ -162,89 +104,6 @@ struct GraphError {
 /// Graph error codes worth trying again: rate limits and temporary failures.
 const RETRYABLE_CODES: &[i64] = &[1, 2, 4, 17, 32, 613, 80007, 130429, 131056, 131016];
 
-/// The object key for a message's file: hashes of the conversation and the message (no phone
-/// number in keys or logs) and a safe file name.
-pub fn object_key(conversation: &ConversationKey, wamid: &str, filename: &str) -> String {
-    let msg = hex::encode(&Sha256::digest(wamid.as_bytes())[..8]);
-    format!(
-        "{}{msg}/{}",
-        conversation_prefix(conversation),
-        safe_name(filename, 120)
-    )
-}
-
-/// Where all of a conversation's media copies are: `media/<hash of the conversation>/`.
-pub fn conversation_prefix(conversation: &ConversationKey) -> String {
-    let conv = hex::encode(&Sha256::digest(conversation.partition().as_bytes())[..8]);
-    format!("media/{conv}/")
-}
-
-/// `name` with `a-z0-9._-` only (anything else becomes `_`, no leading or trailing dot), keeping
-/// its last `max_chars` characters so the extension survives: the same in every key, folder
-/// listing and URL.
-pub fn safe_name(name: &str, max_chars: usize) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let trimmed = cleaned.trim_matches('.');
-    let mut out: String = trimmed
-        .chars()
-        .rev()
-        .take(max_chars)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    if out.is_empty() {
-        out = "file".into();
-    }
-    out
-}
-
-/// A file name for media WhatsApp sends without one: `image.jpg`, `voice-note.ogg`.
-pub fn default_filename(kind: &str, mime: Option<&str>, voice: bool) -> String {
-    let essence = mime
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let ext = match essence.as_str() {
-        "image/jpeg" => "jpg",
-        "image/png" => "png",
-        "image/webp" => "webp",
-        "image/gif" => "gif",
-        "audio/ogg" => "ogg",
-        "audio/opus" => "opus",
-        "audio/mpeg" => "mp3",
-        "audio/mp4" | "audio/m4a" => "m4a",
-        "audio/aac" => "aac",
-        "audio/amr" => "amr",
-        "video/mp4" => "mp4",
-        "video/3gpp" => "3gp",
-        "application/pdf" => "pdf",
-        "text/plain" => "txt",
-        "application/zip" => "zip",
-        "application/msword" => "doc",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
-        "application/vnd.ms-excel" => "xls",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
-        "application/vnd.ms-powerpoint" => "ppt",
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation" => "pptx",
-        _ => "bin",
-    };
-    let stem = if voice { "voice-note" } else { kind };
-    format!("{stem}.{ext}")
-}
-
 /// Copies media files into an object store.
 #[derive(Clone)]
 pub struct MediaCopier {
@@ -263,12 +122,14 @@ impl std::fmt::Debug for MediaCopier {
 
 impl MediaCopier {
     pub fn new(graph: GraphConfig, objects: Arc<dyn ObjectStore>) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .user_agent(graph.user_agent.clone())
-            .connect_timeout(graph.connect_timeout)
-            .read_timeout(graph.read_timeout)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        // One attempt is bounded as a whole by `attempt_timeout`, around the lookup and download.
+        let timeouts = Timeouts {
+            connect: graph.connect_timeout,
+            call: None,
+            read: Some(graph.read_timeout),
+        };
+        let http =
+            baton_shared::http::client("the Graph API", timeouts).map_err(|e| e.to_string())?;
         Ok(Self {
             http,
             graph,
@@ -363,7 +224,7 @@ impl MediaCopier {
                     return record;
                 }
                 Err(f) => {
-                    tracing::warn!(message_ref = %crate::observe::message_ref(&job.wamid), attempt = record.attempts, reason = %f.reason, "media copy attempt failed");
+                    tracing::warn!(message_ref = %baton_shared::observe::message_ref(&job.wamid), attempt = record.attempts, reason = %f.reason, "media copy attempt failed");
                     if f.refresh_url {
                         url = None;
                     }
@@ -595,24 +456,10 @@ impl MediaCopier {
                 || expected.eq_ignore_ascii_case(&hex::encode(digest))
         });
         if record.sha256_matches == Some(false) {
-            tracing::warn!(message_ref = %crate::observe::message_ref(&job.wamid), "the copied file's SHA-256 differs from the one WhatsApp reported; kept anyway");
+            tracing::warn!(message_ref = %baton_shared::observe::message_ref(&job.wamid), "the copied file's SHA-256 differs from the one WhatsApp reported; kept anyway");
         }
         Ok(())
     }
-}
-
-/// `s` percent-encoded as one URL path segment or query value (everything but RFC 3986's
-/// unreserved characters).
-pub fn url_component(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 fn storage(e: ObjectError) -> Failure {
@@ -637,40 +484,4 @@ fn transport(e: &reqwest::Error) -> String {
         .map(|s| format!(": {s}"))
         .unwrap_or_default();
     format!("{kind}{source}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_deterministic_and_free_of_the_number() {
-        let conv = ConversationKey::new("106540352242922", "16505551234");
-        let a = object_key(&conv, "wamid.ABC", "Invoice (May).pdf");
-        assert_eq!(a, object_key(&conv, "wamid.ABC", "Invoice (May).pdf"));
-        assert!(
-            a.starts_with("media/") && a.ends_with("/Invoice__May_.pdf"),
-            "{a}"
-        );
-        assert!(!a.contains("16505551234"));
-        assert_ne!(a, object_key(&conv, "wamid.ABD", "Invoice (May).pdf"));
-        assert_eq!(safe_name("../../etc/passwd", 120), "_.._etc_passwd");
-    }
-
-    #[test]
-    fn default_names_follow_the_mime_type() {
-        assert_eq!(
-            default_filename("audio", Some("audio/ogg; codecs=opus"), true),
-            "voice-note.ogg"
-        );
-        assert_eq!(
-            default_filename("image", Some("image/jpeg"), false),
-            "image.jpg"
-        );
-        assert_eq!(
-            default_filename("sticker", Some("image/webp"), false),
-            "sticker.webp"
-        );
-        assert_eq!(default_filename("document", None, false), "document.bin");
-    }
 }

@@ -12,18 +12,18 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::agent::AgentEvent;
-use crate::domain::{
+use baton_shared::agent::AgentEvent;
+use baton_shared::domain::{
     AgentEventKind, AgentEventRecord, EventTrail, HandoffRecord, HubspotTrail, MediaRecord,
     MediaState, Step, StepState, TicketEvent, TicketEventKind, TimelineEntry,
 };
-use crate::handoff::media::url_component;
-use crate::handoff::transcript::{Line, Transcript, utc};
-use crate::html::{escape, push_escaped};
-use crate::objects::{ObjectError, ObjectStore, ObjectStream};
-use crate::store::{HandoffStore, StoreError, TrailStore};
+use baton_shared::html::{escape, push_escaped};
+use baton_shared::media_keys::url_component;
+use baton_shared::objects::{ObjectError, ObjectStore, ObjectStream};
+use baton_shared::store::{HandoffStore, StoreError, TrailStore};
+use baton_shared::transcript::{Line, Transcript, utc};
 
-use super::SessionLinks;
+use baton_shared::session::SessionLinks;
 
 /// How long the media URLs minted for one view stay valid unless configured otherwise.
 pub const DEFAULT_MEDIA_URL_SECS: u64 = 900;
@@ -90,7 +90,7 @@ pub struct SessionPages {
 }
 
 fn now_secs() -> i64 {
-    crate::clock::now_ms() / 1000
+    baton_shared::clock::now_ms() / 1000
 }
 
 /// A session id as Baton makes them (`ho_` and hex); anything else is refused before any lookup.
@@ -103,7 +103,7 @@ fn valid_id(id: &str) -> bool {
 
 /// The value of `name` in a query string, percent-decoded.
 fn query_value(query: &str, name: &str) -> Option<String> {
-    crate::whatsapp::handshake::form_pairs(query).find_map(|(k, v)| (k == name).then_some(v))
+    baton_shared::whatsapp::handshake::form_pairs(query).find_map(|(k, v)| (k == name).then_some(v))
 }
 
 /// `scheme://host[:port]` of an absolute URL.

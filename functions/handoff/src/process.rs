@@ -8,16 +8,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::detect::{DetectionKind, Detector};
-use super::insights;
-use super::llm::LlmClient;
-use super::media::{MediaCopier, MediaJob};
-use super::transcript::{Transcript, excerpt_of};
-use crate::agent::{AgentEvent, HandoffRequest};
-use crate::domain::*;
-use crate::objects::{ObjectError, ObjectMeta};
-use crate::store::{HandoffStore, StoreError};
-use crate::whatsapp::{Content, InboundMessage, Interactive, Media};
+use crate::detect::{DetectionKind, Detector};
+use crate::insights;
+use crate::llm::LlmClient;
+use crate::media::{MediaCopier, MediaJob};
+use baton_shared::agent::{AgentEvent, HandoffRequest};
+use baton_shared::domain::*;
+use baton_shared::objects::{ObjectError, ObjectMeta};
+use baton_shared::store::{HandoffStore, StoreError};
+use baton_shared::transcript::{Transcript, excerpt_of};
+use baton_shared::whatsapp::{Content, InboundMessage, Interactive, Media};
 
 /// Media types copied to storage.
 pub const MEDIA_KINDS: &[&str] = &["image", "audio", "video", "document", "sticker"];
@@ -107,7 +107,7 @@ impl Processor {
             llm,
             detector: Detector::with_keywords(&settings.keywords),
             settings,
-            clock: crate::clock::now_ms,
+            clock: baton_shared::clock::now_ms,
         }
     }
 
@@ -129,7 +129,7 @@ impl Processor {
         let msg: InboundMessage = match serde_json::from_str(&m.raw) {
             Ok(msg) => msg,
             Err(e) => {
-                tracing::warn!(message_ref = %crate::observe::message_ref(&m.wamid), error = %e, "stored message could not be read; skipped");
+                tracing::warn!(message_ref = %baton_shared::observe::message_ref(&m.wamid), error = %e, "stored message could not be read; skipped");
                 return Ok(Outcome::Nothing);
             }
         };
@@ -167,7 +167,7 @@ impl Processor {
         let Some(found) = self.detector.detect(&text) else {
             return Ok(outcome);
         };
-        tracing::info!(message_ref = %crate::observe::message_ref(&m.wamid), language = found.language, "the customer asked for a person");
+        tracing::info!(message_ref = %baton_shared::observe::message_ref(&m.wamid), language = found.language, "the customer asked for a person");
         tracing::debug!(phrase = %found.phrase, "matched");
         let (kind, detail) = match found.kind {
             DetectionKind::CustomerAsked => (TriggerKind::CustomerAsked, found.phrase.clone()),

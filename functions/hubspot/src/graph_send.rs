@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use baton_shared::http::Timeouts;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -84,7 +86,8 @@ impl Sender {
         token: SecretString,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let http = crate::http::client(timeout)?;
+        let http = baton_shared::http::client("the Graph API", Timeouts::call(timeout))
+            .map_err(|e| e.to_string())?;
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),

@@ -7,77 +7,10 @@
 use bytes::Bytes;
 use serde_json::json;
 
-use super::{Store, StoreError};
-use crate::domain::*;
+use baton_shared::domain::*;
+use baton_shared::store::{Store, StoreError};
 
-/// Body builders for synthetic but Meta-shaped deliveries.
-pub mod bodies {
-    use serde_json::{Value, json};
-
-    /// A `messages` change for one business number, with the given contacts, messages, statuses.
-    pub fn delivery(
-        phone_number_id: &str,
-        contacts: Value,
-        messages: Value,
-        statuses: Value,
-    ) -> Vec<u8> {
-        let mut value = json!({
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
-        });
-        if !contacts.is_null() {
-            value["contacts"] = contacts;
-        }
-        if !messages.is_null() {
-            value["messages"] = messages;
-        }
-        if !statuses.is_null() {
-            value["statuses"] = statuses;
-        }
-        serde_json::to_vec(&json!({
-            "object": "whatsapp_business_account",
-            "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}],
-        }))
-        .expect("JSON serialises")
-    }
-
-    pub fn contact(wa_id: &str, name: &str) -> Value {
-        json!([{"profile": {"name": name}, "wa_id": wa_id}])
-    }
-
-    pub fn text(wamid: &str, from: &str, timestamp: i64, body: &str) -> Value {
-        json!({"from": from, "id": wamid, "timestamp": timestamp.to_string(), "type": "text", "text": {"body": body}})
-    }
-
-    pub fn status(wamid: &str, recipient: &str, status: &str, timestamp: i64) -> Value {
-        json!({"id": wamid, "status": status, "timestamp": timestamp.to_string(), "recipient_id": recipient})
-    }
-
-    /// A delivery of text messages `(wamid, timestamp)` from one customer.
-    pub fn texts<S: AsRef<str>>(
-        phone_number_id: &str,
-        wa_id: &str,
-        messages: &[(S, i64)],
-    ) -> Vec<u8> {
-        let msgs: Vec<Value> = messages
-            .iter()
-            .map(|(id, ts)| text(id.as_ref(), wa_id, *ts, &format!("message {}", id.as_ref())))
-            .collect();
-        delivery(
-            phone_number_id,
-            contact(wa_id, "Test Customer"),
-            Value::Array(msgs),
-            Value::Null,
-        )
-    }
-
-    /// `n` message ids `<prefix><i>` with timestamps counting up from `first_timestamp`.
-    pub fn numbered(prefix: &str, n: usize, first_timestamp: i64) -> Vec<(String, i64)> {
-        (0..n)
-            .map(|i| (format!("{prefix}{i:04}"), first_timestamp + i as i64))
-            .collect()
-    }
-}
+use crate::bodies;
 
 fn batch(body: Vec<u8>, received_at_ms: i64) -> DeliveryBatch {
     build_batch(Bytes::from(body), received_at_ms, BatchOrigin::Webhook)
@@ -330,7 +263,7 @@ pub async fn statuses_only_move_forward_in_any_order(store: &dyn Store, ns: &str
         let mut best = 0;
         let mut expected_applied = 0;
         for st in order {
-            let rank = crate::whatsapp::StatusKind::parse(st).rank();
+            let rank = baton_shared::whatsapp::StatusKind::parse(st).rank();
             if rank > best {
                 best = rank;
                 expected_applied += 1;
@@ -531,11 +464,13 @@ pub async fn unreadable_bodies_are_kept_whole_and_replayable(store: &dyn Store, 
 
 /// The handoff function's side of the contract: agent events in the timeline, episodes claimed
 /// once, failure runs counted once and in order, media and handoffs never overwritten.
-pub async fn run_handoff<S: Store + crate::store::HandoffStore + crate::store::TrailStore>(
+pub async fn run_handoff<
+    S: Store + baton_shared::store::HandoffStore + baton_shared::store::TrailStore,
+>(
     store: &S,
     ns: &str,
 ) {
-    use crate::domain::*;
+    use baton_shared::domain::*;
     let p = pnid(ns, "handoff");
     let key = ConversationKey::new(p.as_str(), "16505551234");
     // Messages at t = 100..=105 and agent events in between, one of them at a message's second.

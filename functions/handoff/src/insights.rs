@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use super::text::{fold, words};
-use crate::domain::SentimentLabel;
+use crate::text::{fold, words};
+use baton_shared::domain::SentimentLabel;
 
 /// ISO 639-3 (whatlang) → BCP-47 primary language subtag, where a two-letter one exists.
 const ISO639_1: &[(&str, &str)] = &[

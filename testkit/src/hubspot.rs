@@ -775,8 +775,7 @@ async fn answer(shared: &Arc<Shared>, req: Request) -> Response {
     }
     {
         let p = shared.portal.lock().expect("portal");
-        // The table follows HubSpot's specs (`security`); the client names the same scope.
-        let scope = crate::error::scope_for(&method, &path).unwrap_or("tickets");
+        let scope = required_scope(&method, &path);
         if p.missing_scopes.iter().any(|s| s == scope) {
             return error(
                 403,
@@ -1424,4 +1423,56 @@ async fn upload(shared: &Arc<Shared>, req: Request) -> Response {
         201,
         json!({"id": id, "name": name, "access": access, "size": size, "type": "OTHER"}),
     )
+}
+
+/// The scope HubSpot's specs (`security`) require for a request, as this server enforces it: the
+/// first row whose method class and path prefix match. Kept apart from Baton's own table, which
+/// only names the scope in its error messages, so a wrong row there cannot hide here.
+fn required_scope(method: &Method, path: &str) -> &'static str {
+    // (reads only?, path prefix, scope); a `None` method class matches reads and writes.
+    const TABLE: &[(Option<bool>, &str, &str)] = &[
+        (Some(true), "/crm/v3/properties/tickets", "tickets"),
+        (
+            Some(false),
+            "/crm/v3/properties/tickets",
+            "crm.schemas.tickets.write",
+        ),
+        (
+            Some(true),
+            "/crm/v3/properties/contacts",
+            "crm.objects.contacts.read",
+        ),
+        (
+            Some(false),
+            "/crm/v3/properties/contacts",
+            "crm.schemas.contacts.write",
+        ),
+        (
+            None,
+            "/crm/v3/objects/contacts/search",
+            "crm.objects.contacts.read",
+        ),
+        (
+            Some(true),
+            "/crm/v3/objects/contacts",
+            "crm.objects.contacts.read",
+        ),
+        (
+            Some(false),
+            "/crm/v3/objects/contacts",
+            "crm.objects.contacts.write",
+        ),
+        (None, "/crm/v3/objects/tickets", "tickets"),
+        (None, "/crm/v3/pipelines/tickets", "tickets"),
+        (None, "/crm/v4/objects/tickets", "tickets"),
+        // Creating a note is authorised by the contacts write scope (crm-notes-v3 spec).
+        (None, "/crm/v3/objects/notes", "crm.objects.contacts.write"),
+        (None, "/files/", "files"),
+        (None, "/crm/v4/associations", "crm.objects.contacts.read"),
+    ];
+    let read = method == Method::GET;
+    TABLE
+        .iter()
+        .find(|(reads, prefix, _)| reads.is_none_or(|r| r == read) && path.starts_with(prefix))
+        .map_or("tickets", |(_, _, scope)| scope)
 }
