@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use baton_hubspot::setup::{self, REQUIRED_SCOPES};
+use baton_hubspot::portal::{self, REQUIRED_SCOPES};
 use baton_hubspot::{HubspotClient, HubspotConfig};
 use baton_shared::config::{
     self, ACCESS_TOKEN, APP_SECRET, MEDIA_BUCKET, PUBLIC_BASE_URL, Source, TABLE_NAME, VERIFY_TOKEN,
@@ -365,7 +365,7 @@ async fn hubspot(src: &(dyn Source + Sync), http: &reqwest::Client, report: &mut
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     report.push(
-        match setup::pipeline_and_stage(&client, &cfg, deadline).await {
+        match portal::pipeline_and_stage(&client, &cfg, deadline).await {
             Ok((pipeline, stage, _)) => Finding::pass(format!(
                 "tickets go to pipeline {pipeline}, stage {stage}"
             )),
@@ -378,7 +378,7 @@ async fn hubspot(src: &(dyn Source + Sync), http: &reqwest::Client, report: &mut
     let can_create = ["crm.schemas.tickets.write", "crm.schemas.contacts.write"]
         .iter()
         .all(|s| scopes.iter().any(|have| have == s));
-    report.push(match setup::missing_properties(&client, deadline).await {
+    report.push(match portal::missing_properties(&client, deadline).await {
         Ok(m) if m.is_empty() => Finding::pass("Baton's ticket and contact properties exist"),
         Ok(m) if can_create => Finding::pass(format!(
             "Baton's properties {} do not exist yet; the first handoff creates them",

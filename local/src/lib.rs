@@ -12,9 +12,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::response::Response;
 use baton_handoff::HandoffConfig;
 use baton_handoff::Processor;
 use baton_handoff::llm::LlmClient;
@@ -22,15 +19,16 @@ use baton_handoff::media::MediaCopier;
 use baton_hubspot::{Deliverer, HubspotClient};
 use baton_shared::config::{
     self, AGENT_EVENTS_SECRET, APP_SECRET, ConfigError, MEDIA_BUCKET, Source, TABLE_NAME,
-    VERIFY_TOKEN, WebhookSecrets,
+    VERIFY_TOKEN,
 };
-use baton_shared::domain::{Change, MAX_BODY_BYTES};
+use baton_shared::domain::Change;
 use baton_shared::objects::{DirectoryStore, ObjectStore, S3Store};
 use baton_shared::store::{
     AfterStore, DynamoDbStore, EmbeddedStore, HandoffStore, Store, StoreError,
 };
 use baton_shared::whatsapp::{AppSecrets, sign};
 use baton_webhook::Webhook;
+use baton_webhook::config::WebhookSecrets;
 use baton_webhook::session_page::SessionPages;
 use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
@@ -573,24 +571,6 @@ pub async fn run_stage(stage: Stage, feed: Feed, data_dir: PathBuf) {
         }
         tokio::time::sleep(pause).await;
     }
-}
-
-/// An HTTP server that hands every request to the webhook function's own handler.
-pub fn router(app: Webhook) -> axum::Router {
-    axum::Router::new()
-        .fallback(serve_request)
-        .with_state(Arc::new(app))
-}
-
-async fn serve_request(State(app): State<Arc<Webhook>>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    // Read one byte past the limit so that an oversized body is refused without reading it all.
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES + 1).await {
-        Ok(b) => b,
-        Err(_) => return baton_webhook::payload_too_large().map(Body::from),
-    };
-    let response = app.handle(http::Request::from_parts(parts, bytes)).await;
-    response.map(Body::from)
 }
 
 /// A short delivery to try the server with: one text message from a test customer.

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use baton_local::{LocalConfig, Stage, banner, router, run_stage};
+use baton_local::{LocalConfig, Stage, banner, run_stage};
 use baton_shared::config::{self, ProcessEnv};
 use baton_webhook::replay_deliveries;
 
@@ -114,7 +114,7 @@ async fn main() -> ExitCode {
             }
         };
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
-        let report = baton_hubspot::deliver::replay(
+        let report = baton_hubspot::replay::replay(
             &deliverer,
             stores.handoff.as_ref(),
             stores.trails.as_ref(),
@@ -193,7 +193,7 @@ async fn main() -> ExitCode {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    match axum::serve(listener, router(app))
+    match axum::serve(listener, app.router())
         .with_graceful_shutdown(shutdown)
         .await
     {

@@ -5,9 +5,13 @@
 
 use std::time::Duration;
 
+use baton_hubspot::HubspotClient;
+use baton_hubspot::api::{self, Object};
+use baton_hubspot::client::json_id;
+use baton_hubspot::portal::{CONTACT_WHATSAPP_ID, TICKET_HANDOFF_ID};
+use baton_hubspot::transport::Call;
 use baton_shared::config::{self, APP_SECRET, PUBLIC_BASE_URL, Source};
 use baton_shared::domain::{ConversationKey, HandoffRecord};
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -32,47 +36,31 @@ impl Default for Options {
     }
 }
 
+/// HubSpot as the smoke test reads it: Baton's own client (limits, retries) and API module.
 struct HubSpot {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+    client: HubspotClient,
 }
 
 impl HubSpot {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        match req.send().await {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                (status, r.json().await.unwrap_or(Value::Null))
-            }
-            Err(e) => (0, json!({"message": e.to_string()})),
+    /// The answer's status and body; a refusal or a failure as its status (0: no answer).
+    async fn call(&self, call: Call) -> (u16, Value) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        match self.client.call(&call, deadline).await {
+            Ok(a) => (a.status, a.body),
+            Err(e) => (e.status().unwrap_or(0), json!({"message": e.to_string()})),
         }
     }
 
-    async fn associated(&self, ticket: &str, to: &str) -> Vec<String> {
+    /// The ids of the `to` records associated with the ticket.
+    async fn associated(&self, ticket: &str, to: Object) -> Vec<String> {
         let (_, body) = self
-            .call(
-                reqwest::Method::GET,
-                &format!("/crm/v4/objects/tickets/{ticket}/associations/{to}"),
-                None,
-            )
+            .call(api::ticket_associations("smoke", ticket, to))
             .await;
         body["results"]
             .as_array()
             .map(|a| {
                 a.iter()
-                    .filter_map(|r| match &r["toObjectId"] {
-                        Value::Number(n) => Some(n.to_string()),
-                        Value::String(s) => Some(s.clone()),
-                        _ => None,
-                    })
+                    .filter_map(|r| json_id(r.get("toObjectId")))
                     .collect()
             })
             .unwrap_or_default()
@@ -122,11 +110,14 @@ pub async fn run(src: &(dyn Source + Sync), opts: &Options) -> Report {
             return report;
         }
     };
-    let hubspot = HubSpot {
-        http: http.clone(),
-        base: cfg.base_url.clone(),
-        token: token.expose_secret().to_owned(),
-    };
+    let hubspot =
+        match HubspotClient::http(&cfg.base_url, token, cfg.limits, Duration::from_secs(20)) {
+            Ok(client) => HubSpot { client },
+            Err(e) => {
+                fail(&mut report, e, "this is a bug: report it");
+                return report;
+            }
+        };
     // A fictional number (555-01xx) new each run, so the run makes its own handoff.
     let mut r = [0u8; 4];
     let _ = getrandom::fill(&mut r);
@@ -193,13 +184,15 @@ pub async fn run(src: &(dyn Source + Sync), opts: &Options) -> Report {
     )));
 
     // 2. The ticket, by its unique handoff id.
-    let path = format!(
-        "/crm/v3/objects/tickets/{handoff_id}?idProperty={}&properties=subject,content,{}",
-        baton_hubspot::setup::TICKET_HANDOFF_ID,
-        baton_hubspot::setup::TICKET_HANDOFF_ID
-    );
     let ticket = loop {
-        let (status, body) = hubspot.call(reqwest::Method::GET, &path, None).await;
+        let lookup = api::read_by_unique(
+            "smoke",
+            Object::Tickets,
+            &handoff_id,
+            TICKET_HANDOFF_ID,
+            &["subject", "content", TICKET_HANDOFF_ID],
+        );
+        let (status, body) = hubspot.call(lookup).await;
         if status == 200 {
             break Some(body);
         }
@@ -251,26 +244,21 @@ pub async fn run(src: &(dyn Source + Sync), opts: &Options) -> Report {
     );
 
     // 3. The contact, associated, found by the test number.
-    let contacts = hubspot.associated(&ticket_id, "contacts").await;
+    let contacts = hubspot.associated(&ticket_id, Object::Contacts).await;
     let mut contact_id = None;
     for c in &contacts {
         let (_, body) = hubspot
-            .call(
-                reqwest::Method::GET,
-                &format!(
-                    "/crm/v3/objects/contacts/{c}?properties=phone,{}",
-                    baton_hubspot::setup::CONTACT_WHATSAPP_ID
-                ),
-                None,
-            )
+            .call(api::read(
+                "smoke",
+                Object::Contacts,
+                c,
+                &["phone", CONTACT_WHATSAPP_ID],
+            ))
             .await;
         let props = &body["properties"];
         let number = format!("+{customer}");
-        if [
-            props["phone"].as_str(),
-            props[baton_hubspot::setup::CONTACT_WHATSAPP_ID].as_str(),
-        ]
-        .contains(&Some(number.as_str()))
+        if [props["phone"].as_str(), props[CONTACT_WHATSAPP_ID].as_str()]
+            .contains(&Some(number.as_str()))
         {
             contact_id = Some(c.clone());
         }
@@ -284,16 +272,16 @@ pub async fn run(src: &(dyn Source + Sync), opts: &Options) -> Report {
     });
 
     // 4. The handoff note and its session link.
-    let notes = hubspot.associated(&ticket_id, "notes").await;
+    let notes = hubspot.associated(&ticket_id, Object::Notes).await;
     let mut note = None;
     if !notes.is_empty() {
-        let inputs: Vec<Value> = notes.iter().map(|id| json!({"id": id})).collect();
         let (_, body) = hubspot
-            .call(
-                reqwest::Method::POST,
-                "/crm/v3/objects/notes/batch/read",
-                Some(json!({"properties": ["hs_note_body"], "inputs": inputs})),
-            )
+            .call(api::batch_read(
+                "smoke",
+                Object::Notes,
+                &notes,
+                &["hs_note_body"],
+            ))
             .await;
         note = body["results"].as_array().and_then(|r| {
             r.iter()
@@ -382,17 +370,12 @@ async fn finish(
     let mut refused = Vec::new();
     let objects = notes
         .iter()
-        .map(|n| ("notes", n.as_str()))
-        .chain([("tickets", ticket)])
-        .chain(contact.map(|c| ("contacts", c)));
+        .map(|n| (Object::Notes, n.as_str()))
+        .chain([(Object::Tickets, ticket)])
+        .chain(contact.map(|c| (Object::Contacts, c)));
     for (kind, id) in objects {
-        let (status, _) = hubspot
-            .call(
-                reqwest::Method::DELETE,
-                &format!("/crm/v3/objects/{kind}/{id}"),
-                None,
-            )
-            .await;
+        let (status, _) = hubspot.call(api::archive("smoke", kind, id)).await;
+        let kind = kind.as_str();
         if (200..300).contains(&status) {
             archived.push(format!("{kind} {id}"));
         } else {

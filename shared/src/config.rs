@@ -3,8 +3,6 @@
 
 use secrecy::SecretString;
 
-use crate::whatsapp::AppSecrets;
-
 /// A configuration problem, naming the variable and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -76,60 +74,9 @@ pub const REPLY_TEMPLATE_PARAMS: &str = "WHATSAPP_REPLY_TEMPLATE_PARAMS";
 pub const AGENT_EVENTS_SECRET_PLACEHOLDER: &str = "replace-with-a-long-random-secret";
 pub const ACCESS_TOKEN_PLACEHOLDER: &str = "replace-with-your-whatsapp-access-token";
 
-fn unless_placeholder(value: Option<String>, placeholder: &str) -> Option<String> {
+/// `value`, unless it is still template.yaml's `placeholder`.
+pub fn unless_placeholder(value: Option<String>, placeholder: &str) -> Option<String> {
     value.filter(|v| v != placeholder)
-}
-
-/// What the webhook function needs to verify deliveries.
-#[derive(Debug, Clone)]
-pub struct WebhookSecrets {
-    /// One or more Meta App Secrets (comma-separated while rotating).
-    pub app_secrets: AppSecrets,
-    pub verify_token: SecretString,
-    /// Keys of the AI agent's event signatures (comma-separated while rotating); `None` refuses
-    /// every agent event.
-    pub agent_secrets: Option<AppSecrets>,
-    /// The HubSpot app's client secret(s), key of `X-HubSpot-Signature-v3`; `None` refuses every
-    /// HubSpot event.
-    pub hubspot_secrets: Option<AppSecrets>,
-}
-
-impl WebhookSecrets {
-    pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
-        let list = required(
-            src,
-            APP_SECRET,
-            "set it to the App Secret from Meta's App Dashboard (Settings > Basic); list several, comma-separated, while rotating",
-        )?;
-        let app_secrets = AppSecrets::parse(&list).ok_or(ConfigError::Invalid {
-            name: APP_SECRET,
-            reason: "it lists no secret".to_owned(),
-        })?;
-        let verify_token = required(
-            src,
-            VERIFY_TOKEN,
-            "set it to the Verify token you type into Meta's webhook configuration",
-        )?;
-        Ok(Self {
-            app_secrets,
-            verify_token: SecretString::from(verify_token),
-            agent_secrets: unless_placeholder(
-                optional(src, AGENT_EVENTS_SECRET),
-                AGENT_EVENTS_SECRET_PLACEHOLDER,
-            )
-            .and_then(|l| AppSecrets::parse(&l)),
-            hubspot_secrets: Self::hubspot_secrets(src),
-        })
-    }
-
-    /// `HUBSPOT_APP_SECRET`, unless absent or still the placeholder.
-    pub fn hubspot_secrets(src: &dyn Source) -> Option<AppSecrets> {
-        unless_placeholder(
-            optional(src, HUBSPOT_APP_SECRET),
-            HUBSPOT_APP_SECRET_PLACEHOLDER,
-        )
-        .and_then(|l| AppSecrets::parse(&l))
-    }
 }
 
 /// Names the Secrets Manager secret (a JSON object keyed by the variable names above) that the
@@ -202,14 +149,6 @@ pub async fn read_secret(
         .ok_or_else(|| invalid("the secret has no SecretString".to_owned()))?;
     serde_json::from_str(text)
         .map_err(|_| invalid("the secret is not a JSON object of string values".to_owned()))
-}
-
-impl WebhookSecrets {
-    /// True while the deployed secret still holds template.yaml's placeholder.
-    pub fn app_secret_is_placeholder(&self) -> bool {
-        use secrecy::ExposeSecret;
-        self.app_secrets.current().expose_secret() == APP_SECRET_PLACEHOLDER
-    }
 }
 
 pub const MEDIA_BUCKET: &str = "MEDIA_BUCKET";
@@ -331,64 +270,5 @@ mod tests {
         assert_eq!(s.get(APP_SECRET).as_deref(), Some("from-secret"));
         assert_eq!(s.get(VERIFY_TOKEN).as_deref(), Some("token-from-env"));
         assert_eq!(s.get("OTHER"), None);
-    }
-
-    #[test]
-    fn missing_settings_are_named() {
-        let err = WebhookSecrets::from_source(&[("WHATSAPP_VERIFY_TOKEN", "t")]).unwrap_err();
-        assert!(matches!(
-            err,
-            ConfigError::Missing {
-                name: APP_SECRET,
-                ..
-            }
-        ));
-        assert!(
-            err.to_string()
-                .starts_with("WHATSAPP_APP_SECRET is not set")
-        );
-        let err = WebhookSecrets::from_source(&[("WHATSAPP_APP_SECRET", "s")]).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("WHATSAPP_VERIFY_TOKEN is not set")
-        );
-        let err = WebhookSecrets::from_source(&[
-            ("WHATSAPP_APP_SECRET", " , "),
-            ("WHATSAPP_VERIFY_TOKEN", "t"),
-        ])
-        .unwrap_err();
-        assert!(matches!(
-            err,
-            ConfigError::Invalid {
-                name: APP_SECRET,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn rotation_lists_are_accepted_and_secrets_never_printed() {
-        let s = WebhookSecrets::from_source(&[
-            ("WHATSAPP_APP_SECRET", "Zq81newsecret, Zq81oldsecret"),
-            ("WHATSAPP_VERIFY_TOKEN", "Zq81verify"),
-        ])
-        .unwrap();
-        assert_eq!(s.app_secrets.len(), 2);
-        let shown = format!("{s:?}");
-        assert!(!shown.contains("Zq81"), "{shown}");
-    }
-
-    #[test]
-    fn the_agent_secret_placeholder_signs_nothing() {
-        let w = WebhookSecrets::from_source(&[
-            (APP_SECRET, "a"),
-            (VERIFY_TOKEN, "t"),
-            (AGENT_EVENTS_SECRET, AGENT_EVENTS_SECRET_PLACEHOLDER),
-        ])
-        .unwrap();
-        assert!(
-            w.agent_secrets.is_none(),
-            "the template's placeholder signs nothing"
-        );
     }
 }

@@ -19,5 +19,6 @@ pub mod objects;
 pub mod observe;
 pub mod session;
 pub mod store;
+pub mod stream;
 pub mod transcript;
 pub mod whatsapp;

@@ -714,7 +714,7 @@ async fn a_follow_up_hubspot_refused_is_parked_with_its_reason_and_replayed() {
     let Stage::Hubspot(deliverer) = &a.stage else {
         unreachable!()
     };
-    let report = baton_hubspot::deliver::replay(
+    let report = baton_hubspot::replay::replay(
         deliverer,
         &a.rig.store,
         &a.rig.store,

@@ -121,7 +121,7 @@ async fn a_signed_body_that_cannot_be_read_gets_400_is_kept_and_replays() {
 #[tokio::test]
 async fn without_an_agent_events_secret_every_event_is_refused() {
     let store = embedded_store();
-    let secrets = baton_shared::config::WebhookSecrets::from_source(&[
+    let secrets = baton_webhook::config::WebhookSecrets::from_source(&[
         ("WHATSAPP_APP_SECRET", APP_SECRET),
         ("WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN),
     ])

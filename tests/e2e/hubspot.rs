@@ -825,7 +825,7 @@ async fn refusals_are_parked_with_hubspots_reason_and_a_replay_finishes_them() {
 
     // Fixed in HubSpot: the replay resumes at the files.
     server.restore_scopes();
-    let report = baton_hubspot::deliver::replay(&d, &store, &store, soon(20)).await;
+    let report = baton_hubspot::replay::replay(&d, &store, &store, soon(20)).await;
     assert_eq!(
         (report.done, report.parked, report.failed),
         (1, 0, 0),
@@ -979,7 +979,7 @@ async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay
 
     // After the reset a replay (a new process) finishes both, the first from its ticket on.
     let next = deliverer_on(&server, &store, &objects, &[]);
-    let report = baton_hubspot::deliver::replay(&next, &store, &store, soon(20)).await;
+    let report = baton_hubspot::replay::replay(&next, &store, &store, soon(20)).await;
     assert_eq!(
         (report.done, report.parked, report.failed),
         (2, 0, 0),
@@ -1096,7 +1096,7 @@ async fn a_replay_delivers_the_oldest_handoff_first() {
     );
 
     let d = deliverer_on(&server, &store, &objects, &[]);
-    let report = baton_hubspot::deliver::replay(&d, &store, &store, soon(20)).await;
+    let report = baton_hubspot::replay::replay(&d, &store, &store, soon(20)).await;
     let order: Vec<&str> = report.handoffs.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(order, [ids[0].as_str(), ids[1].as_str()], "{report:?}");
     let tickets: Vec<String> = server

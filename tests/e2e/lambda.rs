@@ -24,7 +24,7 @@ fn api_gateway_event(
 
 pub(crate) async fn invoke(app: &baton_webhook::Webhook, event: &str) -> (u16, String) {
     let req = lambda_http::request::from_str(event).expect("API Gateway event parses");
-    let resp = handle_lambda(app, req).await.unwrap();
+    let resp = handle_lambda(app.clone().router(), req).await.unwrap();
     (
         resp.status().as_u16(),
         String::from_utf8_lossy(resp.body().as_ref()).into_owned(),

@@ -2,9 +2,8 @@
 //! against moto's Secrets Manager server.
 
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
-use baton_shared::config::{
-    ConfigError, SECRET_ARN, Settings, Source, WebhookSecrets, read_secret,
-};
+use baton_shared::config::{ConfigError, SECRET_ARN, Settings, Source, read_secret};
+use baton_webhook::config::WebhookSecrets;
 
 fn client() -> Option<aws_sdk_secretsmanager::Client> {
     let endpoint = match std::env::var("BATON_TEST_MOTO") {

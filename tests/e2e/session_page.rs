@@ -31,9 +31,7 @@ const SECRET: &str = "session-page-secret";
 /// Serves the webhook (with its session pages) on `listener`.
 fn serve(listener: tokio::net::TcpListener, app: baton_webhook::Webhook) {
     tokio::spawn(async move {
-        axum::serve(listener, baton_local::router(app))
-            .await
-            .unwrap();
+        axum::serve(listener, app.router()).await.unwrap();
     });
 }
 

@@ -73,9 +73,7 @@ async fn baton() -> Baton {
     let stores = cfg.open_store().await.unwrap();
     let app = cfg.webhook(&stores).await.unwrap();
     b.tasks.push(tokio::spawn(async move {
-        axum::serve(listener, baton_local::router(app))
-            .await
-            .unwrap();
+        axum::serve(listener, app.router()).await.unwrap();
     }));
     let processor = Arc::new(cfg.processor(stores.handoff.clone()).await.unwrap());
     let deliverer = Arc::new(cfg.deliverer(stores.trails.clone()).await.unwrap());

@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use baton_shared::config::WebhookSecrets;
 pub use baton_shared::store::RequestCounter;
 use baton_shared::store::{DynamoDbStore, EmbeddedStore, Store};
 use baton_shared::whatsapp::sign;
 use baton_webhook::Webhook;
+use baton_webhook::config::WebhookSecrets;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 

@@ -1,15 +1,12 @@
 //! The handoff function: detecting that a person must take over, the transcript, the insights and
-//! copying the customer's media; a DynamoDB stream consumer. Each record of a batch is read as a store
-//! change (a new message or agent event) and handed to [`Processor`], in order. A record that
-//! fails in a way a retry could fix is reported as the batch's failure (`ReportBatchItemFailures`)
-//! and the records after it are left for that retry, so a conversation's changes are processed in
-//! order; a record that can never be processed is logged and skipped.
+//! copying the customer's media. A DynamoDB stream consumer: each new message or agent event is
+//! handed to [`Processor`], in order ([`baton_shared::stream`]).
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use baton_shared::domain::{Change, MediaState};
 use baton_shared::observe::{self, metric};
-use baton_shared::store::change_from_image;
+use baton_shared::stream::{self, RecordHandler, RecordOutcome};
 use tracing::Instrument;
 
 pub mod config;
@@ -25,45 +22,20 @@ pub use config::HandoffConfig;
 pub use detect::{Detection, DetectionKind, Detector};
 pub use process::{HandoffSettings, Outcome, ProcessError, Processor};
 
-/// What one record became.
-#[derive(Debug)]
-pub enum RecordResult {
-    Processed(Outcome),
-    /// Not a change this function handles (a status, a delivery, a removal).
-    Skipped,
-    /// Unreadable or refused for good; logged.
-    Dropped(String),
-    /// Worth retrying; the batch stops here.
-    Retry(String),
-}
-
 /// The item types whose INSERTs invoke the function: template.yaml's `FilterCriteria`.
 pub const FILTERED_ITEM_TYPES: &[&str] = &["message", "agent_event"];
 
-/// Whether Lambda's event source mapping would hand `record` to the function (template.yaml's
-/// `FilterCriteria`); `baton-local` applies it to the stream it reads.
+/// Whether Lambda's event source mapping would hand `record` to the function.
 pub fn passes_filter(record: &EventRecord) -> bool {
-    record.event_name == "INSERT"
-        && matches!(
-            record.change.new_image.get("item_type"),
-            Some(serde_dynamo::AttributeValue::S(t)) if FILTERED_ITEM_TYPES.contains(&t.as_str())
-        )
-}
-
-/// Reads a stream record's new image as a store change.
-pub fn change_of(record: &EventRecord) -> Result<Option<Change>, String> {
-    if record.event_name != "INSERT" {
-        return Ok(None);
-    }
-    change_from_image(record.change.new_image.clone()).map_err(|e| e.to_string())
+    stream::passes_filter(record, FILTERED_ITEM_TYPES)
 }
 
 /// Processes one record.
-pub async fn process_record(processor: &Processor, record: &EventRecord) -> RecordResult {
-    let change = match change_of(record) {
+pub async fn process_record(processor: &Processor, record: &EventRecord) -> RecordOutcome {
+    let change = match stream::change_of(record) {
         Ok(Some(c)) => c,
-        Ok(None) => return RecordResult::Skipped,
-        Err(e) => return RecordResult::Dropped(e),
+        Ok(None) => return RecordOutcome::Skipped,
+        Err(e) => return RecordOutcome::Dropped(e.to_string()),
     };
     // One correlation id per record: the message's (never its wamid, which holds the customer's
     // number), the agent event's, or the handoff's.
@@ -84,31 +56,20 @@ pub async fn process_record(processor: &Processor, record: &EventRecord) -> Reco
                 Outcome::MediaSaved(MediaState::Failed) => observe::count(metric::MEDIA_FAILED, 1),
                 _ => {}
             }
-            RecordResult::Processed(outcome)
+            RecordOutcome::Done
         }
-        Err(e) if e.is_retryable() => RecordResult::Retry(e.to_string()),
-        Err(e) => RecordResult::Dropped(e.to_string()),
+        Err(e) if e.is_retryable() => RecordOutcome::Retry(e.to_string()),
+        Err(e) => RecordOutcome::Dropped(e.to_string()),
+    }
+}
+
+impl RecordHandler for Processor {
+    async fn handle(&self, record: &EventRecord) -> RecordOutcome {
+        process_record(self, record).await
     }
 }
 
 /// Handles one batch from the event source mapping.
 pub async fn handle_batch(processor: &Processor, event: Event) -> DynamoDbEventResponse {
-    let mut response = DynamoDbEventResponse::default();
-    for record in &event.records {
-        let sequence = record.change.sequence_number.clone();
-        match process_record(processor, record).await {
-            RecordResult::Processed(_) | RecordResult::Skipped => {}
-            RecordResult::Dropped(reason) => {
-                tracing::error!(event_id = %record.event_id, reason = %reason, "stream record dropped: it can never be processed");
-            }
-            RecordResult::Retry(reason) => {
-                tracing::warn!(event_id = %record.event_id, reason = %reason, "stream record failed; it and the records after it will be retried");
-                let mut failure = DynamoDbBatchItemFailure::default();
-                failure.item_identifier = sequence;
-                response.batch_item_failures.push(failure);
-                break;
-            }
-        }
-    }
-    response
+    stream::process_in_order(&event, processor).await
 }

@@ -394,25 +394,18 @@ impl HubspotClient {
         })
     }
 
-    /// The id of the `object` whose unique `property` holds `value` (already URL-safe), read
-    /// directly: no search lag. `None` on a 404.
+    /// The id of the record a read by a unique property ([`crate::api::read_by_unique`])
+    /// finds; `None` on a 404.
     pub async fn find_by_unique(
         &self,
-        step: &'static str,
-        object: &str,
-        value: &str,
-        property: &str,
+        call: Call,
         deadline: Instant,
     ) -> Result<Option<String>, HubspotError> {
-        let call = Call::get(
-            step,
-            format!("/crm/v3/objects/{object}/{value}?idProperty={property}"),
-        );
         let answer = self.call(&call, deadline).await?;
         match answer.status {
             404 => Ok(None),
             _ if answer.is_success() => Ok(answer.id()),
-            _ => Err(answer.rejected(step)),
+            _ => Err(answer.rejected(call.step)),
         }
     }
 

@@ -8,10 +8,11 @@ use baton_shared::media_keys::url_component;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::api::{self, FilterGroup, Object, Properties, Search};
 use crate::client::{HubspotClient, json_id};
 use crate::error::HubspotError;
-use crate::setup::CONTACT_WHATSAPP_ID;
-use crate::transport::Call;
+use crate::exactly_once::is_unique_violation;
+use crate::portal::CONTACT_WHATSAPP_ID;
 
 /// Who to look for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,15 +114,14 @@ pub async fn by_whatsapp_id(
     whatsapp_id: &str,
     deadline: Instant,
 ) -> Result<Option<String>, HubspotError> {
-    client
-        .find_by_unique(
-            "contact",
-            "contacts",
-            &url_component(whatsapp_id),
-            CONTACT_WHATSAPP_ID,
-            deadline,
-        )
-        .await
+    let call = api::read_by_unique(
+        "contact",
+        Object::Contacts,
+        &url_component(whatsapp_id),
+        CONTACT_WHATSAPP_ID,
+        &[],
+    );
+    client.find_by_unique(call, deadline).await
 }
 
 /// Searches contacts by phone and keeps the hits whose number really is this one; the oldest
@@ -131,23 +131,18 @@ pub async fn by_phone(
     phone: &Phone,
     deadline: Instant,
 ) -> Result<Option<(String, bool)>, HubspotError> {
-    let group = |prop: &str, value: &str| json!({"filters": [{"propertyName": prop, "operator": "EQ", "value": value}]});
-    let body = json!({
-        "filterGroups": [
-            group("hs_searchable_calculated_phone_number", &phone.national),
-            group("hs_searchable_calculated_mobile_number", &phone.national),
-            group("phone", &phone.e164),
-            group("mobilephone", &phone.e164),
+    let search = Search::oldest_first(
+        vec![
+            FilterGroup::equals("hs_searchable_calculated_phone_number", &phone.national),
+            FilterGroup::equals("hs_searchable_calculated_mobile_number", &phone.national),
+            FilterGroup::equals("phone", &phone.e164),
+            FilterGroup::equals("mobilephone", &phone.e164),
         ],
-        "properties": ["phone", "mobilephone", "createdate", CONTACT_WHATSAPP_ID],
-        "sorts": [{"propertyName": "createdate", "direction": "ASCENDING"}],
-        "limit": 100,
-    });
+        &["phone", "mobilephone", "createdate", CONTACT_WHATSAPP_ID],
+        100,
+    );
     let hits = client
-        .results(
-            &Call::post("contact", "/crm/v3/objects/contacts/search", body).search(),
-            deadline,
-        )
+        .results(&api::search("contact", Object::Contacts, &search), deadline)
         .await?;
     let mut matching: Vec<(String, String, bool)> = hits
         .iter()
@@ -197,22 +192,18 @@ pub async fn create(
     who: &Identity,
     deadline: Instant,
 ) -> Result<Found, HubspotError> {
-    let mut properties = json!({ CONTACT_WHATSAPP_ID: who.whatsapp_id });
+    let mut properties = Properties::new();
+    properties.insert(CONTACT_WHATSAPP_ID.into(), json!(who.whatsapp_id));
     if let Some(p) = &who.phone {
-        properties["phone"] = json!(p.e164);
+        properties.insert("phone".into(), json!(p.e164));
     }
     if let Some(f) = &who.first_name {
-        properties["firstname"] = json!(f);
+        properties.insert("firstname".into(), json!(f));
     }
     if let Some(l) = &who.last_name {
-        properties["lastname"] = json!(l);
+        properties.insert("lastname".into(), json!(l));
     }
-    let call = Call::post(
-        "contact",
-        "/crm/v3/objects/contacts",
-        json!({"properties": properties, "associations": []}),
-    )
-    .create();
+    let call = api::create("contact", Object::Contacts, &properties, &[]);
     let answer = match client.call(&call, deadline).await {
         Ok(a) => a,
         // The create may have happened: the unique property tells.
@@ -255,14 +246,6 @@ pub async fn create(
     Err(answer.rejected("contact"))
 }
 
-/// Whether HubSpot refused a write because a unique property's value is taken.
-pub fn is_unique_violation(body: &Value) -> bool {
-    let text = body.to_string().to_ascii_lowercase();
-    text.contains("already has that value")
-        || text.contains("unique")
-        || text.contains("object_already_exists")
-}
-
 /// The existing contact's id from a 409: `identityProfile.vid`, else "Existing ID: 123".
 pub fn existing_id(body: &Value) -> Option<String> {
     if let Some(vid) = json_id(body.pointer("/identityProfile/vid")) {
@@ -286,11 +269,9 @@ pub async fn remember(
     whatsapp_id: &str,
     deadline: Instant,
 ) {
-    let call = Call::patch(
-        "contact",
-        format!("/crm/v3/objects/contacts/{contact_id}"),
-        json!({"properties": {CONTACT_WHATSAPP_ID: whatsapp_id}}),
-    );
+    let mut properties = Properties::new();
+    properties.insert(CONTACT_WHATSAPP_ID.into(), json!(whatsapp_id));
+    let call = api::update("contact", Object::Contacts, contact_id, &properties);
     match client.call(&call, deadline).await {
         Ok(a) if a.is_success() => {}
         Ok(a) => tracing::info!(

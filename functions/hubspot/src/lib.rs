@@ -1,75 +1,76 @@
-//! The HubSpot function: a DynamoDB stream consumer of new handoff records. Each one becomes a
-//! contact (found or created), a ticket, its files and a handoff note in HubSpot, exactly once
-//! ([`deliver`]). A handoff that fails in a way a retry could fix is reported as the batch's
-//! failure (`ReportBatchItemFailures`) and the records after it wait for that retry; one HubSpot
-//! refuses is parked on its trail with the reason and the batch goes on.
+//! The HubSpot function: a DynamoDB stream consumer of new handoff records and ticket events.
+//! Each handoff becomes a contact (found or created), a ticket, its files and a handoff note in
+//! HubSpot, exactly once ([`handoff`]); each ticket event (a follow-up, a rep's reply, a failed
+//! send, a close, who owns the conversation) is carried out on its ticket ([`events`]). A run that
+//! fails in a way a retry could fix is reported as the batch's failure and the records after it
+//! wait for that retry; one HubSpot refuses is parked on its trail with the reason and the batch
+//! goes on.
+//!
+//! Where things are: every HubSpot path and body in [`api`]; sending, limits and retries in
+//! [`client`] over a [`transport`] (HTTP, or the [`outbox`]); creates that happen once in
+//! [`exactly_once`]; the portal's set-up in [`portal`]; the text reps read in [`content`].
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use baton_shared::domain::Change;
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use baton_shared::domain::{Change, HandoffRecord, TicketEvent};
 use baton_shared::observe::{self, metric};
-use baton_shared::store::change_from_image;
+use baton_shared::stream::{self, RecordHandler, RecordOutcome};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub mod after;
 pub mod agent_webhook;
+pub mod api;
 pub mod client;
 pub mod config;
 pub mod contact;
 pub mod content;
-pub mod deliver;
+pub mod deliverer;
 pub mod error;
+mod events;
+pub mod exactly_once;
 pub mod graph_send;
+pub mod handoff;
 pub mod outbox;
-pub mod setup;
+pub mod portal;
+pub mod replay;
+pub mod trail;
 pub mod transport;
 
-pub use after::EventDone;
 pub use client::HubspotClient;
 pub use config::HubspotConfig;
-pub use deliver::{Delivered, Deliverer};
+pub use deliverer::Deliverer;
 pub use error::HubspotError;
+pub use trail::{Delivered, EventDone};
 
 /// The item types whose INSERTs invoke the function: template.yaml's `FilterCriteria`.
 pub const FILTERED_ITEM_TYPES: &[&str] = &["handoff", "ticket_event"];
 
-/// Whether Lambda's event source mapping would hand `record` to the function; `baton-local`
-/// applies it to the stream it reads.
+/// Whether Lambda's event source mapping would hand `record` to the function.
 pub fn passes_filter(record: &EventRecord) -> bool {
-    record.event_name == "INSERT"
-        && matches!(
-            record.change.new_image.get("item_type"),
-            Some(serde_dynamo::AttributeValue::S(t)) if FILTERED_ITEM_TYPES.contains(&t.as_str())
-        )
+    stream::passes_filter(record, FILTERED_ITEM_TYPES)
 }
 
-/// What one record became.
-#[derive(Debug)]
-pub enum RecordResult {
-    Delivered(Box<Delivered>),
-    Event(Box<EventDone>),
-    Skipped,
-    Dropped(String),
-    Retry(String),
-}
-
+/// Processes one record: a handoff or a ticket event.
 pub async fn process_record(
     deliverer: &Deliverer,
     record: &EventRecord,
     deadline: Instant,
-) -> RecordResult {
-    if record.event_name != "INSERT" {
-        return RecordResult::Skipped;
+) -> RecordOutcome {
+    match stream::change_of(record) {
+        Ok(Some(Change::Handoff(h))) => deliver(deliverer, &h, deadline).await,
+        Ok(Some(Change::TicketEvent(e))) => ticket_event(deliverer, &e, deadline).await,
+        Ok(_) => RecordOutcome::Skipped,
+        Err(e) => RecordOutcome::Dropped(e.to_string()),
     }
-    let handoff = match change_from_image(record.change.new_image.clone()) {
-        Ok(Some(Change::Handoff(h))) => h,
-        Ok(Some(Change::TicketEvent(e))) => return process_event(deliverer, &e, deadline).await,
-        Ok(_) => return RecordResult::Skipped,
-        Err(e) => return RecordResult::Dropped(e.to_string()),
-    };
+}
+
+async fn deliver(
+    deliverer: &Deliverer,
+    handoff: &HandoffRecord,
+    deadline: Instant,
+) -> RecordOutcome {
     let span = tracing::info_span!("handoff", handoff_id = %handoff.id);
-    match deliverer.deliver(&handoff, deadline).instrument(span).await {
+    match deliverer.deliver(handoff, deadline).instrument(span).await {
         Ok(d) => {
             observe::count(
                 match &d {
@@ -78,28 +79,17 @@ pub async fn process_record(
                 },
                 1,
             );
-            RecordResult::Delivered(Box::new(d))
+            RecordOutcome::Done
         }
         Err(e) => failure(&e),
     }
 }
 
-/// A run that failed: retried (the batch stops here) or dropped, and counted.
-fn failure(e: &HubspotError) -> RecordResult {
-    observe::count(metric::HUBSPOT_FAILURES, 1);
-    if e.is_retryable() {
-        RecordResult::Retry(e.log_summary())
-    } else {
-        RecordResult::Dropped(e.log_summary())
-    }
-}
-
-/// One event on a handoff's ticket.
-pub async fn process_event(
+async fn ticket_event(
     deliverer: &Deliverer,
-    event: &baton_shared::domain::TicketEvent,
+    event: &TicketEvent,
     deadline: Instant,
-) -> RecordResult {
+) -> RecordOutcome {
     let span = tracing::info_span!("ticket_event", handoff_id = %event.handoff_id, kind = event.kind.as_str());
     match deliverer
         .ticket_event(event, deadline)
@@ -114,9 +104,19 @@ pub async fn process_event(
                 },
                 1,
             );
-            RecordResult::Event(Box::new(done))
+            RecordOutcome::Done
         }
         Err(e) => failure(&e),
+    }
+}
+
+/// A run that failed: retried (the batch stops here) or dropped, and counted.
+fn failure(e: &HubspotError) -> RecordOutcome {
+    observe::count(metric::HUBSPOT_FAILURES, 1);
+    if e.is_retryable() {
+        RecordOutcome::Retry(e.log_summary())
+    } else {
+        RecordOutcome::Dropped(e.log_summary())
     }
 }
 
@@ -126,21 +126,24 @@ pub async fn handle_batch(
     event: Event,
     deadline: Instant,
 ) -> DynamoDbEventResponse {
-    let mut response = DynamoDbEventResponse::default();
-    for record in &event.records {
-        match process_record(deliverer, record, deadline).await {
-            RecordResult::Delivered(_) | RecordResult::Event(_) | RecordResult::Skipped => {}
-            RecordResult::Dropped(reason) => {
-                tracing::error!(event_id = %record.event_id, reason = %reason, "stream record dropped: it can never be processed");
-            }
-            RecordResult::Retry(reason) => {
-                tracing::warn!(event_id = %record.event_id, reason = %reason, "handoff failed; it and the records after it will be retried");
-                let mut failure = DynamoDbBatchItemFailure::default();
-                failure.item_identifier = record.change.sequence_number.clone();
-                response.batch_item_failures.push(failure);
-                break;
-            }
-        }
+    stream::process_in_order(
+        &event,
+        &Run {
+            deliverer,
+            deadline,
+        },
+    )
+    .await
+}
+
+/// One invocation's work: records handled until the invocation's deadline.
+struct Run<'a> {
+    deliverer: &'a Deliverer,
+    deadline: Instant,
+}
+
+impl RecordHandler for Run<'_> {
+    async fn handle(&self, record: &EventRecord) -> RecordOutcome {
+        process_record(self.deliverer, record, self.deadline).await
     }
-    response
 }

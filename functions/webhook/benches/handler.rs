@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use baton_shared::config::WebhookSecrets;
 use baton_shared::domain::*;
 use baton_shared::store::*;
 use baton_shared::whatsapp::sign;
 use baton_testkit::bodies;
 use baton_webhook::Webhook;
+use baton_webhook::config::WebhookSecrets;
 use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};

@@ -2,13 +2,13 @@
 //! the ticket pipeline and stage, Baton's custom properties (created when missing, so set-up is
 //! idempotent), the priority options, and the association type ids.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::api::{self, NewProperty, Object, PropertyOption};
 use crate::client::HubspotClient;
 use crate::config::HubspotConfig;
 use crate::error::HubspotError;
-use crate::transport::Call;
 
 /// The contact property holding the customer's WhatsApp id (E.164, or the business-scoped user
 /// id for customers without a phone number). Unique, so two handoffs can never create two
@@ -98,6 +98,25 @@ const TICKET_PROPERTIES: &[PropertyDef] = &[
     },
 ];
 
+/// The sentiment property's options (its only enumeration).
+const SENTIMENT_OPTIONS: &[PropertyOption] = &[
+    PropertyOption {
+        label: "Negative",
+        value: "negative",
+        display_order: 0,
+    },
+    PropertyOption {
+        label: "Neutral",
+        value: "neutral",
+        display_order: 1,
+    },
+    PropertyOption {
+        label: "Positive",
+        value: "positive",
+        display_order: 2,
+    },
+];
+
 const CONTACT_PROPERTIES: &[PropertyDef] = &[PropertyDef {
     name: CONTACT_WHATSAPP_ID,
     label: "WhatsApp id",
@@ -146,8 +165,9 @@ impl Portal {
         cfg: &HubspotConfig,
         deadline: Instant,
     ) -> Result<Self, HubspotError> {
-        let tickets = ensure_properties(client, "tickets", TICKET_PROPERTIES, deadline).await?;
-        ensure_properties(client, "contacts", CONTACT_PROPERTIES, deadline).await?;
+        let tickets =
+            ensure_properties(client, Object::Tickets, TICKET_PROPERTIES, deadline).await?;
+        ensure_properties(client, Object::Contacts, CONTACT_PROPERTIES, deadline).await?;
         let options = |name: &str| -> Vec<String> {
             tickets
                 .iter()
@@ -170,11 +190,30 @@ impl Portal {
             closed_stages,
             priorities: options("hs_ticket_priority"),
             chat_source: options("source_type").iter().any(|o| o == "CHAT"),
-            ticket_to_contact: type_id(client, "tickets", "contacts", TICKET_TO_CONTACT, deadline)
-                .await?,
-            note_to_ticket: type_id(client, "notes", "tickets", NOTE_TO_TICKET, deadline).await?,
-            note_to_contact: type_id(client, "notes", "contacts", NOTE_TO_CONTACT, deadline)
-                .await?,
+            ticket_to_contact: type_id(
+                client,
+                Object::Tickets,
+                Object::Contacts,
+                TICKET_TO_CONTACT,
+                deadline,
+            )
+            .await?,
+            note_to_ticket: type_id(
+                client,
+                Object::Notes,
+                Object::Tickets,
+                NOTE_TO_TICKET,
+                deadline,
+            )
+            .await?,
+            note_to_contact: type_id(
+                client,
+                Object::Notes,
+                Object::Contacts,
+                NOTE_TO_CONTACT,
+                deadline,
+            )
+            .await?,
         })
     }
 }
@@ -205,8 +244,8 @@ pub async fn missing_properties(
 ) -> Result<Vec<String>, HubspotError> {
     let mut missing = Vec::new();
     for (object, defs) in [
-        ("tickets", TICKET_PROPERTIES),
-        ("contacts", CONTACT_PROPERTIES),
+        (Object::Tickets, TICKET_PROPERTIES),
+        (Object::Contacts, CONTACT_PROPERTIES),
     ] {
         let list = list_properties(client, object, deadline).await?;
         let names: Vec<&str> = list
@@ -216,7 +255,7 @@ pub async fn missing_properties(
         missing.extend(
             defs.iter()
                 .filter(|d| !names.contains(&d.name))
-                .map(|d| format!("{object}.{}", d.name)),
+                .map(|d| format!("{}.{}", object.as_str(), d.name)),
         );
     }
     Ok(missing)
@@ -225,14 +264,11 @@ pub async fn missing_properties(
 /// The object's properties, as HubSpot lists them.
 async fn list_properties(
     client: &HubspotClient,
-    object: &str,
+    object: Object,
     deadline: Instant,
 ) -> Result<Vec<Value>, HubspotError> {
     let answer = client
-        .call(
-            &Call::get("setup", format!("/crm/v3/properties/{object}")),
-            deadline,
-        )
+        .call(&api::list_properties("setup", object), deadline)
         .await?;
     if !answer.is_success() {
         return Err(answer.rejected("setup"));
@@ -248,12 +284,12 @@ async fn list_properties(
 /// Lists the object's properties and creates Baton's missing ones; returns the list.
 async fn ensure_properties(
     client: &HubspotClient,
-    object: &str,
+    object: Object,
     defs: &[PropertyDef],
     deadline: Instant,
 ) -> Result<Vec<Value>, HubspotError> {
     let mut list = list_properties(client, object, deadline).await?;
-    let group = if object == "tickets" {
+    let group = if object == Object::Tickets {
         "ticketinformation"
     } else {
         "contactinformation"
@@ -267,40 +303,39 @@ async fn ensure_properties(
                 // Uniqueness cannot be added later; without it duplicates are only prevented by
                 // Baton's own checks. Say so rather than fail every handoff.
                 tracing::warn!(
-                    object,
+                    object = object.as_str(),
                     property = def.name,
                     "the property exists without unique values; delete it in HubSpot to let Baton recreate it unique"
                 );
             }
             continue;
         }
-        let mut body = json!({
-            "name": def.name,
-            "label": def.label,
-            "type": def.kind,
-            "fieldType": def.field,
-            "groupName": group,
-            "description": def.description,
-            "hasUniqueValue": def.unique,
-        });
-        if def.kind == "enumeration" {
-            body["options"] = json!([
-                {"label": "Negative", "value": "negative", "displayOrder": 0},
-                {"label": "Neutral", "value": "neutral", "displayOrder": 1},
-                {"label": "Positive", "value": "positive", "displayOrder": 2},
-            ]);
-        }
+        let property = NewProperty {
+            name: def.name,
+            label: def.label,
+            kind: def.kind,
+            field_type: def.field,
+            group_name: group,
+            description: def.description,
+            has_unique_value: def.unique,
+            options: if def.kind == "enumeration" {
+                SENTIMENT_OPTIONS.to_vec()
+            } else {
+                Vec::new()
+            },
+        };
         let created = client
-            .call(
-                &Call::post("setup", format!("/crm/v3/properties/{object}"), body),
-                deadline,
-            )
+            .call(&api::create_property("setup", object, &property), deadline)
             .await?;
         // 409: another container created it a moment ago.
         if !(created.is_success() || created.status == 409) {
             return Err(created.rejected("setup"));
         }
-        tracing::info!(object, property = def.name, "created a HubSpot property");
+        tracing::info!(
+            object = object.as_str(),
+            property = def.name,
+            "created a HubSpot property"
+        );
         list.push(created.body);
     }
     Ok(list)
@@ -314,7 +349,7 @@ pub async fn pipeline_and_stage(
     deadline: Instant,
 ) -> Result<(String, String, Vec<String>), HubspotError> {
     let answer = client
-        .call(&Call::get("setup", "/crm/v3/pipelines/tickets"), deadline)
+        .call(&api::ticket_pipelines("setup"), deadline)
         .await?;
     if !answer.is_success() {
         return Err(answer.rejected("setup"));
@@ -401,16 +436,13 @@ pub async fn pipeline_and_stage(
 /// The unlabelled HUBSPOT_DEFINED association type from `from` to `to`, or `fallback`.
 async fn type_id(
     client: &HubspotClient,
-    from: &str,
-    to: &str,
+    from: Object,
+    to: Object,
     fallback: u32,
     deadline: Instant,
 ) -> Result<u32, HubspotError> {
     let answer = client
-        .call(
-            &Call::get("setup", format!("/crm/v4/associations/{from}/{to}/labels")),
-            deadline,
-        )
+        .call(&api::association_labels("setup", from, to), deadline)
         .await?;
     let found = answer
         .body
@@ -428,8 +460,8 @@ async fn type_id(
         Some(id) => {
             if id != fallback {
                 tracing::warn!(
-                    from,
-                    to,
+                    from = from.as_str(),
+                    to = to.as_str(),
                     id,
                     documented = fallback,
                     "the portal's association type id differs from HubSpot's documentation; using the portal's"
@@ -439,8 +471,8 @@ async fn type_id(
         }
         None => {
             tracing::warn!(
-                from,
-                to,
+                from = from.as_str(),
+                to = to.as_str(),
                 status = answer.status,
                 "no association label found; using HubSpot's documented type id"
             );
