@@ -5,6 +5,8 @@
 pub mod demo;
 pub mod doctor;
 pub mod forget;
+pub mod fs_objects;
+pub mod redb_store;
 pub mod smoke;
 pub mod stream;
 
@@ -12,6 +14,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::fs_objects::FsObjectStore;
+use crate::redb_store::RedbStore;
 use baton_handoff::HandoffConfig;
 use baton_handoff::Processor;
 use baton_handoff::llm::LlmClient;
@@ -22,10 +26,8 @@ use baton_shared::config::{
     VERIFY_TOKEN,
 };
 use baton_shared::domain::Change;
-use baton_shared::objects::{DirectoryStore, ObjectStore, S3Store};
-use baton_shared::store::{
-    AfterStore, DynamoDbStore, EmbeddedStore, HandoffStore, Store, StoreError,
-};
+use baton_shared::objects::{ObjectStore, S3Store};
+use baton_shared::store::{AfterStore, DynamoDbStore, HandoffStore, Store, StoreError};
 use baton_shared::whatsapp::{AppSecrets, sign};
 use baton_webhook::Webhook;
 use baton_webhook::config::WebhookSecrets;
@@ -270,7 +272,7 @@ impl LocalConfig {
     pub async fn open_store(&self) -> Result<Stores, StoreError> {
         Ok(match &self.store {
             StoreChoice::Embedded(dir) => {
-                let store = EmbeddedStore::open(dir)?;
+                let store = RedbStore::open(dir)?;
                 Stores {
                     store: Arc::new(store.clone()),
                     handoff: Arc::new(store.clone()),
@@ -309,7 +311,7 @@ impl LocalConfig {
                 }
                 Ok(Arc::new(s3))
             }
-            None => Ok(Arc::new(DirectoryStore::new(self.data_dir.join("objects")))),
+            None => Ok(Arc::new(FsObjectStore::new(self.data_dir.join("objects")))),
         }
     }
 
@@ -408,7 +410,7 @@ pub struct Stores {
 #[derive(Clone)]
 pub enum Feed {
     /// The embedded store's change feed; each stage keeps its own cursor.
-    Embedded(EmbeddedStore),
+    Embedded(RedbStore),
     /// The DynamoDB table's stream, read like Lambda's event source mappings read it.
     DynamoDb {
         aws: Box<aws_config::SdkConfig>,
@@ -472,7 +474,7 @@ impl Stage {
     /// Hands every pending change of the embedded feed over, in order, under this stage's own
     /// cursor; returns how many. A change that fails in a way a retry could fix stops the run
     /// there, to be tried again.
-    pub async fn drain_embedded(&self, store: &EmbeddedStore) -> Result<usize, String> {
+    pub async fn drain_embedded(&self, store: &RedbStore) -> Result<usize, String> {
         let consumer = self.name();
         let mut cursor = store.cursor(consumer).await.map_err(|e| e.to_string())?;
         let mut done = 0;

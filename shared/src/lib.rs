@@ -4,7 +4,7 @@
 //! - [`agent`]: the AI agent's events.
 //! - [`domain`]: pure, synchronous logic: conversation keys, records, the reply window.
 //! - [`handoff`]: detection, transcript, insights and media copying.
-//! - [`store`]: storage ports with DynamoDB and embedded adapters.
+//! - [`store`]: storage ports with the DynamoDB adapter; [`objects`]: object storage with S3.
 //! - [`config`]: typed configuration read once from the environment.
 
 pub mod agent;
@@ -13,7 +13,6 @@ pub mod config;
 pub mod domain;
 pub mod html;
 pub mod http;
-pub mod hubspot_webhook;
 pub mod media_keys;
 pub mod objects;
 pub mod observe;

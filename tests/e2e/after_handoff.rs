@@ -196,7 +196,7 @@ impl After {
     async fn rep_replies(&self, ticket: &str, text: &str, times: usize) -> Value {
         let event = self
             .server
-            .rep_sets(ticket, baton_shared::hubspot_webhook::REPLY_PROPERTY, text)
+            .rep_sets(ticket, baton_shared::domain::REPLY_PROPERTY, text)
             .expect("the portal has Baton's reply property");
         for attempt in 0..times {
             let mut e = event.clone();
@@ -359,7 +359,7 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
         "{notes:#?}"
     );
     assert_eq!(
-        a.server.tickets()[0].properties[baton_shared::hubspot_webhook::REPLY_PROPERTY],
+        a.server.tickets()[0].properties[baton_shared::domain::REPLY_PROPERTY],
         "",
         "the reply field is cleared for the next answer"
     );
@@ -373,7 +373,7 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
     // Clearing the field is itself a change HubSpot reports: it sends nothing.
     let cleared = a
         .server
-        .rep_sets(&ticket, baton_shared::hubspot_webhook::REPLY_PROPERTY, "")
+        .rep_sets(&ticket, baton_shared::domain::REPLY_PROPERTY, "")
         .unwrap();
     let (_, answer) = a
         .hubspot(hubspot_request(&json!([cleared]), CLIENT_SECRET, now_ms()))

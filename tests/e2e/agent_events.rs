@@ -3,15 +3,16 @@
 
 use std::sync::Arc;
 
+use baton_local::redb_store::RedbStore;
 use baton_shared::domain::{ConversationKey, TimelineEntry};
-use baton_shared::store::{ConversationReader, DeliveryLog, EmbeddedStore, Store};
+use baton_shared::store::{ConversationReader, DeliveryLog, Store};
 use baton_shared::whatsapp::sign;
 use http::{Request, StatusCode};
 use serde_json::json;
 
 use crate::support::*;
 
-fn store_and_app() -> (EmbeddedStore, baton_webhook::Webhook) {
+fn store_and_app() -> (RedbStore, baton_webhook::Webhook) {
     let store = embedded_store();
     let app = webhook(Arc::new(store.clone()) as Arc<dyn Store>);
     (store, app)

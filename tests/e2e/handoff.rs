@@ -804,10 +804,10 @@ async fn llm_server(behaviour: &'static str) -> String {
 
 /// baton-local's own path: the embedded store's change feed, files under a directory.
 async fn embedded_handoff(llm: Option<LlmConfig>) -> (HandoffRecord, String, Duration) {
-    use baton_shared::objects::DirectoryStore;
+    use baton_local::fs_objects::FsObjectStore;
     let store = embedded_store();
     let dir = std::env::temp_dir().join(unique("baton-objects"));
-    let objects = Arc::new(DirectoryStore::new(&dir));
+    let objects = Arc::new(FsObjectStore::new(&dir));
     let graph = GraphServer::start(Duration::from_secs(300)).await;
     let copier = MediaCopier::new(graph_config(&graph), objects.clone()).unwrap();
     let processor = Arc::new(Processor::new(
@@ -920,7 +920,7 @@ async fn the_lambda_reports_the_first_retryable_failure_and_leaves_the_rest_for_
     // A store nobody listens on: every read fails as retryable.
     let sdk = aws("http://127.0.0.1:9");
     let store = DynamoDbStore::from_config(&sdk, "no-table");
-    let objects = Arc::new(baton_shared::objects::DirectoryStore::new(
+    let objects = Arc::new(baton_local::fs_objects::FsObjectStore::new(
         std::env::temp_dir().join(unique("baton-objects")),
     ));
     let mut graph = GraphConfig::new("http://127.0.0.1:9", graph::VERSION, None);

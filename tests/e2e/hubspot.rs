@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use baton_handoff::HandoffSettings;
 use baton_hubspot::{Delivered, Deliverer, HubspotClient, HubspotConfig, HubspotError};
+use baton_local::fs_objects::FsObjectStore;
+use baton_local::redb_store::RedbStore;
 use baton_local::stream::StreamReader;
 use baton_shared::domain::*;
-use baton_shared::objects::{DirectoryStore, ObjectMeta, ObjectStore};
-use baton_shared::store::{AfterStore, EmbeddedStore, HandoffStore, TrailStore};
+use baton_shared::objects::{ObjectMeta, ObjectStore};
+use baton_shared::store::{AfterStore, HandoffStore, TrailStore};
 use baton_testkit::bodies;
 use baton_testkit::fixtures::{copied_file, handoff_record};
 use baton_testkit::hubspot::{Fault, HubspotServer, Options, TOKEN};
@@ -78,8 +80,8 @@ fn deliverer(
 /// A deliverer on the test server with `extra` settings, over the embedded store.
 fn deliverer_on(
     server: &HubspotServer,
-    store: &EmbeddedStore,
-    objects: &Arc<DirectoryStore>,
+    store: &RedbStore,
+    objects: &Arc<FsObjectStore>,
     extra: &[(&str, &str)],
 ) -> Deliverer {
     deliverer(
@@ -155,11 +157,11 @@ fn customer(wa_id: &str, name: &str) -> Customer {
     }
 }
 
-fn local_stores() -> (EmbeddedStore, Arc<DirectoryStore>) {
+fn local_stores() -> (RedbStore, Arc<FsObjectStore>) {
     let dir = std::env::temp_dir().join(unique("baton-hubspot"));
     (
-        EmbeddedStore::open(&dir).unwrap(),
-        Arc::new(DirectoryStore::new(dir.join("objects"))),
+        RedbStore::open(&dir).unwrap(),
+        Arc::new(FsObjectStore::new(dir.join("objects"))),
     )
 }
 
@@ -840,8 +842,8 @@ async fn refusals_are_parked_with_hubspots_reason_and_a_replay_finishes_them() {
 /// A full handoff (new contact, files, a long transcript) and a second customer's plain one.
 struct Two {
     server: HubspotServer,
-    store: EmbeddedStore,
-    objects: Arc<DirectoryStore>,
+    store: RedbStore,
+    objects: Arc<FsObjectStore>,
     first: HandoffRecord,
     second: HandoffRecord,
 }

@@ -455,14 +455,16 @@ async fn the_link_in_the_hubspot_note_opens_the_whole_session_and_its_files() {
 /// session's own route, which checks the token and that the file is the session's.
 #[tokio::test]
 async fn without_presigned_urls_the_page_serves_its_own_files_and_nothing_else() {
+    use baton_local::fs_objects::FsObjectStore;
+    use baton_local::redb_store::RedbStore;
     use baton_shared::media_keys::object_key;
-    use baton_shared::objects::{DirectoryStore, ObjectMeta};
-    use baton_shared::store::{EmbeddedStore, HandoffStore};
+    use baton_shared::objects::ObjectMeta;
+    use baton_shared::store::HandoffStore;
     use baton_testkit::fixtures::{copied_file, handoff_record};
 
     let dir = std::env::temp_dir().join(unique("baton-session-local"));
-    let store = EmbeddedStore::open(&dir).unwrap();
-    let objects = Arc::new(DirectoryStore::new(dir.join("objects")));
+    let store = RedbStore::open(&dir).unwrap();
+    let objects = Arc::new(FsObjectStore::new(dir.join("objects")));
     let app = webhook(Arc::new(store.clone()));
     let mut image = handoff::message("image.json", "wamid.l1", T0);
     let photo = handoff::pattern(5_000, 9);

@@ -22,17 +22,18 @@ async fn dynamodb_store_meets_the_contract() {
 
 #[tokio::test]
 async fn embedded_store_keeps_everything_across_a_reopen() {
+    use baton_local::redb_store::RedbStore;
     use baton_shared::domain::{BatchOrigin, ConversationKey, build_batch};
-    use baton_shared::store::{ConversationReader, DeliveryStore, EmbeddedStore};
+    use baton_shared::store::{ConversationReader, DeliveryStore};
     let dir = std::env::temp_dir().join(crate::support::unique("baton-reopen"));
     let body =
         baton_testkit::bodies::texts("reopen", "16505550100", &[("wamid.p1", 1), ("wamid.p2", 2)]);
     let batch = build_batch(body.into(), 5, BatchOrigin::Webhook);
     {
-        let store = EmbeddedStore::open(&dir).unwrap();
+        let store = RedbStore::open(&dir).unwrap();
         assert_eq!(store.write_batch(&batch).await.unwrap().messages_new, 2);
     }
-    let store = EmbeddedStore::open(&dir).unwrap();
+    let store = RedbStore::open(&dir).unwrap();
     let again = store.write_batch(&batch).await.unwrap();
     assert_eq!((again.delivery_new, again.messages_duplicate), (false, 2));
     let page = store

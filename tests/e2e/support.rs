@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use baton_local::redb_store::RedbStore;
 pub use baton_shared::store::RequestCounter;
-use baton_shared::store::{DynamoDbStore, EmbeddedStore, Store};
+use baton_shared::store::{DynamoDbStore, Store};
 use baton_shared::whatsapp::sign;
 use baton_webhook::Webhook;
 use baton_webhook::config::WebhookSecrets;
@@ -77,9 +78,9 @@ pub async fn dynamodb_store() -> Option<(DynamoDbStore, RequestCounter)> {
     Some((store, counter))
 }
 
-pub fn embedded_store() -> EmbeddedStore {
+pub fn embedded_store() -> RedbStore {
     let dir = std::env::temp_dir().join(unique("baton-embedded"));
-    EmbeddedStore::open(&dir).expect("open embedded store")
+    RedbStore::open(&dir).expect("open embedded store")
 }
 
 pub fn secrets() -> WebhookSecrets {

@@ -14,8 +14,9 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use baton_handoff::media::{MediaCopier, MediaJob};
+use baton_local::fs_objects::FsObjectStore;
 use baton_shared::domain::{ConversationKey, MediaState};
-use baton_shared::objects::{DirectoryStore, ObjectStore, S3Store};
+use baton_shared::objects::{ObjectStore, S3Store};
 use baton_shared::whatsapp::Media;
 use baton_shared::whatsapp::graph::GraphConfig;
 use baton_testkit::fixtures::{child_figures, print_child_figures};
@@ -147,7 +148,7 @@ async fn objects(mode: &str) -> Arc<dyn ObjectStore> {
             s3.ensure_bucket().await.unwrap();
             Arc::new(s3)
         }
-        _ => Arc::new(DirectoryStore::new(
+        _ => Arc::new(FsObjectStore::new(
             std::env::temp_dir().join(format!("baton-bench-{}", std::process::id())),
         )),
     }

@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton_hubspot::{Deliverer, HubspotClient, HubspotConfig};
+use baton_local::fs_objects::FsObjectStore;
+use baton_local::redb_store::RedbStore;
 use baton_shared::domain::*;
-use baton_shared::objects::{DirectoryStore, ObjectMeta, ObjectStore};
+use baton_shared::objects::{ObjectMeta, ObjectStore};
 use baton_shared::store::{
-    ConversationReader, DeliveryStore, EmbeddedStore, HandoffStore, TicketStore, TrailStore,
+    ConversationReader, DeliveryStore, HandoffStore, TicketStore, TrailStore,
 };
 use baton_testkit::bodies;
 use baton_testkit::fixtures::{child_figures, copied_file, handoff_record, print_child_figures};
@@ -26,8 +28,8 @@ const LATENCY: Duration = Duration::from_millis(100);
 const HANDOFFS: usize = 20;
 
 async fn record(
-    store: &EmbeddedStore,
-    objects: &DirectoryStore,
+    store: &RedbStore,
+    objects: &FsObjectStore,
     wa_id: &str,
     files: usize,
 ) -> HandoffRecord {
@@ -178,7 +180,7 @@ fn upload_child(base: &str, dir: &str, key: &str) {
             path: "/files/v3/files".into(),
             payload: baton_hubspot::transport::Payload::File(
                 baton_hubspot::transport::FileUpload {
-                    objects: Arc::new(DirectoryStore::new(dir)),
+                    objects: Arc::new(FsObjectStore::new(dir)),
                     key: key.to_owned(),
                     file_name: "big.bin".into(),
                     content_type: "application/octet-stream".into(),
@@ -202,7 +204,7 @@ fn upload_child(base: &str, dir: &str, key: &str) {
 async fn uploads() {
     let server = HubspotServer::start(Options::default()).await;
     let dir = std::env::temp_dir().join(format!("baton-bench-upload-{}", std::process::id()));
-    let objects = DirectoryStore::new(&dir);
+    let objects = FsObjectStore::new(&dir);
     println!("\nStreaming a file from the media store to HubSpot Files (child process, peak RSS):");
     println!("| file | peak RSS | upload |");
     println!("|---|---|---|");
@@ -249,8 +251,8 @@ fn main() {
         })
         .await;
         let dir = std::env::temp_dir().join(format!("baton-bench-calls-{}", std::process::id()));
-        let store = EmbeddedStore::open(&dir).unwrap();
-        let objects = Arc::new(DirectoryStore::new(dir.join("objects")));
+        let store = RedbStore::open(&dir).unwrap();
+        let objects = Arc::new(FsObjectStore::new(dir.join("objects")));
         let base = server.base_url();
         let sends = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let graph = graph_stub(sends.clone()).await;

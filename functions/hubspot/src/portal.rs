@@ -21,8 +21,8 @@ pub const TICKET_SENTIMENT: &str = "baton_sentiment";
 pub const TICKET_LANGUAGE: &str = "baton_language";
 pub const TICKET_WINDOW: &str = "baton_reply_window_closes_at";
 pub const TICKET_SESSION: &str = "baton_session_url";
-/// The ticket property a rep writes a WhatsApp reply into (see [`baton_shared::hubspot_webhook`]).
-pub const TICKET_REPLY: &str = baton_shared::hubspot_webhook::REPLY_PROPERTY;
+/// The ticket property a rep writes a WhatsApp reply into (see [`baton_shared::domain::REPLY_PROPERTY`]).
+pub const TICKET_REPLY: &str = baton_shared::domain::REPLY_PROPERTY;
 
 /// Default association type ids (HUBSPOT_DEFINED), checked against the labels API at set-up.
 pub const TICKET_TO_CONTACT: u32 = 16;

@@ -10,13 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use baton_local::redb_store::RedbStore;
 use baton_shared::domain::*;
 use baton_shared::media_keys::object_key;
 use baton_shared::objects::{ObjectStore, S3Store};
 use baton_shared::session::SessionLinks;
-use baton_shared::store::{
-    AgentEventStore, ConversationReader, DeliveryStore, EmbeddedStore, HandoffStore,
-};
+use baton_shared::store::{AgentEventStore, ConversationReader, DeliveryStore, HandoffStore};
 use baton_shared::transcript::Transcript;
 use baton_webhook::session_page::{Answer, SessionPages};
 use serde_json::json;
@@ -31,7 +30,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-async fn conversation(store: &EmbeddedStore) -> HandoffRecord {
+async fn conversation(store: &RedbStore) -> HandoffRecord {
     let key = ConversationKey::new(PNID, CUSTOMER);
     let t0 = 1_763_990_000i64;
     let mut messages = Vec::new();
@@ -116,7 +115,7 @@ async fn conversation(store: &EmbeddedStore) -> HandoffRecord {
     h
 }
 
-async fn transcript(store: &EmbeddedStore, h: &HandoffRecord) -> usize {
+async fn transcript(store: &RedbStore, h: &HandoffRecord) -> usize {
     let mut t = Transcript::new("bench", "Maria Lopez");
     let mut after: Option<String> = None;
     loop {
@@ -145,7 +144,7 @@ async fn transcript(store: &EmbeddedStore, h: &HandoffRecord) -> usize {
 #[tokio::main]
 async fn main() {
     let dir = std::env::temp_dir().join(format!("baton-bench-session-{}", std::process::id()));
-    let store = EmbeddedStore::open(&dir).unwrap();
+    let store = RedbStore::open(&dir).unwrap();
     let h = conversation(&store).await;
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())

@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
+use crate::hubspot_webhook::{self, TicketSignal};
 use axum::extract::State;
 use axum::response::Response;
 use baton_shared::domain::{TicketEvent, TicketEventKind};
-use baton_shared::hubspot_webhook::{self, TicketSignal};
 use baton_shared::observe::{self, metric};
 use baton_shared::store::{Store, StoreError};
 use http::StatusCode;

@@ -10,6 +10,7 @@
 pub mod agent_events;
 pub mod config;
 pub mod hubspot_events;
+pub mod hubspot_webhook;
 pub mod kept;
 pub mod replay;
 pub mod respond;

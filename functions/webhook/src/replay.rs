@@ -2,9 +2,9 @@
 //! kept agent or HubSpot events body) read again with this version of Baton, and what it now
 //! yields stored. Idempotent: items already stored are not written twice.
 
+use crate::hubspot_webhook;
 use baton_shared::agent;
 use baton_shared::domain::{BatchOrigin, ParseState, RawDelivery, build_batch};
-use baton_shared::hubspot_webhook;
 use baton_shared::store::{Store, StoreError};
 use serde::Serialize;
 

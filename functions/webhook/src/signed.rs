@@ -11,7 +11,9 @@ use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use baton_shared::domain::MAX_BODY_BYTES;
 use baton_shared::observe::{self, metric};
-use baton_shared::{agent, hubspot_webhook, whatsapp};
+use baton_shared::{agent, whatsapp};
+
+use crate::hubspot_webhook;
 use bytes::Bytes;
 use http::StatusCode;
 use http::request::Parts;

@@ -12,7 +12,7 @@ pub use handoff::*;
 pub use intake::{MAX_BODY_BYTES, build_batch};
 pub use records::*;
 pub use ticket::{
-    CALLBACK_PREFIX, EventTrail, Owner, TicketEvent, TicketEventKind, TicketLink,
+    CALLBACK_PREFIX, EventTrail, Owner, REPLY_PROPERTY, TicketEvent, TicketEventKind, TicketLink,
     parse_callback_data,
 };
 pub use trail::{FileStep, HubspotTrail, Step, StepState, TrailError, TrailStatus};

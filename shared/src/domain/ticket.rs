@@ -7,6 +7,11 @@
 //! status is one event) and carried by the stream to the HubSpot function, which works through it
 //! step by step and keeps its progress in an [`EventTrail`] beside it, as it does for the handoff.
 
+/// The ticket property a rep writes a WhatsApp reply into: setting it on the ticket (by hand or
+/// from a workflow) is the gesture that sends; Baton clears it once the reply is handled. The
+/// webhook reads it in HubSpot's events; the HubSpot function creates and clears it.
+pub const REPLY_PROPERTY: &str = "baton_whatsapp_reply";
+
 use serde::{Deserialize, Serialize};
 
 use super::records::{ConversationKey, MessageRecord};

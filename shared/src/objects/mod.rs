@@ -1,13 +1,12 @@
-//! Object storage for media copies and transcripts: S3 on AWS, a directory for `baton-local`.
+//! Object storage for media copies and transcripts: the port, and S3 (the functions' adapter;
+//! `baton-local` adds a directory, `baton_local::fs_objects`).
 //! Large files are written part by part so memory stays flat whatever the file size.
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub mod fs;
 pub mod s3;
 
-pub use fs::DirectoryStore;
 pub use s3::S3Store;
 
 /// Size of the parts a large object is written in (S3's minimum is 5 MiB).

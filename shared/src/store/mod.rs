@@ -1,6 +1,6 @@
-//! Storage ports (small traits the functions depend on) and their adapters: DynamoDB for AWS and
-//! an embedded redb database for `baton-local`. Both pass the same contract suite
-//! (`baton_testkit::store_contract`).
+//! Storage ports (small traits the functions depend on) and the adapter the functions run on,
+//! DynamoDB. `baton-local` adds a redb adapter of its own (`baton_local::redb_store`); both pass
+//! the same contract suite (`baton_testkit::store_contract`).
 
 use async_trait::async_trait;
 
@@ -11,10 +11,8 @@ use crate::domain::{
 };
 
 pub mod dynamodb;
-pub mod embedded;
 
 pub use dynamodb::{DynamoDbStore, RequestCounter, change_from_image, change_from_item};
-pub use embedded::EmbeddedStore;
 
 /// A storage failure, classified once: retryable failures answer 5xx so Meta delivers again.
 #[derive(Debug, thiserror::Error)]

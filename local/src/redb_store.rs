@@ -10,12 +10,12 @@ use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{
+use baton_shared::domain::*;
+use baton_shared::store::{
     AgentEventStore, ConversationReader, DeliveryLog, DeliveryStore, HandoffStore, StoreError,
     TicketStore, TimelinePage, TrailStore,
 };
-use crate::domain::*;
-use crate::whatsapp::WaError;
+use baton_shared::whatsapp::WaError;
 
 /// Delivery id → metadata (JSON).
 const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("deliveries");
@@ -57,7 +57,7 @@ const EVENT_REF: &str = "evt:";
 
 /// A redb-backed store; cheap to clone.
 #[derive(Clone)]
-pub struct EmbeddedStore {
+pub struct RedbStore {
     db: Arc<Database>,
 }
 
@@ -84,7 +84,7 @@ fn child(partition: &str, id: &str) -> String {
     format!("{partition}\0{id}")
 }
 
-impl EmbeddedStore {
+impl RedbStore {
     /// Opens (or creates) the database file `baton.redb` in `dir`, creating `dir` if needed.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
@@ -285,7 +285,7 @@ fn merge_conversation(old: Option<Conversation>, touch: &Conversation) -> Conver
 }
 
 #[async_trait]
-impl DeliveryStore for EmbeddedStore {
+impl DeliveryStore for RedbStore {
     async fn write_batch(&self, batch: &DeliveryBatch) -> Result<WriteReport, StoreError> {
         let batch = batch.clone();
         self.blocking(move |db| write(db, &batch)).await
@@ -293,7 +293,7 @@ impl DeliveryStore for EmbeddedStore {
 }
 
 #[async_trait]
-impl ConversationReader for EmbeddedStore {
+impl ConversationReader for RedbStore {
     async fn conversation(
         &self,
         key: &ConversationKey,
@@ -377,7 +377,7 @@ impl ConversationReader for EmbeddedStore {
 }
 
 #[async_trait]
-impl DeliveryLog for EmbeddedStore {
+impl DeliveryLog for RedbStore {
     async fn delivery(&self, id: &DeliveryId) -> Result<Option<RawDelivery>, StoreError> {
         let id = id.clone();
         self.blocking(move |db| {
@@ -453,7 +453,7 @@ struct Episode {
     agent_streak_key: Option<String>,
 }
 
-impl EmbeddedStore {
+impl RedbStore {
     /// Changes after `cursor`, oldest first, `limit` at most: the embedded stand-in for a
     /// DynamoDB stream.
     pub async fn changes_after(
@@ -531,7 +531,7 @@ impl EmbeddedStore {
 }
 
 #[async_trait]
-impl AgentEventStore for EmbeddedStore {
+impl AgentEventStore for RedbStore {
     async fn write_agent_events(
         &self,
         events: &[AgentEventRecord],
@@ -593,7 +593,7 @@ impl AgentEventStore for EmbeddedStore {
 }
 
 #[async_trait]
-impl HandoffStore for EmbeddedStore {
+impl HandoffStore for RedbStore {
     async fn agent_outcome(
         &self,
         key: &ConversationKey,
@@ -704,7 +704,7 @@ impl HandoffStore for EmbeddedStore {
 }
 
 #[async_trait]
-impl TrailStore for EmbeddedStore {
+impl TrailStore for RedbStore {
     async fn trail(&self, handoff_id: &str) -> Result<Option<HubspotTrail>, StoreError> {
         self.get_json(TRAILS, handoff_id.to_owned()).await
     }
@@ -756,7 +756,7 @@ impl TrailStore for EmbeddedStore {
 }
 
 #[async_trait]
-impl TicketStore for EmbeddedStore {
+impl TicketStore for RedbStore {
     async fn save_ticket_event(&self, event: &TicketEvent) -> Result<bool, StoreError> {
         let event = event.clone();
         self.blocking(move |db| {

@@ -13,7 +13,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::whatsapp::AppSecrets;
+use baton_shared::domain::REPLY_PROPERTY;
+use baton_shared::whatsapp::AppSecrets;
 
 pub const SIGNATURE_HEADER: &str = "x-hubspot-signature-v3";
 pub const TIMESTAMP_HEADER: &str = "x-hubspot-request-timestamp";
@@ -22,14 +23,11 @@ pub const MAX_AGE_MS: i64 = 5 * 60 * 1000;
 /// HubSpot sends at most 100 events per request; a body this large is not HubSpot's.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The ticket property a rep writes a WhatsApp reply into: setting it on the ticket (by hand or
-/// from a workflow) is the gesture that sends; Baton clears it once the reply is handled.
-pub const REPLY_PROPERTY: &str = "baton_whatsapp_reply";
 /// The ticket property holding the ticket's stage.
 pub const STAGE_PROPERTY: &str = "hs_pipeline_stage";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
+pub enum HubspotSignatureError {
     #[error("the request has no X-HubSpot-Signature-v3 header")]
     Missing,
     #[error("the request has no usable X-HubSpot-Request-Timestamp header")]
@@ -88,18 +86,20 @@ pub fn verify_v3(
     signature: Option<&[u8]>,
     timestamp: Option<&[u8]>,
     now_ms: i64,
-) -> Result<(), SignatureError> {
-    let signature = signature.ok_or(SignatureError::Missing)?;
+) -> Result<(), HubspotSignatureError> {
+    let signature = signature.ok_or(HubspotSignatureError::Missing)?;
     let expected = base64::engine::general_purpose::STANDARD
         .decode(signature.trim_ascii())
-        .map_err(|_| SignatureError::Mismatch)?;
+        .map_err(|_| HubspotSignatureError::Mismatch)?;
     let timestamp = timestamp
         .and_then(|t| std::str::from_utf8(t).ok())
         .map(str::trim)
-        .ok_or(SignatureError::NoTimestamp)?;
-    let at: i64 = timestamp.parse().map_err(|_| SignatureError::NoTimestamp)?;
+        .ok_or(HubspotSignatureError::NoTimestamp)?;
+    let at: i64 = timestamp
+        .parse()
+        .map_err(|_| HubspotSignatureError::NoTimestamp)?;
     if (now_ms - at).abs() > MAX_AGE_MS {
-        return Err(SignatureError::Stale);
+        return Err(HubspotSignatureError::Stale);
     }
     for secret in secrets.iter() {
         for uri in uris {
@@ -114,7 +114,7 @@ pub fn verify_v3(
             }
         }
     }
-    Err(SignatureError::Mismatch)
+    Err(HubspotSignatureError::Mismatch)
 }
 
 /// One event of a webhook request (HubSpot sends a JSON array of them).
@@ -238,11 +238,11 @@ mod tests {
         assert_eq!(check(&sig, &ts, &encoded, body), Ok(()));
         assert_eq!(
             check(&sig, &ts, &["http://other/hubspot/events".into()], body),
-            Err(SignatureError::Mismatch)
+            Err(HubspotSignatureError::Mismatch)
         );
         assert_eq!(
             check(&sig, &ts, &encoded, br#"[{"eventId":2}]"#),
-            Err(SignatureError::Mismatch)
+            Err(HubspotSignatureError::Mismatch)
         );
         let old = (now - MAX_AGE_MS - 1).to_string();
         let sig_old = sign(
@@ -254,11 +254,11 @@ mod tests {
         );
         assert_eq!(
             check(&sig_old, &old, &encoded, body),
-            Err(SignatureError::Stale)
+            Err(HubspotSignatureError::Stale)
         );
         assert_eq!(
             check(&sig, "soon", &encoded, body),
-            Err(SignatureError::NoTimestamp)
+            Err(HubspotSignatureError::NoTimestamp)
         );
         assert_eq!(
             verify_v3(
@@ -270,7 +270,7 @@ mod tests {
                 Some(ts.as_bytes()),
                 now
             ),
-            Err(SignatureError::Missing)
+            Err(HubspotSignatureError::Missing)
         );
     }
 

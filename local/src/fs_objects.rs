@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use super::{ObjectError, ObjectMeta, ObjectStore, ObjectStream, ObjectWriter};
+use baton_shared::objects::{ObjectError, ObjectMeta, ObjectStore, ObjectStream, ObjectWriter};
 
 #[derive(Debug, Clone)]
-pub struct DirectoryStore {
+pub struct FsObjectStore {
     root: PathBuf,
 }
 
@@ -18,7 +18,7 @@ fn io(e: std::io::Error) -> ObjectError {
     ObjectError::Unavailable(e.to_string())
 }
 
-impl DirectoryStore {
+impl FsObjectStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }
@@ -74,7 +74,7 @@ impl ObjectWriter for FileWriter {
 }
 
 #[async_trait]
-impl ObjectStore for DirectoryStore {
+impl ObjectStore for FsObjectStore {
     async fn head(&self, key: &str) -> Result<Option<u64>, ObjectError> {
         match tokio::fs::metadata(self.path(key)?).await {
             Ok(m) => Ok(Some(m.len())),
