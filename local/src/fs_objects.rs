@@ -15,7 +15,7 @@ pub struct FsObjectStore {
 }
 
 fn io(e: std::io::Error) -> ObjectError {
-    ObjectError::Unavailable(e.to_string())
+    ObjectError::unavailable_from(e)
 }
 
 impl FsObjectStore {
@@ -28,7 +28,7 @@ impl FsObjectStore {
             .split('/')
             .any(|part| part.is_empty() || part == "." || part == "..")
         {
-            return Err(ObjectError::Rejected(format!("unsafe object key {key:?}")));
+            return Err(ObjectError::rejected(format!("unsafe object key {key:?}")));
         }
         Ok(self.root.join(key))
     }
@@ -39,7 +39,7 @@ impl FsObjectStore {
             tokio::fs::create_dir_all(dir).await.map_err(io)?;
         }
         let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).map_err(|e| ObjectError::Unavailable(e.to_string()))?;
+        getrandom::fill(&mut nonce).map_err(ObjectError::unavailable_from)?;
         let tmp = path.with_extension(format!("partial-{}", hex::encode(nonce)));
         let file = tokio::fs::File::create(&tmp).await.map_err(io)?;
         Ok((path, tmp, file))

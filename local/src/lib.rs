@@ -27,6 +27,7 @@ use baton_shared::config::{
 };
 use baton_shared::domain::Change;
 use baton_shared::objects::{ObjectStore, S3Store};
+use baton_shared::retry::Classify as _;
 use baton_shared::store::{AfterStore, DynamoDbStore, HandoffStore, Store, StoreError};
 use baton_shared::whatsapp::{AppSecrets, sign};
 use baton_webhook::Webhook;
@@ -281,7 +282,7 @@ impl LocalConfig {
                 }
             }
             StoreChoice::DynamoDb { table, create } => {
-                let aws = aws_config::load_from_env().await;
+                let aws = baton_shared::retry::load_aws().await;
                 let store = DynamoDbStore::from_config(&aws, table.clone());
                 if *create {
                     store.ensure_table().await?;
@@ -304,7 +305,7 @@ impl LocalConfig {
     pub async fn open_objects(&self) -> Result<Arc<dyn ObjectStore>, String> {
         match &self.media_bucket {
             Some(bucket) => {
-                let aws = aws_config::load_from_env().await;
+                let aws = baton_shared::retry::load_aws().await;
                 let s3 = S3Store::from_config(&aws, bucket.clone(), self.handoff.s3_path_style);
                 if matches!(self.store, StoreChoice::DynamoDb { create: true, .. }) {
                     s3.ensure_bucket().await.map_err(|e| e.to_string())?;
@@ -378,7 +379,7 @@ impl LocalConfig {
                     .to_owned(),
             );
         };
-        let aws = aws_config::load_from_env().await;
+        let aws = baton_shared::retry::load_aws().await;
         let store = DynamoDbStore::from_config(&aws, table.clone());
         let objects = self.open_objects().await?;
         crate::forget::forget_customer(&store, objects.as_ref(), customer).await

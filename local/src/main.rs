@@ -227,7 +227,7 @@ async fn check(command: &str, args: &[String]) -> ExitCode {
             }
         }
     }
-    let aws = aws_config::load_from_env().await;
+    let aws = baton_shared::retry::load_aws().await;
     let stack_settings = match &stack {
         Some(name) => match baton_local::doctor::stack_settings(&aws, name).await {
             Ok(s) => s,

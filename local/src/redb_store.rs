@@ -73,11 +73,11 @@ struct DeliveryMeta {
 }
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("embedded database: {e}"))
+    StoreError::unavailable(format!("embedded database: {e}"))
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("embedded database: {e}"))
+    StoreError::corrupt(format!("embedded database: {e}"))
 }
 
 fn child(partition: &str, id: &str) -> String {
@@ -722,7 +722,7 @@ impl TrailStore for RedbStore {
                     .map_err(failed)?
                     .is_none()
                 {
-                    return Err(StoreError::Rejected(format!("no handoff {id}")));
+                    return Err(StoreError::rejected(format!("no handoff {id}")));
                 }
                 let mut table = txn.open_table(TRAILS).map_err(failed)?;
                 table
@@ -841,7 +841,7 @@ impl TicketStore for RedbStore {
                     .map_err(failed)?
                     .is_none()
                 {
-                    return Err(StoreError::Rejected(format!("no ticket event {k}")));
+                    return Err(StoreError::rejected(format!("no ticket event {k}")));
                 }
                 let mut table = txn.open_table(EVENT_TRAILS).map_err(failed)?;
                 table.insert(k.as_str(), bytes.as_slice()).map_err(failed)?;

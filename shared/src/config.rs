@@ -203,7 +203,7 @@ impl StreamFunction {
             MEDIA_BUCKET,
             "template.yaml sets it to the media bucket",
         )?;
-        let aws = aws_config::load_from_env().await;
+        let aws = crate::retry::load_aws().await;
         let settings = Settings::load(&aws).await?;
         Ok(Self {
             store: crate::store::DynamoDbStore::from_config(&aws, table)

@@ -16,6 +16,7 @@ pub mod http;
 pub mod media_keys;
 pub mod objects;
 pub mod observe;
+pub mod retry;
 pub mod session;
 pub mod store;
 pub mod stream;

@@ -732,7 +732,7 @@ pub async fn run_handoff<
     let missing = format!("ho_missing_{ns}");
     assert!(matches!(
         store.save_trail(&missing, &trail).await,
-        Err(StoreError::Rejected(_))
+        Err(StoreError::Rejected { .. })
     ));
 
     // Episodes end: only the open one, once; the next claim opens a new episode.
@@ -811,7 +811,7 @@ pub async fn run_handoff<
         store
             .save_event_trail(&record.id, "rp#none", &progress)
             .await,
-        Err(StoreError::Rejected(_))
+        Err(StoreError::Rejected { .. })
     ));
     assert!(
         !store

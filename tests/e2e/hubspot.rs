@@ -13,6 +13,7 @@ use baton_local::redb_store::RedbStore;
 use baton_local::stream::StreamReader;
 use baton_shared::domain::*;
 use baton_shared::objects::{ObjectMeta, ObjectStore};
+use baton_shared::retry::Classify as _;
 use baton_shared::store::{AfterStore, HandoffStore, TrailStore};
 use baton_testkit::bodies;
 use baton_testkit::fixtures::{copied_file, handoff_record};
@@ -63,8 +64,8 @@ fn client(cfg: &HubspotConfig) -> HubspotClient {
         cfg.timeout,
     )
     .unwrap();
-    c.base_backoff = Duration::from_millis(20);
-    c.max_backoff = Duration::from_millis(200);
+    c.backoff.first = Duration::from_millis(20);
+    c.backoff.max = Duration::from_millis(200);
     c
 }
 

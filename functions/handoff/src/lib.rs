@@ -6,6 +6,7 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use baton_shared::domain::{Change, MediaState};
 use baton_shared::observe::{self, metric};
+use baton_shared::retry::Classify as _;
 use baton_shared::stream::{self, RecordHandler, RecordOutcome};
 use tracing::Instrument;
 

@@ -16,6 +16,7 @@ use baton_shared::domain::{ConversationKey, MediaRecord, MediaState};
 use baton_shared::http::Timeouts;
 use baton_shared::media_keys::{default_filename, object_key, url_component};
 use baton_shared::objects::{ObjectError, ObjectMeta, ObjectStore, PART_BYTES};
+use baton_shared::retry::Backoff;
 use baton_shared::whatsapp::Media;
 use baton_shared::whatsapp::graph::GraphConfig;
 
@@ -196,12 +197,12 @@ impl MediaCopier {
         }
 
         let mut url = job.media.url.clone();
-        let mut delay = self.graph.backoff;
+        let attempts = job.attempts.unwrap_or(self.graph.attempts).max(1);
+        let backoff = Backoff::new(self.graph.backoff, self.graph.backoff * 8, attempts);
         let mut last = Failure::retry("not attempted");
-        for attempt in 0..job.attempts.unwrap_or(self.graph.attempts).max(1) {
+        for attempt in 0..attempts {
             if attempt > 0 {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+                tokio::time::sleep(backoff.delay(attempt - 1)).await;
             }
             record.attempts += 1;
             let attempt_result = tokio::time::timeout(
@@ -464,8 +465,12 @@ impl MediaCopier {
 
 fn storage(e: ObjectError) -> Failure {
     match e {
-        ObjectError::Unavailable(m) => Failure::retry(format!("storing the copy failed: {m}")),
-        ObjectError::Rejected(m) => Failure::permanent(format!("storage refused the copy: {m}")),
+        ObjectError::Unavailable { message: m, .. } => {
+            Failure::retry(format!("storing the copy failed: {m}"))
+        }
+        ObjectError::Rejected { message: m, .. } => {
+            Failure::permanent(format!("storage refused the copy: {m}"))
+        }
     }
 }
 

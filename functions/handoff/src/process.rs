@@ -15,6 +15,7 @@ use crate::media::{MediaCopier, MediaJob};
 use baton_shared::agent::{AgentEvent, HandoffRequest};
 use baton_shared::domain::*;
 use baton_shared::objects::{ObjectError, ObjectMeta};
+use baton_shared::retry::{Classify, ErrorClass};
 use baton_shared::store::{HandoffStore, StoreError};
 use baton_shared::transcript::{Transcript, excerpt_of};
 use baton_shared::whatsapp::{Content, InboundMessage, Interactive, Media};
@@ -57,13 +58,14 @@ pub enum ProcessError {
     Objects(#[from] ObjectError),
 }
 
-impl ProcessError {
-    /// Whether another attempt could succeed; a change that can never be processed is skipped
-    /// (and logged) instead of blocking the conversation's later changes.
-    pub fn is_retryable(&self) -> bool {
+/// Whether another attempt could succeed: the store's or the bucket's own class. A change that
+/// can never be processed is skipped (and logged) instead of blocking the conversation's later
+/// changes.
+impl Classify for ProcessError {
+    fn class(&self) -> ErrorClass {
         match self {
-            Self::Store(e) => e.is_retryable(),
-            Self::Objects(e) => matches!(e, ObjectError::Unavailable(_)),
+            Self::Store(e) => e.class(),
+            Self::Objects(e) => e.class(),
         }
     }
 }

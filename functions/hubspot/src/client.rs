@@ -4,6 +4,7 @@
 //! deadline, 4xx handed back to the caller to classify.
 
 use baton_shared::observe::{self, metric};
+use baton_shared::retry::Backoff;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -132,10 +133,8 @@ pub struct HubspotClient {
     transport: Box<dyn Transport>,
     general: std::sync::Mutex<Window>,
     search: std::sync::Mutex<Window>,
-    /// First backoff; doubles per attempt up to `max_backoff`, with jitter.
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
-    pub max_attempts: u32,
+    /// Waits between attempts of one call (and of a create's look-ups).
+    pub backoff: Backoff,
     pub counters: Counters,
 }
 
@@ -176,9 +175,7 @@ impl HubspotClient {
                 Duration::from_secs(1),
                 true,
             )),
-            base_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(8),
-            max_attempts: 6,
+            backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(8), 6),
             counters: Counters::default(),
         }
     }
@@ -230,18 +227,6 @@ impl HubspotClient {
             tokio::time::sleep(wait).await;
         }
         Ok(())
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_backoff
-            .saturating_mul(1 << attempt.min(16))
-            .min(self.max_backoff);
-        // Full jitter between half and all of the step.
-        let mut b = [0u8; 2];
-        let _ = getrandom::fill(&mut b);
-        let frac = 0.5 + f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX) / 2.0;
-        exp.mul_f64(frac)
     }
 
     async fn attempt(&self, call: &Call) -> Result<Reply, HubspotError> {
@@ -339,7 +324,7 @@ impl HubspotClient {
                     if call.retry == Retry::Create {
                         return Err(failure.uncertain());
                     }
-                    (self.backoff(attempt), failure)
+                    (self.backoff.delay(attempt), failure)
                 }
                 Reply::Answer { status, body, .. } => return Ok(Answer { status, body }),
                 Reply::Lost(why) => {
@@ -352,11 +337,11 @@ impl HubspotClient {
                     if call.retry == Retry::Create {
                         return Err(failure.uncertain());
                     }
-                    (self.backoff(attempt), failure)
+                    (self.backoff.delay(attempt), failure)
                 }
             };
             attempt += 1;
-            if attempt >= self.max_attempts || Instant::now() + wait >= deadline {
+            if attempt >= self.backoff.attempts || Instant::now() + wait >= deadline {
                 return Err(failure);
             }
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
@@ -407,16 +392,6 @@ impl HubspotClient {
             _ if answer.is_success() => Ok(answer.id()),
             _ => Err(answer.rejected(call.step)),
         }
-    }
-
-    /// Waits `d` unless that passes `deadline`; false when it would.
-    pub async fn pause(&self, attempt: u32, deadline: Instant) -> bool {
-        let d = self.backoff(attempt);
-        if Instant::now() + d >= deadline {
-            return false;
-        }
-        tokio::time::sleep(d).await;
-        true
     }
 }
 

@@ -1,6 +1,7 @@
 //! What can go wrong talking to HubSpot, classified once: retry later, park until a person fixes
 //! it, or a configuration error naming the scope or setting to fix.
 
+use baton_shared::retry::{Classify, ErrorClass};
 use baton_shared::store::StoreError;
 use serde_json::Value;
 
@@ -84,19 +85,29 @@ fn status_text(status: u16) -> String {
     }
 }
 
-impl HubspotError {
-    pub fn is_retryable(&self) -> bool {
+/// Retried: outages, unknown outcomes, the bucket; parked with the reason: refusals, the daily
+/// limit, configuration, a file that is gone.
+impl Classify for HubspotError {
+    fn class(&self) -> ErrorClass {
         match self {
-            Self::Unavailable { .. } | Self::Uncertain { .. } | Self::Storage(_) => true,
-            Self::Store(e) => e.is_retryable(),
-            Self::Peer { retryable, .. } => *retryable,
-            Self::Rejected { .. }
+            Self::Unavailable { .. } | Self::Uncertain { .. } | Self::Storage(_) => {
+                ErrorClass::Retry
+            }
+            Self::Store(e) if e.is_retryable() => ErrorClass::Retry,
+            Self::Peer {
+                retryable: true, ..
+            } => ErrorClass::Retry,
+            Self::Store(_)
+            | Self::Peer { .. }
+            | Self::Rejected { .. }
             | Self::Configuration { .. }
             | Self::DailyLimit { .. }
-            | Self::Gone(_) => false,
+            | Self::Gone(_) => ErrorClass::Park,
         }
     }
+}
 
+impl HubspotError {
     /// Failures that concern one file only: HubSpot refused the file (its type or size, say) or
     /// its copy is gone. The handoff goes on without it and the note says why; anything else
     /// (a missing scope, the rate limit, an outage) stops the handoff as usual.

@@ -94,7 +94,7 @@ async fn create_or_find(
                     return Ok((id, "found_after_timeout"));
                 }
                 attempt += 1;
-                if attempt >= client.max_attempts || !client.pause(attempt, deadline).await {
+                if !client.backoff.pause(attempt - 1, deadline).await {
                     return Err(e);
                 }
             }

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use baton_shared::http::Timeouts;
+use baton_shared::retry::{Classify, ErrorClass};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -55,12 +56,16 @@ pub enum SendError {
     Unknown(String),
 }
 
-impl SendError {
-    pub fn is_retryable(&self) -> bool {
+/// Throttling, Meta's failures and a request that never left are retried; a refusal, and a send
+/// whose outcome nobody knows (sending again could make a duplicate), are not.
+impl Classify for SendError {
+    fn class(&self) -> ErrorClass {
         match self {
-            Self::Refused { retryable, .. } => *retryable,
-            Self::Unreachable(_) => true,
-            Self::Unknown(_) => false,
+            Self::Refused {
+                retryable: true, ..
+            }
+            | Self::Unreachable(_) => ErrorClass::Retry,
+            Self::Refused { .. } | Self::Unknown(_) => ErrorClass::Park,
         }
     }
 }

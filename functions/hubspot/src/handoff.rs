@@ -7,6 +7,7 @@ use baton_shared::clock::now_ms;
 use baton_shared::domain::{
     HandoffRecord, HubspotTrail, MediaState, Step, StepState, TicketLink, TrailStatus,
 };
+use baton_shared::retry::Classify as _;
 use serde_json::json;
 use tokio::time::Instant;
 

@@ -14,6 +14,7 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use baton_shared::domain::{Change, HandoffRecord, TicketEvent};
 use baton_shared::observe::{self, metric};
+use baton_shared::retry::Classify as _;
 use baton_shared::stream::{self, RecordHandler, RecordOutcome};
 use tokio::time::Instant;
 use tracing::Instrument;

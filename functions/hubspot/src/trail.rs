@@ -3,6 +3,7 @@
 
 use baton_shared::clock::now_ms;
 use baton_shared::domain::{EventTrail, HubspotTrail, TicketEvent, TrailError, TrailStatus};
+use baton_shared::retry::Classify as _;
 
 use crate::deliverer::Deliverer;
 use crate::error::HubspotError;

@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::response::Response;
 use baton_shared::agent;
 use baton_shared::observe::{self, metric};
+use baton_shared::retry::Classify as _;
 use http::StatusCode;
 
 use crate::Webhook;

@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::response::Response;
 use baton_shared::domain::{TicketEvent, TicketEventKind};
 use baton_shared::observe::{self, metric};
+use baton_shared::retry::Classify as _;
 use baton_shared::store::{Store, StoreError};
 use http::StatusCode;
 use serde::Serialize;

@@ -25,7 +25,7 @@ async fn main() -> Result<(), Error> {
     lambda_http::run(service_fn(|req| async {
         let router = router
             .get_or_try_init(|| async {
-                let aws = aws_config::load_from_env().await;
+                let aws = baton_shared::retry::load_aws().await;
                 let cfg = WebhookConfig::from_source(&Settings::load(&aws).await?)?;
                 for warning in cfg.warnings() {
                     tracing::warn!("{warning}");

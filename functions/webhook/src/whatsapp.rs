@@ -24,6 +24,7 @@ use baton_shared::domain::{
     parse_callback_data,
 };
 use baton_shared::observe::{self, metric};
+use baton_shared::retry::Classify as _;
 use baton_shared::store::StoreError;
 use baton_shared::whatsapp::verify_handshake;
 use http::StatusCode;
@@ -68,9 +69,9 @@ pub async fn receive(State(app): State<Arc<Webhook>>, delivery: Signed<Meta>) ->
     let written = match app.store.write_batch(&batch).await {
         // Trying again cannot help (an item over the store's limits, say): keep the body
         // for replay instead, so nothing is lost and Meta stops delivering it.
-        Err(StoreError::Rejected(reason)) => {
-            keep_for_replay(app.store.as_ref(), batch, &reason).await
-        }
+        Err(StoreError::Rejected {
+            message: reason, ..
+        }) => keep_for_replay(app.store.as_ref(), batch, &reason).await,
         other => other.map(|report| (batch, report)),
     };
     let written = match written {

@@ -14,10 +14,57 @@ pub const PART_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
-    #[error("object storage is unavailable: {0}")]
-    Unavailable(String),
-    #[error("object storage refused the request: {0}")]
-    Rejected(String),
+    #[error("object storage is unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<crate::store::BoxError>,
+    },
+    #[error("object storage refused the request: {message}")]
+    Rejected {
+        message: String,
+        #[source]
+        source: Option<crate::store::BoxError>,
+    },
+}
+
+impl ObjectError {
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn rejected(message: impl Into<String>) -> Self {
+        Self::Rejected {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Storage could not be reached, as `e` says.
+    pub fn unavailable_from(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable {
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        }
+    }
+
+    /// What went wrong, without the category.
+    pub fn message(&self) -> &str {
+        let (Self::Unavailable { message, .. } | Self::Rejected { message, .. }) = self;
+        message
+    }
+}
+
+impl crate::retry::Classify for ObjectError {
+    fn class(&self) -> crate::retry::ErrorClass {
+        match self {
+            Self::Unavailable { .. } => crate::retry::ErrorClass::Retry,
+            Self::Rejected { .. } => crate::retry::ErrorClass::Park,
+        }
+    }
 }
 
 /// What is kept with an object.
@@ -77,13 +124,13 @@ pub trait ObjectStore: Send + Sync {
     }
     /// Removes the object; true when it existed.
     async fn delete(&self, key: &str) -> Result<bool, ObjectError> {
-        Err(ObjectError::Rejected(format!(
+        Err(ObjectError::rejected(format!(
             "this store cannot delete {key:?}"
         )))
     }
     /// The keys under `prefix`, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectError> {
-        Err(ObjectError::Rejected(format!(
+        Err(ObjectError::rejected(format!(
             "this store cannot list {prefix:?}"
         )))
     }

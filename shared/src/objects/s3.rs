@@ -45,9 +45,9 @@ where
             | "InvalidBucketName"
     );
     if permanent {
-        ObjectError::Rejected(message)
+        ObjectError::rejected(message)
     } else {
-        ObjectError::Unavailable(message)
+        ObjectError::unavailable(message)
     }
 }
 
@@ -200,7 +200,7 @@ impl ObjectStore for S3Store {
                     match body.next().await {
                         Some(Ok(chunk)) => Some((Ok(chunk), body)),
                         Some(Err(e)) => Some((
-                            Err(ObjectError::Unavailable(format!("GetObject body: {e}"))),
+                            Err(ObjectError::unavailable(format!("GetObject body: {e}"))),
                             body,
                         )),
                         None => None,
@@ -228,7 +228,7 @@ impl ObjectStore for S3Store {
         inline: bool,
     ) -> Result<Option<String>, ObjectError> {
         let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
-            .map_err(|e| ObjectError::Rejected(format!("presigning: {e}")))?;
+            .map_err(|e| ObjectError::rejected(format!("presigning: {e}")))?;
         let mut get = self.client.get_object().bucket(&self.bucket).key(key);
         if inline {
             // Shown in the page (an image, a player) rather than saved.
@@ -312,7 +312,7 @@ impl S3Writer {
             .await
             .map_err(|e| sdk_error("CreateMultipartUpload", e))?;
         let id = out.upload_id.ok_or_else(|| {
-            ObjectError::Unavailable("CreateMultipartUpload returned no upload id".into())
+            ObjectError::unavailable("CreateMultipartUpload returned no upload id")
         })?;
         self.upload_id = Some(id.clone());
         Ok(id)
@@ -351,7 +351,7 @@ impl S3Writer {
     async fn collect_one(&mut self) -> Result<(), ObjectError> {
         if let Some(joined) = self.in_flight.join_next().await {
             let part = joined
-                .map_err(|e| ObjectError::Unavailable(format!("part upload stopped: {e}")))??;
+                .map_err(|e| ObjectError::unavailable(format!("part upload stopped: {e}")))??;
             self.done.push(part);
         }
         Ok(())

@@ -15,7 +15,6 @@
 //! a duplicate costs one extra request and never a duplicate item.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -41,6 +40,7 @@ pub use handoff::{change_from_image, change_from_item};
 
 use super::{ConversationReader, DeliveryLog, DeliveryStore, StoreError, TimelinePage};
 use crate::domain::*;
+use crate::retry::Backoff;
 use crate::whatsapp::WaError;
 
 /// DynamoDB's limits for one `TransactWriteItems` request (100 actions, 4 MB), with headroom.
@@ -120,7 +120,7 @@ impl DynamoDbStore {
 
     /// Builds a client from the standard AWS environment (region, credentials, `AWS_ENDPOINT_URL`).
     pub async fn from_env(table: impl Into<String>) -> Self {
-        Self::from_config(&aws_config::load_from_env().await, table)
+        Self::from_config(&crate::retry::load_aws().await, table)
     }
 
     /// Builds a client from an SDK configuration loaded once at start-up.
@@ -200,8 +200,7 @@ impl DynamoDbStore {
                     .build()?,
             ))
         })();
-        let (attrs, keys, lsi, gsi, stream) =
-            built.map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let (attrs, keys, lsi, gsi, stream) = built.map_err(StoreError::rejected_from)?;
         let created = self
             .client
             .create_table()
@@ -235,7 +234,7 @@ impl DynamoDbStore {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Err(StoreError::Unavailable(format!(
+        Err(StoreError::unavailable(format!(
             "table {} did not become ACTIVE",
             self.table
         )))
@@ -244,7 +243,7 @@ impl DynamoDbStore {
 
 fn sdk_error<E>(operation: &str, e: SdkError<E, HttpResponse>) -> StoreError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let retryable = match &e {
         SdkError::ServiceError(se) => {
@@ -264,11 +263,12 @@ where
             aws_sdk_dynamodb::error::DisplayErrorContext(&e)
         ),
     };
-    if retryable {
-        StoreError::Unavailable(message)
+    let error = if retryable {
+        StoreError::unavailable(message)
     } else {
-        StoreError::Rejected(message)
-    }
+        StoreError::rejected(message)
+    };
+    error.with_source(e)
 }
 
 fn is_throttle(code: &str) -> bool {
@@ -283,14 +283,12 @@ fn is_throttle(code: &str) -> bool {
     )
 }
 
-/// Jittered exponential backoff: 25 ms doubling to 1.6 s, each wait drawn from [half, full].
-fn backoff(attempt: u32) -> Duration {
-    let full = 25u64 << attempt.min(6);
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    Duration::from_millis(full / 2 + random % (full / 2 + 1))
-}
+/// Waits between attempts of a transaction that other writers contended: 25 ms doubling to 1.6 s.
+const CONTENTION: Backoff = Backoff::new(
+    Duration::from_millis(25),
+    Duration::from_millis(1600),
+    MAX_ATTEMPTS,
+);
 
 /// A Query's `Limit`: at least 1, and no more than one response holds anyway.
 fn query_page(wanted: usize) -> i32 {
@@ -406,7 +404,7 @@ impl UpdateExpr {
             .set_expression_attribute_names(Some(self.names))
             .set_expression_attribute_values(Some(self.values))
             .build()
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+            .map_err(StoreError::rejected_from)?;
         Ok((TransactWriteItem::builder().update(update).build(), size))
     }
 }
@@ -425,7 +423,7 @@ fn put_if_absent(
         .set_item(Some(item))
         .condition_expression("attribute_not_exists(pk)")
         .build()
-        .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        .map_err(StoreError::rejected_from)?;
     Ok((TransactWriteItem::builder().put(put).build(), size))
 }
 
@@ -507,7 +505,7 @@ pub fn delivery_pk(id: &DeliveryId) -> String {
 }
 
 fn json(v: &impl Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Rejected(e.to_string()))
+    serde_json::to_string(v).map_err(StoreError::rejected_from)
 }
 
 fn encode_body(body: &[u8]) -> (&'static str, Vec<u8>) {
@@ -532,10 +530,10 @@ fn decode_body(encoding: &str, stored: Vec<u8>) -> Result<Bytes, StoreError> {
             let mut out = Vec::with_capacity(stored.len() * 4);
             flate2::read::DeflateDecoder::new(stored.as_slice())
                 .read_to_end(&mut out)
-                .map_err(|e| StoreError::Corrupt(format!("delivery body does not inflate: {e}")))?;
+                .map_err(|e| StoreError::corrupt(format!("delivery body does not inflate: {e}")))?;
             Ok(Bytes::from(out))
         }
-        other => Err(StoreError::Corrupt(format!(
+        other => Err(StoreError::corrupt(format!(
             "unknown body encoding {other:?}"
         ))),
     }
@@ -687,8 +685,7 @@ impl DynamoDbStore {
                 delivery_id: m.delivery_id.0.clone(),
                 raw: m.raw.clone(),
             };
-            let item =
-                serde_dynamo::to_item(item).map_err(|e| StoreError::Rejected(e.to_string()))?;
+            let item = serde_dynamo::to_item(item).map_err(StoreError::rejected_from)?;
             push(
                 Target::Message,
                 put_if_absent(t, item, m.raw.len() + 400, expiry)?,
@@ -749,20 +746,17 @@ impl DynamoDbStore {
                 }
                 Err(e) => e,
             };
+            // Throttling, 5xx and transport failures were retried by the SDK already
+            // (`retry::aws_retry_config`); what is left here is what the SDK does not retry: a
+            // transaction cancelled because another writer held an item.
             let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
                 err.as_service_error()
             else {
-                let e = sdk_error("TransactWriteItems", err);
-                if !e.is_retryable() {
-                    return Err(e);
-                }
-                tracing::warn!(attempt, error = %e, "DynamoDB write failed; retrying");
-                tokio::time::sleep(backoff(attempt)).await;
-                continue;
+                return Err(sdk_error("TransactWriteItems", err));
             };
             let reasons = cancel.cancellation_reasons();
             if reasons.len() != pending.len() {
-                return Err(StoreError::Unavailable(format!(
+                return Err(StoreError::unavailable(format!(
                     "transaction cancelled with {} reasons for {} actions: {}",
                     reasons.len(),
                     pending.len(),
@@ -780,7 +774,7 @@ impl DynamoDbStore {
                         retry.push(action);
                     }
                     code => {
-                        return Err(StoreError::Rejected(format!(
+                        return Err(StoreError::rejected(format!(
                             "TransactWriteItems cancelled: {code} {}",
                             reason.message().unwrap_or_default()
                         )));
@@ -792,10 +786,10 @@ impl DynamoDbStore {
                 return Ok(());
             }
             if contended {
-                tokio::time::sleep(backoff(attempt)).await;
+                tokio::time::sleep(CONTENTION.delay(attempt)).await;
             }
         }
-        Err(StoreError::Unavailable(format!(
+        Err(StoreError::unavailable(format!(
             "TransactWriteItems still contended after {MAX_ATTEMPTS} attempts"
         )))
     }
@@ -910,7 +904,7 @@ impl DeliveryStore for DynamoDbStore {
 fn from_item<T: serde::de::DeserializeOwned>(
     item: HashMap<String, AttributeValue>,
 ) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_dynamo::from_item(item).map_err(StoreError::corrupt_from)
 }
 
 #[async_trait]
@@ -1002,7 +996,7 @@ impl ConversationReader for DynamoDbStore {
             rank: st.rank,
             timestamp: st.ts,
             errors: serde_json::from_str::<Vec<WaError>>(&st.errors)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                .map_err(StoreError::corrupt_from)?,
             received_at_ms: st.received_at_ms,
             delivery_id: DeliveryId(st.delivery_id),
             raw: st.raw,
@@ -1019,7 +1013,7 @@ impl DeliveryLog for DynamoDbStore {
         };
         let first = match item.remove("body") {
             Some(AttributeValue::B(b)) => b.into_inner(),
-            _ => return Err(StoreError::Corrupt(format!("delivery {id} has no body"))),
+            _ => return Err(StoreError::corrupt(format!("delivery {id} has no body"))),
         };
         let meta: DeliveryItem = from_item(item)?;
         let mut stored = first;
@@ -1050,7 +1044,7 @@ impl DeliveryLog for DynamoDbStore {
                 }
             }
             if parts.len() + 1 != meta.body_parts as usize {
-                return Err(StoreError::Corrupt(format!(
+                return Err(StoreError::corrupt(format!(
                     "delivery {id} has {} of its {} body parts",
                     parts.len() + 1,
                     meta.body_parts
@@ -1060,13 +1054,13 @@ impl DeliveryLog for DynamoDbStore {
                 stored.extend_from_slice(&p);
             }
         }
-        let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
+        let corrupt = |e: serde_json::Error| StoreError::corrupt_from(e);
         Ok(Some(RawDelivery {
             id: id.clone(),
             received_at_ms: meta.received_at_ms,
             body: decode_body(&meta.body_encoding, stored)?,
             state: ParseState::parse(&meta.state).ok_or_else(|| {
-                StoreError::Corrupt(format!("unknown delivery state {:?}", meta.state))
+                StoreError::corrupt(format!("unknown delivery state {:?}", meta.state))
             })?,
             problems: serde_json::from_str(&meta.problems).map_err(corrupt)?,
             errors: serde_json::from_str(&meta.errors).map_err(corrupt)?,

@@ -4,6 +4,8 @@
 
 use async_trait::async_trait;
 
+use crate::retry::{Classify, ErrorClass};
+
 use crate::domain::{
     AgentEventRecord, AgentWriteReport, Claim, Conversation, ConversationKey, DeliveryBatch,
     DeliveryId, EventTrail, HandoffRecord, HubspotTrail, MediaRecord, MessageRecord, RawDelivery,
@@ -15,22 +17,92 @@ pub mod dynamodb;
 pub use dynamodb::{DynamoDbStore, RequestCounter, change_from_image, change_from_item};
 
 /// A storage failure, classified once: retryable failures answer 5xx so Meta delivers again.
+/// Each keeps the error that caused it, when there was one, as its source.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The store could not be reached or was overloaded; trying again may succeed.
-    #[error("the store is unavailable: {0}")]
-    Unavailable(String),
+    #[error("the store is unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The store refused the request as invalid; trying again will not help.
-    #[error("the store refused the request: {0}")]
-    Rejected(String),
+    #[error("the store refused the request: {message}")]
+    Rejected {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// An item in the store could not be read back.
-    #[error("a stored item is unreadable: {0}")]
-    Corrupt(String),
+    #[error("a stored item is unreadable: {message}")]
+    Corrupt {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
+/// The cause an error keeps.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 impl StoreError {
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn rejected(message: impl Into<String>) -> Self {
+        Self::Rejected {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        Self::Corrupt {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A refusal caused by `e` (an item that cannot be encoded, say).
+    pub fn rejected_from(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::rejected(e.to_string()).with_source(e)
+    }
+
+    /// An unreadable item, as `e` found.
+    pub fn corrupt_from(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::corrupt(e.to_string()).with_source(e)
+    }
+
+    /// The same failure, keeping `e` as its cause.
+    pub fn with_source(mut self, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        let (Self::Unavailable { source, .. }
+        | Self::Rejected { source, .. }
+        | Self::Corrupt { source, .. }) = &mut self;
+        *source = Some(Box::new(e));
+        self
+    }
+
+    /// What went wrong, without the category.
+    pub fn message(&self) -> &str {
+        let (Self::Unavailable { message, .. }
+        | Self::Rejected { message, .. }
+        | Self::Corrupt { message, .. }) = self;
+        message
+    }
+}
+
+impl Classify for StoreError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            Self::Unavailable { .. } => ErrorClass::Retry,
+            Self::Rejected { .. } => ErrorClass::Park,
+            Self::Corrupt { .. } => ErrorClass::Drop,
+        }
     }
 }
 

@@ -20,6 +20,7 @@ use baton_shared::clock::now_ms;
 use baton_shared::domain::{
     EventTrail, HandoffRecord, Step, TicketEvent, TicketEventKind, TrailStatus,
 };
+use baton_shared::retry::Classify as _;
 use tokio::time::Instant;
 
 use crate::api::{self, Object, Properties};

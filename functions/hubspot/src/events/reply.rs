@@ -7,6 +7,7 @@
 
 use baton_shared::clock::now_ms;
 use baton_shared::domain::{EventTrail, Owner, ReplyWindow, Step, StepState, TicketEvent};
+use baton_shared::retry::Classify as _;
 use baton_shared::transcript::utc;
 
 use super::{Ctx, one_property};

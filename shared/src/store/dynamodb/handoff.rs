@@ -115,16 +115,16 @@ pub(super) fn json_attr<T: serde::de::DeserializeOwned>(
 ) -> Result<T, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(j)) => {
-            serde_json::from_str(j).map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
+            serde_json::from_str(j).map_err(|e| StoreError::corrupt(format!("{name}: {e}")))
         }
-        _ => Err(StoreError::Corrupt(format!("item has no {name} attribute"))),
+        _ => Err(StoreError::corrupt(format!("item has no {name} attribute"))),
     }
 }
 
 pub(super) fn json(v: &impl Serialize) -> Result<AttributeValue, StoreError> {
     serde_json::to_string(v)
         .map(s)
-        .map_err(|e| StoreError::Rejected(e.to_string()))
+        .map_err(StoreError::rejected_from)
 }
 
 pub(super) fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
@@ -196,7 +196,7 @@ impl AgentEventStore for DynamoDbStore {
             }
             let mut item: HashMap<String, AttributeValue> =
                 serde_dynamo::to_item(AgentEventItem::from_record(e))
-                    .map_err(|err| StoreError::Rejected(err.to_string()))?;
+                    .map_err(StoreError::rejected_from)?;
             if let Some(v) = self.expiry() {
                 item.insert(EXPIRES_AT.to_owned(), v);
             }
@@ -395,7 +395,7 @@ impl TrailStore for DynamoDbStore {
         match result {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
-                Err(StoreError::Rejected(format!("no handoff {handoff_id}")))
+                Err(StoreError::rejected(format!("no handoff {handoff_id}")))
             }
             Err(e) => Err(sdk_error("UpdateItem", e)),
         }

@@ -118,7 +118,7 @@ impl TicketStore for DynamoDbStore {
         match result {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
-                Err(StoreError::Rejected(format!(
+                Err(StoreError::rejected(format!(
                     "no event {id} on handoff {handoff_id}"
                 )))
             }
