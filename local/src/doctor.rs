@@ -457,7 +457,7 @@ async fn storage(src: &dyn Source, aws: &aws_config::SdkConfig, report: &mut Rep
                     let stream = out
                         .table()
                         .and_then(|t| t.stream_specification())
-                        .is_some_and(|s| s.stream_enabled());
+                        .is_some_and(aws_sdk_dynamodb::types::StreamSpecification::stream_enabled);
                     if stream {
                         Finding::pass(format!("table {table} is reachable, its stream on"))
                     } else {

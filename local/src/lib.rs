@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub const LISTEN: &str = "BATON_LISTEN";
 pub const DATA_DIR: &str = "BATON_DATA_DIR";
-pub const PUBLIC_BASE_URL: &str = baton_shared::config::PUBLIC_BASE_URL;
+pub const PUBLIC_BASE_URL: &str = config::PUBLIC_BASE_URL;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 pub const DEFAULT_DATA_DIR: &str = ".baton";
 const LOCAL_SECRETS_FILE: &str = "local-secrets.json";
@@ -367,10 +367,7 @@ impl LocalConfig {
 
     /// Deletes everything stored about one customer from the DynamoDB table and the media
     /// bucket (or directory); see [`crate::forget`].
-    pub async fn forget_customer(
-        &self,
-        customer: &str,
-    ) -> Result<crate::forget::ForgetReport, String> {
+    pub async fn forget_customer(&self, customer: &str) -> Result<forget::ForgetReport, String> {
         let StoreChoice::DynamoDb { table, .. } = &self.store else {
             return Err(
                 "forget-customer works on a DynamoDB table: set TABLE_NAME (and AWS credentials, \
@@ -382,7 +379,7 @@ impl LocalConfig {
         let aws = baton_shared::retry::load_aws().await;
         let store = DynamoDbStore::from_config(&aws, table.clone());
         let objects = self.open_objects().await?;
-        crate::forget::forget_customer(&store, objects.as_ref(), customer).await
+        forget::forget_customer(&store, objects.as_ref(), customer).await
     }
 
     pub fn outbox_dir(&self) -> PathBuf {

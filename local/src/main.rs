@@ -37,7 +37,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = args.first().map(String::as_str).unwrap_or("serve");
+    let command = args.first().map_or("serve", String::as_str);
     if matches!(command, "-h" | "--help" | "help") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;

@@ -18,39 +18,41 @@ use baton_shared::store::{
 use baton_shared::whatsapp::WaError;
 
 /// Delivery id → metadata (JSON).
-const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("deliveries");
+const DELIVERIES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("deliveries");
 /// Delivery id → body bytes.
-const BODIES: TableDefinition<&str, &[u8]> = TableDefinition::new("delivery_bodies");
+const BODIES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("delivery_bodies");
 /// `<received_at_ms:013>#<id>` → id, for deliveries that can be replayed.
-const REPLAYABLE: TableDefinition<&str, &str> = TableDefinition::new("replayable_deliveries");
+const REPLAYABLE: TableDefinition<'static, &str, &str> =
+    TableDefinition::new("replayable_deliveries");
 /// Conversation partition → conversation (JSON).
-const CONVERSATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversations");
+const CONVERSATIONS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("conversations");
 /// `<partition>\0<wamid>` → message (JSON).
-const MESSAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("messages");
+const MESSAGES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("messages");
 /// `<partition>\0<order key>` → wamid: the conversation's timeline index.
-const TIMELINE: TableDefinition<&str, &str> = TableDefinition::new("timeline");
+const TIMELINE: TableDefinition<'static, &str, &str> = TableDefinition::new("timeline");
 /// `<partition>\0<wamid>` → status (JSON).
-const STATUSES: TableDefinition<&str, &[u8]> = TableDefinition::new("statuses");
+const STATUSES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("statuses");
 /// `<partition>\0<event id>` → agent event (JSON); in the timeline as `evt:<event id>`.
-const AGENT_EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agent_events");
+const AGENT_EVENTS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("agent_events");
 /// Conversation partition → handoff episode and agent failure run (JSON).
-const EPISODES: TableDefinition<&str, &[u8]> = TableDefinition::new("episodes");
+const EPISODES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("episodes");
 /// `<partition>\0<wamid>` → media copy (JSON).
-const MEDIA: TableDefinition<&str, &[u8]> = TableDefinition::new("media");
+const MEDIA: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("media");
 /// Handoff id → handoff (JSON).
-const HANDOFFS: TableDefinition<&str, &[u8]> = TableDefinition::new("handoffs");
+const HANDOFFS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("handoffs");
 /// Handoff id → HubSpot status trail (JSON).
-const TRAILS: TableDefinition<&str, &[u8]> = TableDefinition::new("hubspot_trails");
+const TRAILS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("hubspot_trails");
 /// `<handoff id>\0<event id>` → ticket event (JSON).
-const TICKET_EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("ticket_events");
+const TICKET_EVENTS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("ticket_events");
 /// `<handoff id>\0<event id>` → the progress made on it (JSON).
-const EVENT_TRAILS: TableDefinition<&str, &[u8]> = TableDefinition::new("ticket_event_trails");
+const EVENT_TRAILS: TableDefinition<'static, &str, &[u8]> =
+    TableDefinition::new("ticket_event_trails");
 /// HubSpot ticket id → its handoff (JSON).
-const TICKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("ticket_links");
+const TICKETS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("ticket_links");
 /// Sequence number → change (JSON): what a DynamoDB stream would carry, in order.
-const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
+const CHANGES: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("changes");
 /// Consumer name → last change it processed.
-const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
+const CURSORS: TableDefinition<'static, &str, u64> = TableDefinition::new("cursors");
 
 /// Timeline values naming an agent event start with this; others are wamids.
 const EVENT_REF: &str = "evt:";

@@ -54,12 +54,7 @@ impl StreamReader {
             .table_name(table)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "DescribeTable: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                )
-            })?;
+            .map_err(|e| format!("DescribeTable: {}", DisplayErrorContext(e)))?;
         let stream_arn = desc
             .table()
             .and_then(|t| t.latest_stream_arn())
@@ -193,19 +188,19 @@ pub fn lambda_record(r: &Record, stream_arn: &str) -> Result<EventRecord, String
     };
     let value = json!({
         "eventID": r.event_id().unwrap_or_default(),
-        "eventName": r.event_name().map(|n| n.as_str()).unwrap_or_default(),
+        "eventName": r.event_name().map(aws_sdk_dynamodbstreams::types::OperationType::as_str).unwrap_or_default(),
         "eventVersion": r.event_version().unwrap_or("1.1"),
         "eventSource": "aws:dynamodb",
         "awsRegion": r.aws_region().unwrap_or("us-east-1"),
         "eventSourceARN": stream_arn,
         "dynamodb": {
-            "ApproximateCreationDateTime": d.approximate_creation_date_time().map_or(0, |t| t.secs()),
+            "ApproximateCreationDateTime": d.approximate_creation_date_time().map_or(0, aws_sdk_s3::primitives::DateTime::secs),
             "Keys": image(d.keys.as_ref()),
             "NewImage": image(d.new_image.as_ref()),
             "OldImage": image(d.old_image.as_ref()),
             "SequenceNumber": d.sequence_number().unwrap_or_default(),
             "SizeBytes": d.size_bytes().unwrap_or_default(),
-            "StreamViewType": d.stream_view_type().map(|v| v.as_str()).unwrap_or("NEW_AND_OLD_IMAGES"),
+            "StreamViewType": d.stream_view_type().map_or("NEW_AND_OLD_IMAGES", aws_sdk_dynamodbstreams::types::StreamViewType::as_str),
         }
     });
     serde_json::from_value(value).map_err(|e| format!("stream record in Lambda's shape: {e}"))

@@ -149,7 +149,7 @@ async fn starts_with_no_settings_answers_meta_and_survives_a_crash() {
     let mut written = Vec::new();
     for _ in 0..100 {
         written = std::fs::read_dir(&transcripts)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();
         if !written.is_empty() {
             break;

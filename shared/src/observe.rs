@@ -56,13 +56,19 @@ pub fn count(name: &'static str, n: u64) {
     if n == 0 {
         return;
     }
-    let mut counts = COUNTS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut counts = COUNTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     *counts.entry(name).or_default() += n;
 }
 
 /// Takes the counts so far.
 fn take() -> BTreeMap<&'static str, u64> {
-    std::mem::take(&mut *COUNTS.lock().unwrap_or_else(|p| p.into_inner()))
+    std::mem::take(
+        &mut *COUNTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
 }
 
 /// One EMF line for `counts` under `namespace`, dimension `Function` = `function`.

@@ -139,11 +139,12 @@ struct Parsed {
 }
 
 fn parse(body: &str) -> Parsed {
-    let n: Notification = serde_json::from_str(body).expect("notification parses");
+    let n: Notification<'_> = serde_json::from_str(body).expect("notification parses");
     assert_eq!(n.object, "whatsapp_business_account");
     let change = &n.entry[0].changes[0];
     assert_eq!(change.field, "messages");
-    let v: MessagesValue = serde_json::from_str(change.value.unwrap().get()).expect("value parses");
+    let v: MessagesValue<'_> =
+        serde_json::from_str(change.value.unwrap().get()).expect("value parses");
     Parsed {
         messages: v
             .messages

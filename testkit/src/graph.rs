@@ -217,7 +217,7 @@ async fn lookup(
         )
         .into_response();
     }
-    if query.get("phone_number_id").is_some_and(|p| p.is_empty()) {
+    if query.get("phone_number_id").is_some_and(String::is_empty) {
         return graph_error(StatusCode::BAD_REQUEST, 100, "Invalid parameter");
     }
     let file = {

@@ -233,7 +233,7 @@ fn ok(status: u16, body: Value) -> Response {
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
 }
 
-fn query(uri: &axum::http::Uri, key: &str) -> Option<String> {
+fn query(uri: &http::Uri, key: &str) -> Option<String> {
     uri.query()?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         (k == key).then(|| percent_decode(v))
@@ -844,9 +844,8 @@ async fn answer(shared: &Arc<Shared>, req: Request) -> Response {
     let response = if path == "/files/v3/files" && method == Method::POST {
         upload(shared, req).await
     } else {
-        let body = match axum::body::to_bytes(req.into_body(), 4 * 1024 * 1024).await {
-            Ok(b) => b,
-            Err(_) => return validation("body too large", "TOO_LARGE"),
+        let Ok(body) = axum::body::to_bytes(req.into_body(), 4 * 1024 * 1024).await else {
+            return validation("body too large", "TOO_LARGE");
         };
         let json: Value = if body.is_empty() {
             Value::Null
@@ -879,7 +878,7 @@ fn route(
     p: &mut Portal,
     opts: &Options,
     method: &Method,
-    uri: &axum::http::Uri,
+    uri: &http::Uri,
     path: &str,
     body: Value,
 ) -> Response {

@@ -196,7 +196,7 @@ impl After {
     async fn rep_replies(&self, ticket: &str, text: &str, times: usize) -> Value {
         let event = self
             .server
-            .rep_sets(ticket, baton_shared::domain::REPLY_PROPERTY, text)
+            .rep_sets(ticket, REPLY_PROPERTY, text)
             .expect("the portal has Baton's reply property");
         for attempt in 0..times {
             let mut e = event.clone();
@@ -359,7 +359,7 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
         "{notes:#?}"
     );
     assert_eq!(
-        a.server.tickets()[0].properties[baton_shared::domain::REPLY_PROPERTY],
+        a.server.tickets()[0].properties[REPLY_PROPERTY],
         "",
         "the reply field is cleared for the next answer"
     );
@@ -371,10 +371,7 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
     assert_eq!(told_now[0]["conversation"]["customer"], CUSTOMER);
 
     // Clearing the field is itself a change HubSpot reports: it sends nothing.
-    let cleared = a
-        .server
-        .rep_sets(&ticket, baton_shared::domain::REPLY_PROPERTY, "")
-        .unwrap();
+    let cleared = a.server.rep_sets(&ticket, REPLY_PROPERTY, "").unwrap();
     let (_, answer) = a
         .hubspot(hubspot_request(&json!([cleared]), CLIENT_SECRET, now_ms()))
         .await;
@@ -488,9 +485,10 @@ async fn follow_ups_replies_failures_and_the_close_of_a_ticket() {
         Arc::new(a.rig.objects.clone()),
         links,
     );
-    let html = match pages.answer(&first.id, &format!("t={token}")).await {
-        baton_webhook::session_page::Answer::Page { html, .. } => html,
-        _ => panic!("no page"),
+    let baton_webhook::session_page::Answer::Page { html, .. } =
+        pages.answer(&first.id, &format!("t={token}")).await
+    else {
+        panic!("no page")
     };
     for want in [
         "On the ticket since the handoff",

@@ -126,17 +126,11 @@ pub fn s3_endpoint() -> Option<String> {
 pub async fn s3_store() -> Option<baton_shared::objects::S3Store> {
     let endpoint = s3_endpoint()?;
     let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .force_path_style(true)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "baton-tests",
-        ))
+        .credentials_provider(Credentials::new("test", "test", None, None, "baton-tests"))
         .build();
     let store = baton_shared::objects::S3Store::new(
         aws_sdk_s3::Client::from_conf(conf),

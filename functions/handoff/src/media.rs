@@ -8,7 +8,6 @@ use std::sync::Arc;
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -248,8 +247,7 @@ impl MediaCopier {
             self.graph
                 .token
                 .as_ref()
-                .map(|t| t.expose_secret())
-                .unwrap_or("")
+                .map_or("", secrecy::ExposeSecret::expose_secret)
         )
     }
 

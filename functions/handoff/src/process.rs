@@ -154,7 +154,7 @@ impl Processor {
                 .conversation(&m.conversation)
                 .await?
                 .and_then(|c| c.reply_window())
-                .map(|w| w.closes_at());
+                .map(ReplyWindow::closes_at);
             let event = TicketEvent::follow_up(&handoff, m, copy, window, (self.clock)());
             let new = self.store.save_ticket_event(&event).await?;
             tracing::info!(handoff_id = %handoff.id, new, "follow-up passed on to the ticket");
@@ -416,7 +416,7 @@ impl Processor {
             media,
             reply_window_closes_at: conversation
                 .and_then(|c| c.reply_window())
-                .map(|w| w.closes_at()),
+                .map(ReplyWindow::closes_at),
             created_at_ms: (self.clock)(),
         })
     }

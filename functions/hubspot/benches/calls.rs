@@ -229,7 +229,7 @@ async fn uploads() {
         })
         .await
         .unwrap();
-        let stored = server.files().last().map(|f| f.bytes.len()).unwrap_or(0);
+        let stored = server.files().last().map_or(0, |f| f.bytes.len());
         assert_eq!(stored, mb * 1_000_000, "the server got the whole file");
         println!("| {mb} MB | {:.1} MiB | {secs:.3} s |", rss as f64 / 1024.0);
     }
@@ -278,7 +278,7 @@ fn main() {
         // Known contacts: created by people with the WhatsApp id, as after their first handoff.
         let mut known = Vec::new();
         for i in 0..HANDOFFS {
-            let wa = format!("3461{:07}", i);
+            let wa = format!("3461{i:07}");
             server.add_contact(&[("baton_whatsapp_id", &format!("+{wa}")), ("firstname", "Ana")]);
             known.push(record(&store, &objects, &wa, 0).await);
         }
@@ -335,13 +335,13 @@ fn main() {
 
         let mut new = Vec::new();
         for i in 0..HANDOFFS {
-            new.push(record(&store, &objects, &format!("3462{:07}", i), 0).await);
+            new.push(record(&store, &objects, &format!("3462{i:07}"), 0).await);
         }
         let n = measure(&server, &deliverer, &new).await;
 
         let mut media = Vec::new();
         for i in 0..HANDOFFS {
-            let wa = format!("3463{:07}", i);
+            let wa = format!("3463{i:07}");
             server.add_contact(&[("baton_whatsapp_id", &format!("+{wa}")), ("firstname", "Ana")]);
             media.push(record(&store, &objects, &wa, 2).await);
         }

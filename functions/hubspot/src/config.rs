@@ -211,8 +211,7 @@ impl HubspotConfig {
             limits,
             timeout: Duration::from_millis(number(src, TIMEOUT_MS, 15_000)?),
             files_folder: optional(src, FILES_FOLDER)
-                .map(|f| format!("/{}", f.trim_matches('/')))
-                .unwrap_or_else(|| "/baton".into()),
+                .map_or_else(|| "/baton".into(), |f| format!("/{}", f.trim_matches('/'))),
             sessions,
             graph: baton_shared::config::graph_config(src)?,
             reply_template: reply_template(src)?,

@@ -279,7 +279,7 @@ pub async fn remember(
             "the WhatsApp id could not be recorded on the contact"
         ),
         Err(e) => {
-            tracing::info!(error = %e.log_summary(), "the WhatsApp id could not be recorded on the contact")
+            tracing::info!(error = %e.log_summary(), "the WhatsApp id could not be recorded on the contact");
         }
     }
 }

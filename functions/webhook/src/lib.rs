@@ -166,7 +166,7 @@ impl Webhook {
 pub async fn handle_lambda(
     router: Router,
     event: lambda_http::Request,
-) -> Result<lambda_http::Response<lambda_http::Body>, std::convert::Infallible> {
+) -> Result<Response<lambda_http::Body>, std::convert::Infallible> {
     let (parts, body) = event.into_parts();
     let bytes = match body {
         lambda_http::Body::Text(s) => Bytes::from(s),
@@ -186,5 +186,5 @@ pub async fn handle_lambda(
         Ok(s) => lambda_http::Body::Text(s.to_owned()),
         Err(_) => lambda_http::Body::Binary(body.to_vec()),
     };
-    Ok(lambda_http::Response::from_parts(parts, body))
+    Ok(Response::from_parts(parts, body))
 }

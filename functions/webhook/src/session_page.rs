@@ -244,7 +244,7 @@ impl SessionPages {
             .conversation(&h.conversation)
             .await?
             .and_then(|c| c.reply_window())
-            .map(|w| w.closes_at())
+            .map(baton_shared::domain::ReplyWindow::closes_at)
             .max(h.reply_window_closes_at);
         let mut origins = BTreeSet::new();
         let mut page = Page::default();

@@ -71,7 +71,11 @@ impl<E: Endpoint> FromRequest<Arc<Webhook>> for Signed<E> {
 }
 
 fn header_values<'a>(parts: &'a Parts, name: &str) -> impl Iterator<Item = &'a [u8]> {
-    parts.headers.get_all(name).iter().map(|v| v.as_bytes())
+    parts
+        .headers
+        .get_all(name)
+        .iter()
+        .map(http::HeaderValue::as_bytes)
 }
 
 /// Why a body was not accepted: the status and the reason its sender is told.
@@ -167,7 +171,7 @@ impl Endpoint for Hubspot {
                 "HubSpot events are not enabled: HUBSPOT_APP_SECRET is not configured",
             ));
         };
-        let header = |name: &str| parts.headers.get(name).map(|v| v.as_bytes());
+        let header = |name: &str| parts.headers.get(name).map(http::HeaderValue::as_bytes);
         if let Err(e) = hubspot_webhook::verify_v3(
             secrets,
             parts.method.as_str(),

@@ -151,7 +151,7 @@ fn log_stored(batch: &DeliveryBatch, report: &WriteReport) {
     match d.state {
         ParseState::Parsed => {}
         ParseState::Ignored => {
-            tracing::info!(delivery = %d.id, "delivery kept but ignored: not a WhatsApp notification")
+            tracing::info!(delivery = %d.id, "delivery kept but ignored: not a WhatsApp notification");
         }
         ParseState::Partial | ParseState::Unparsed => tracing::warn!(
             delivery = %d.id, state = d.state.as_str(), problems = d.problems.len(),

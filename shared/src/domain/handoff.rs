@@ -145,7 +145,7 @@ impl Customer {
 
     /// How to reach them: `+<number>`, else the business-scoped user id, else the
     /// conversation's customer key.
-    pub fn address(&self, key: &super::ConversationKey) -> String {
+    pub fn address(&self, key: &ConversationKey) -> String {
         self.wa_id
             .as_deref()
             .map(|w| format!("+{}", w.trim_start_matches('+')))

@@ -36,7 +36,7 @@ pub fn build_batch(body: Bytes, received_at_ms: i64, origin: BatchOrigin) -> Del
         message_count: 0,
         status_count: 0,
     };
-    let state = match serde_json::from_slice::<Notification>(&body) {
+    let state = match serde_json::from_slice::<Notification<'_>>(&body) {
         Err(e) => {
             builder
                 .problems
@@ -92,7 +92,7 @@ impl Builder {
                         .push(format!("entry[{e}].changes[{c}] has no value"));
                     continue;
                 };
-                match serde_json::from_str::<MessagesValue>(raw.get()) {
+                match serde_json::from_str::<MessagesValue<'_>>(raw.get()) {
                     Ok(value) => self.read_value(&value, e, c),
                     Err(err) => self
                         .problems

@@ -383,7 +383,7 @@ impl ObjectWriter for S3Writer {
             self.collect_one().await?;
         }
         let mut parts = std::mem::take(&mut self.done);
-        parts.sort_by_key(|p| p.part_number());
+        parts.sort_by_key(CompletedPart::part_number);
         let upload_id = self.upload_id.clone().unwrap_or_default();
         self.store
             .client

@@ -149,7 +149,7 @@ impl DynamoDbStore {
             Ok(_) => return Ok(()),
             Err(e)
                 if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
+                    .is_some_and(aws_sdk_dynamodb::operation::describe_table::DescribeTableError::is_resource_not_found_exception) => {}
             Err(e) => return Err(sdk_error("DescribeTable", e)),
         }
         let key = |name: &str, kind| {
@@ -218,7 +218,7 @@ impl DynamoDbStore {
             // Another process created it first.
             Err(e)
                 if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+                    .is_some_and(aws_sdk_dynamodb::operation::create_table::CreateTableError::is_resource_in_use_exception) => {}
             Err(e) => return Err(sdk_error("CreateTable", e)),
         }
         for _ in 0..100 {
@@ -229,7 +229,11 @@ impl DynamoDbStore {
                 .send()
                 .await
                 .map_err(|e| sdk_error("DescribeTable", e))?;
-            if d.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE") {
+            if d.table()
+                .and_then(|t| t.table_status())
+                .map(aws_sdk_dynamodb::types::TableStatus::as_str)
+                == Some("ACTIVE")
+            {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -737,14 +741,11 @@ impl DynamoDbStore {
                 .set_transact_items(Some(pending.iter().map(|a| a.item.clone()).collect()))
                 .send()
                 .await;
-            let err = match sent {
-                Ok(_) => {
-                    for a in &pending {
-                        applied(report, a.target);
-                    }
-                    return Ok(());
+            let Err(err) = sent else {
+                for a in &pending {
+                    applied(report, a.target);
                 }
-                Err(e) => e,
+                return Ok(());
             };
             // Throttling, 5xx and transport failures were retried by the SDK already
             // (`retry::aws_retry_config`); what is left here is what the SDK does not retry: a

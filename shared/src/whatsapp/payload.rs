@@ -787,7 +787,7 @@ fn unix_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 }
 
 fn opt_unix_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    match Option::<NumOrStr>::deserialize(d)? {
+    match Option::<NumOrStr<'_>>::deserialize(d)? {
         None => Ok(None),
         Some(NumOrStr::Int(i)) => Ok(Some(i)),
         Some(NumOrStr::Float(f)) => Ok(Some(f as i64)),

@@ -61,7 +61,7 @@ impl Deliverer {
             StepState::Done if how == "text" => ReplyOutcome::Text,
             StepState::Done => ReplyOutcome::Template {
                 name: how.strip_prefix("template ").unwrap_or(&how),
-                window_closed_at: window.map(|w| w.closes_at()),
+                window_closed_at: window.map(ReplyWindow::closes_at),
             },
             _ => match how.strip_prefix(UNKNOWN) {
                 Some(why) => ReplyOutcome::Unknown { why },
