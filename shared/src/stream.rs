@@ -6,9 +6,13 @@
 //! and skipped.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use lambda_runtime::{LambdaEvent, service_fn};
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::domain::Change;
@@ -46,8 +50,39 @@ pub fn change_of(record: &EventRecord) -> Result<Option<Change>, StoreError> {
 }
 
 /// What a stream function does with one record.
-pub trait RecordHandler {
-    fn handle(&self, record: &EventRecord) -> impl Future<Output = RecordOutcome>;
+pub trait RecordHandler: Send + Sync {
+    fn handle(&self, record: &EventRecord) -> impl Future<Output = RecordOutcome> + Send;
+}
+
+impl<T: RecordHandler> RecordHandler for Arc<T> {
+    fn handle(&self, record: &EventRecord) -> impl Future<Output = RecordOutcome> + Send {
+        T::handle(self, record)
+    }
+}
+
+/// Runs a stream function under Lambda: each invocation's batch goes, in order, to the handler
+/// `handler_for` makes for the invocation's deadline (less `margin`, kept back to record trails
+/// and answer), and the function's metrics (`name`) are flushed after it.
+pub async fn run_lambda<H, F>(
+    name: &'static str,
+    margin: Duration,
+    handler_for: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(Instant) -> H,
+    H: RecordHandler + 'static,
+{
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Event>| {
+        let left_ms = (event.context.deadline as i64 - crate::clock::now_ms()).max(0);
+        let left = Duration::from_millis(left_ms as u64).saturating_sub(margin);
+        let handler = handler_for(Instant::now() + left);
+        async move {
+            let response = process_in_order(&event.payload, &handler).await;
+            crate::observe::flush(name);
+            Ok::<_, lambda_runtime::Error>(response)
+        }
+    }))
+    .await
 }
 
 /// Handles `event`'s records in order with `handler`, stopping at the first one worth retrying.

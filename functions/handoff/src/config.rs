@@ -7,8 +7,14 @@ use baton_shared::config::{
 use baton_shared::whatsapp::graph::GraphConfig;
 use secrecy::SecretString;
 
-use crate::llm::LlmConfig;
-use crate::process::HandoffSettings;
+use std::sync::Arc;
+
+use baton_shared::objects::ObjectStore;
+use baton_shared::store::HandoffStore;
+
+use crate::llm::{LlmClient, LlmConfig};
+use crate::media::MediaCopier;
+use crate::process::{HandoffSettings, Processor};
 
 /// What the handoff function is configured with.
 #[derive(Debug, Clone)]
@@ -21,6 +27,23 @@ pub struct HandoffConfig {
 }
 
 impl HandoffConfig {
+    /// The function's processor on `store` and `objects`. Without a WhatsApp token it still
+    /// runs: handoffs open, and files are recorded as not copied until the token is set.
+    pub fn build(
+        self,
+        store: Arc<dyn HandoffStore>,
+        objects: Arc<dyn ObjectStore>,
+    ) -> Result<Processor, String> {
+        if self.graph.token.is_none() {
+            tracing::error!(
+                "WHATSAPP_ACCESS_TOKEN is not set: media cannot be copied until it is put into the stack's secret"
+            );
+        }
+        let copier = MediaCopier::new(self.graph, objects)?;
+        let llm = self.llm.map(LlmClient::new).transpose()?;
+        Ok(Processor::new(store, copier, llm, self.settings))
+    }
+
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
         let graph = graph_config(src)?;
         let keywords = match optional(src, HANDOFF_KEYWORDS) {

@@ -10,6 +10,8 @@
 //! [`client`] over a [`transport`] (HTTP, or the [`outbox`]); creates that happen once in
 //! [`exactly_once`]; the portal's set-up in [`portal`]; the text reps read in [`content`].
 
+use std::ops::Deref;
+
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use baton_shared::domain::{Change, HandoffRecord, TicketEvent};
@@ -127,24 +129,27 @@ pub async fn handle_batch(
     event: Event,
     deadline: Instant,
 ) -> DynamoDbEventResponse {
-    stream::process_in_order(
-        &event,
-        &Run {
-            deliverer,
-            deadline,
-        },
-    )
-    .await
+    stream::process_in_order(&event, &Invocation::new(deliverer, deadline)).await
 }
 
-/// One invocation's work: records handled until the invocation's deadline.
-struct Run<'a> {
-    deliverer: &'a Deliverer,
+/// One invocation's work: records handled until the invocation's deadline, by the deliverer
+/// `D` points to (borrowed, or shared across invocations).
+pub struct Invocation<D> {
+    deliverer: D,
     deadline: Instant,
 }
 
-impl RecordHandler for Run<'_> {
+impl<D> Invocation<D> {
+    pub fn new(deliverer: D, deadline: Instant) -> Self {
+        Self {
+            deliverer,
+            deadline,
+        }
+    }
+}
+
+impl<D: Deref<Target = Deliverer> + Send + Sync> RecordHandler for Invocation<D> {
     async fn handle(&self, record: &EventRecord) -> RecordOutcome {
-        process_record(self.deliverer, record, self.deadline).await
+        process_record(&self.deliverer, record, self.deadline).await
     }
 }

@@ -3,15 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_hubspot::{Deliverer, HubspotClient, HubspotConfig};
+use baton_hubspot::{HubspotConfig, Invocation};
 use baton_shared::config::StreamFunction;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use baton_shared::stream;
 
 /// Time kept back from the Lambda deadline to record the trail and answer.
 const MARGIN: Duration = Duration::from_secs(10);
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let StreamFunction {
         settings,
@@ -19,35 +19,9 @@ async fn main() -> Result<(), Error> {
         objects,
     } = StreamFunction::load().await?;
     let cfg = HubspotConfig::from_source(&settings)?;
-    let client = match HubspotClient::from_config(&cfg)? {
-        Some(client) => Some(client),
-        None => {
-            tracing::error!(
-                "HUBSPOT_ACCESS_TOKEN is not set: handoffs are parked until it is put into the stack's secret"
-            );
-            None
-        }
-    };
-    let deliverer = Arc::new(Deliverer::new(
-        cfg,
-        client,
-        Arc::new(store),
-        Arc::new(objects),
-    ));
-    lambda_runtime::run(service_fn(
-        |event: LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
-            let deliverer = deliverer.clone();
-            async move {
-                let left_ms =
-                    (event.context.deadline as i64 - baton_shared::clock::now_ms()).max(0);
-                let remaining = Duration::from_millis(left_ms as u64).saturating_sub(MARGIN);
-                let deadline = tokio::time::Instant::now() + remaining;
-                let response =
-                    baton_hubspot::handle_batch(&deliverer, event.payload, deadline).await;
-                baton_shared::observe::flush("hubspot");
-                Ok::<_, Error>(response)
-            }
-        },
-    ))
+    let deliverer = Arc::new(cfg.build(Arc::new(store), Arc::new(objects))?);
+    stream::run_lambda("hubspot", MARGIN, |deadline| {
+        Invocation::new(deliverer.clone(), deadline)
+    })
     .await
 }
