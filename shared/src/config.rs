@@ -1,6 +1,8 @@
 //! Configuration read once at start-up from environment variables (names as in the design
 //! notes), into typed values. A missing or invalid setting is an error that names the variable.
 
+use std::sync::Arc;
+
 use secrecy::SecretString;
 
 /// A configuration problem, naming the variable and how to fix it.
@@ -187,8 +189,8 @@ pub fn s3_path_style(src: &dyn Source) -> bool {
 /// overlaid with the stack's secret), and the table and media bucket template.yaml names.
 pub struct StreamFunction {
     pub settings: Settings,
-    pub store: crate::store::DynamoDbStore,
-    pub objects: crate::objects::S3Store,
+    pub store: Arc<crate::store::DynamoDbStore>,
+    pub objects: Arc<crate::objects::S3Store>,
 }
 
 impl StreamFunction {
@@ -206,9 +208,15 @@ impl StreamFunction {
         let aws = crate::retry::load_aws().await;
         let settings = Settings::load(&aws).await?;
         Ok(Self {
-            store: crate::store::DynamoDbStore::from_config(&aws, table)
-                .with_retention(retention_days(&settings)?),
-            objects: crate::objects::S3Store::from_config(&aws, bucket, s3_path_style(&settings)),
+            store: Arc::new(
+                crate::store::DynamoDbStore::from_config(&aws, table)
+                    .with_retention(retention_days(&settings)?),
+            ),
+            objects: Arc::new(crate::objects::S3Store::from_config(
+                &aws,
+                bucket,
+                s3_path_style(&settings),
+            )),
             settings,
         })
     }

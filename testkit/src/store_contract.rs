@@ -535,44 +535,17 @@ pub async fn run_handoff<
     assert_eq!(all_messages(store, &key, 2).await.len(), 3);
 
     // Failure runs: counted once per event, in order; a success resets.
-    let ok = |e: &AgentEventRecord| e.order_key();
-    assert_eq!(
-        store
-            .agent_outcome(&key, &ok(&events[0]), true)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        store
-            .agent_outcome(&key, &ok(&events[0]), true)
-            .await
-            .unwrap(),
-        1,
-        "a redelivery counts nothing"
-    );
-    assert_eq!(
-        store
-            .agent_outcome(&key, &ok(&events[1]), true)
-            .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        store
-            .agent_outcome(&key, &ok(&events[0]), true)
-            .await
-            .unwrap(),
-        2,
-        "an older event counts nothing"
-    );
-    assert_eq!(
-        store
-            .agent_outcome(&key, &ok(&events[2]), false)
-            .await
-            .unwrap(),
-        0
-    );
+    for (event, failed, run, why) in [
+        (0, true, 1, "a first failure"),
+        (0, true, 1, "a redelivery counts nothing"),
+        (1, true, 2, "the next failure"),
+        (0, true, 2, "an older event counts nothing"),
+        (2, false, 0, "a success resets"),
+    ] {
+        let order_key = events[event].order_key();
+        let got = store.agent_outcome(&key, &order_key, failed).await.unwrap();
+        assert_eq!(got, run, "{why}");
+    }
 
     // Episodes: the first claim opens, later ones see who opened it.
     let first = store.claim_handoff(&key, "wamid.h1").await.unwrap();

@@ -10,12 +10,8 @@ use baton_shared::stream;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let StreamFunction {
-        settings,
-        store,
-        objects,
-    } = StreamFunction::load().await?;
-    let cfg = HandoffConfig::from_source(&settings)?;
-    let processor = Arc::new(cfg.build(Arc::new(store), Arc::new(objects))?);
+    let function = StreamFunction::load().await?;
+    let cfg = HandoffConfig::from_source(&function.settings)?;
+    let processor = Arc::new(cfg.build(function.store, function.objects)?);
     stream::run_lambda("handoff", Duration::ZERO, |_| processor.clone()).await
 }

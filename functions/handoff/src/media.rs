@@ -241,6 +241,16 @@ impl MediaCopier {
         record
     }
 
+    /// A GET to the Graph API or its media CDN with the token; `what` names it in the failure.
+    async fn get(&self, url: &str, what: &str) -> Result<reqwest::Response, Failure> {
+        self.http
+            .get(url)
+            .header(reqwest::header::AUTHORIZATION, self.bearer())
+            .send()
+            .await
+            .map_err(|e| Failure::retry(format!("{what} failed: {}", transport(&e))))
+    }
+
     fn bearer(&self) -> String {
         format!(
             "Bearer {}",
@@ -259,13 +269,7 @@ impl MediaCopier {
             url_component(&job.media.id),
             url_component(&job.conversation.phone_number_id)
         );
-        let resp = self
-            .http
-            .get(&url)
-            .header(reqwest::header::AUTHORIZATION, self.bearer())
-            .send()
-            .await
-            .map_err(|e| Failure::retry(format!("media lookup failed: {}", transport(&e))))?;
+        let resp = self.get(&url, "media lookup").await?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| {
             Failure::retry(format!(
@@ -331,13 +335,7 @@ impl MediaCopier {
                 "the file is {size} bytes, over WhatsApp's {MAX_MEDIA_BYTES}-byte limit"
             )));
         }
-        let resp = self
-            .http
-            .get(&url)
-            .header(reqwest::header::AUTHORIZATION, self.bearer())
-            .send()
-            .await
-            .map_err(|e| Failure::retry(format!("download failed: {}", transport(&e))))?;
+        let resp = self.get(&url, "download").await?;
         let status = resp.status();
         if !status.is_success() {
             // Media URLs expire after five minutes: look the id up again and retry.

@@ -13,15 +13,10 @@ const MARGIN: Duration = Duration::from_secs(10);
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let StreamFunction {
-        settings,
-        store,
-        objects,
-    } = StreamFunction::load().await?;
-    let cfg = HubspotConfig::from_source(&settings)?;
-    let deliverer = Arc::new(cfg.build(Arc::new(store), Arc::new(objects))?);
-    stream::run_lambda("hubspot", MARGIN, |deadline| {
-        Invocation::new(deliverer.clone(), deadline)
-    })
-    .await
+    let function = StreamFunction::load().await?;
+    let deliverer = Arc::new(
+        HubspotConfig::from_source(&function.settings)?.build(function.store, function.objects)?,
+    );
+    let invocation = |deadline| Invocation::new(deliverer.clone(), deadline);
+    stream::run_lambda("hubspot", MARGIN, invocation).await
 }

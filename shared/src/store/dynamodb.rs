@@ -797,6 +797,30 @@ impl DynamoDbStore {
 }
 
 impl DynamoDbStore {
+    /// The `item_type` items whose trail (`status_attr`) is parked or retrying: what a replay
+    /// runs again.
+    pub(crate) async fn scan_unfinished(
+        &self,
+        item_type: &str,
+        status_attr: &str,
+        projection: &str,
+        limit: usize,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let values = [
+            (":t".to_owned(), s(item_type)),
+            (":p".to_owned(), s(TrailStatus::Parked.as_str())),
+            (":r".to_owned(), s(TrailStatus::Retrying.as_str())),
+        ];
+        self.scan_filtered(
+            &format!("item_type = :t AND {status_attr} IN (:p, :r)"),
+            &[],
+            &values,
+            Some(projection),
+            limit,
+        )
+        .await
+    }
+
     /// A strongly consistent read of one item.
     /// The items a scan's filter keeps, page after page, `limit` at most (`projection` names
     /// the attributes wanted, all when `None`).

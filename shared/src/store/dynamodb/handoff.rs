@@ -402,19 +402,8 @@ impl TrailStore for DynamoDbStore {
     }
 
     async fn unfinished_handoffs(&self, limit: usize) -> Result<Vec<String>, StoreError> {
-        let values = [
-            (":h".to_owned(), s("handoff")),
-            (":p".to_owned(), s(TrailStatus::Parked.as_str())),
-            (":r".to_owned(), s(TrailStatus::Retrying.as_str())),
-        ];
         let items = self
-            .scan_filtered(
-                "item_type = :h AND hubspot_status IN (:p, :r)",
-                &[],
-                &values,
-                Some("handoff_id"),
-                limit,
-            )
+            .scan_unfinished("handoff", "hubspot_status", "handoff_id", limit)
             .await?;
         Ok(items
             .iter()

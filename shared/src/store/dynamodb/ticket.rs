@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::handoff::{SetItemAttr, json, json_attr, put_failed_condition};
 use super::{DynamoDbStore, EXPIRES_AT, n, s, sdk_error};
-use crate::domain::{ConversationKey, EventTrail, TicketEvent, TicketLink, TrailStatus};
+use crate::domain::{ConversationKey, EventTrail, TicketEvent, TicketLink};
 use crate::store::{StoreError, TicketStore};
 
 fn event_key(handoff_id: &str, id: &str) -> (String, String) {
@@ -127,19 +127,8 @@ impl TicketStore for DynamoDbStore {
     }
 
     async fn unfinished_events(&self, limit: usize) -> Result<Vec<(String, String)>, StoreError> {
-        let values = [
-            (":e".to_owned(), s("ticket_event")),
-            (":p".to_owned(), s(TrailStatus::Parked.as_str())),
-            (":r".to_owned(), s(TrailStatus::Retrying.as_str())),
-        ];
         let items = self
-            .scan_filtered(
-                "item_type = :e AND progress_status IN (:p, :r)",
-                &[],
-                &values,
-                Some("handoff_id, sk"),
-                limit,
-            )
+            .scan_unfinished("ticket_event", "progress_status", "handoff_id, sk", limit)
             .await?;
         Ok(items
             .iter()
