@@ -2,8 +2,9 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use baton_local::{LocalConfig, Stage, banner, run_stage};
+use baton_local::{LocalConfig, Stage, Stores, banner, run_stage};
 use baton_shared::config::{self, ProcessEnv};
 use baton_webhook::replay_deliveries;
 
@@ -27,6 +28,34 @@ usage: baton-local [serve]         serve the webhook on BATON_LISTEN (default 12
 
 Settings come from the environment; see the README's Configuration table.";
 
+/// What the command line asks for.
+enum Command {
+    Help,
+    Serve,
+    Demo,
+    Replay,
+    HubspotReplay,
+    ForgetCustomer(String),
+    /// `doctor` or `smoke`, with their own arguments.
+    Check(String, Vec<String>),
+}
+
+impl Command {
+    fn parse(args: &[String]) -> Option<Self> {
+        let rest = args.get(1..).unwrap_or_default();
+        Some(match (args.first().map_or("serve", String::as_str), rest) {
+            ("-h" | "--help" | "help", _) => Self::Help,
+            (check @ ("doctor" | "smoke"), rest) => Self::Check(check.to_owned(), rest.to_vec()),
+            ("forget-customer", [who]) => Self::ForgetCustomer(who.clone()),
+            ("serve", []) => Self::Serve,
+            ("demo", []) => Self::Demo,
+            ("replay", []) => Self::Replay,
+            ("hubspot-replay", []) => Self::HubspotReplay,
+            _ => return None,
+        })
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -37,158 +66,127 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = args.first().map_or("serve", String::as_str);
-    if matches!(command, "-h" | "--help" | "help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    if matches!(command, "doctor" | "smoke") {
-        return check(command, &args[1..]).await;
-    }
-    let arity_ok = match command {
-        "forget-customer" => args.len() == 2,
-        _ => args.len() <= 1,
-    };
-    if !matches!(
-        command,
-        "serve" | "replay" | "demo" | "hubspot-replay" | "forget-customer"
-    ) || !arity_ok
-    {
+    let Some(command) = Command::parse(&args) else {
         eprintln!(
             "baton-local: unknown command {:?}\n\n{USAGE}",
             args.join(" ")
         );
         return ExitCode::from(2);
-    }
-    let cfg = match LocalConfig::from_source(&ProcessEnv) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            eprintln!("baton-local: {e}");
-            return ExitCode::from(2);
-        }
     };
-    // The demo opens the store itself (the embedded one takes one opener at a time).
-    if command == "demo" {
-        return match baton_local::demo::run(&cfg).await {
+    let cfg = match command {
+        Command::Help => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Command::Check(check, rest) => return self::check(&check, &rest).await,
+        _ => match LocalConfig::from_source(&ProcessEnv) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                eprintln!("baton-local: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match command {
+        // The demo opens the store itself (the embedded one takes one opener at a time).
+        Command::Demo => match baton_local::demo::run(&cfg).await {
             Ok(text) => {
                 println!("{text}");
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("baton-local: the demo stopped: {e}");
-                ExitCode::FAILURE
+            Err(e) => stopped("the demo stopped", e),
+        },
+        Command::ForgetCustomer(who) => match cfg.forget_customer(&who).await {
+            Ok(report) => print_json(&report, true),
+            Err(e) => stopped("forget-customer stopped", e),
+        },
+        Command::Replay | Command::HubspotReplay | Command::Serve => {
+            let stores = match cfg.open_store().await {
+                Ok(stores) => stores,
+                Err(e) => {
+                    let what = format!("cannot open the store ({})", cfg.describe_store());
+                    return stopped(&what, e);
+                }
+            };
+            match command {
+                Command::Replay => {
+                    match replay_deliveries(stores.store.as_ref(), usize::MAX).await {
+                        Ok(summary) => print_json(&summary, true),
+                        Err(e) => stopped("replay stopped", e),
+                    }
+                }
+                Command::HubspotReplay => hubspot_replay(&cfg, &stores).await,
+                _ => serve(&cfg, &stores).await,
             }
-        };
-    }
-    if command == "forget-customer" {
-        return match cfg.forget_customer(&args[1]).await {
-            Ok(report) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("serialisable")
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("baton-local: forget-customer stopped: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    let stores = match cfg.open_store().await {
-        Ok(stores) => stores,
-        Err(e) => {
-            eprintln!(
-                "baton-local: cannot open the store ({}): {e}",
-                cfg.describe_store()
-            );
-            return ExitCode::FAILURE;
         }
+        Command::Help | Command::Check(..) => unreachable!("answered above"),
+    }
+}
+
+/// Prints `value` as JSON; the exit code says whether all went well.
+fn print_json(value: &impl serde::Serialize, ok: bool) -> ExitCode {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serialisable")
+    );
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Says what stopped and why, and fails.
+fn stopped(what: &str, e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("baton-local: {what}: {e}");
+    ExitCode::FAILURE
+}
+
+/// `hubspot-replay`: every parked or retrying handoff and ticket event, run again.
+async fn hubspot_replay(cfg: &LocalConfig, stores: &Stores) -> ExitCode {
+    let deliverer = match cfg.deliverer(stores.trails.clone()).await {
+        Ok(d) => d,
+        Err(e) => return stopped("cannot start the HubSpot stage", e),
     };
-    if command == "hubspot-replay" {
-        let deliverer = match cfg.deliverer(stores.trails.clone()).await {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("baton-local: cannot start the HubSpot stage: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
-        let report = baton_hubspot::replay::replay(
-            &deliverer,
-            stores.handoff.as_ref(),
-            stores.trails.as_ref(),
-            deadline,
-        )
-        .await;
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("serialisable")
-        );
-        return if report.failed == 0 && report.parked == 0 {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
-    }
-    if command == "replay" {
-        return match replay_deliveries(stores.store.as_ref(), usize::MAX).await {
-            Ok(summary) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&summary).expect("serialisable")
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("baton-local: replay stopped: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+    let report = baton_hubspot::replay::replay(
+        &deliverer,
+        stores.handoff.as_ref(),
+        stores.trails.as_ref(),
+        deadline,
+    )
+    .await;
+    print_json(&report, report.failed == 0 && report.parked == 0)
+}
+
+/// `serve`: the webhook on `BATON_LISTEN`, the handoff and HubSpot stages beside it.
+async fn serve(cfg: &LocalConfig, stores: &Stores) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!(
-                "baton-local: cannot listen on {} (BATON_LISTEN): {e}",
-                cfg.listen
+            return stopped(
+                &format!("cannot listen on {} (BATON_LISTEN)", cfg.listen),
+                e,
             );
-            return ExitCode::FAILURE;
         }
     };
     let bound = listener.local_addr().unwrap_or(cfg.listen);
     // A closed stdout (a piped reader gone) must not stop the server.
-    let _ = writeln!(std::io::stdout().lock(), "{}", banner(&cfg, bound));
+    let _ = writeln!(std::io::stdout().lock(), "{}", banner(cfg, bound));
     let processor = match cfg.processor(stores.handoff.clone()).await {
-        Ok(p) => std::sync::Arc::new(p),
-        Err(e) => {
-            eprintln!("baton-local: cannot start the handoff stage: {e}");
-            return ExitCode::FAILURE;
-        }
+        Ok(p) => Arc::new(p),
+        Err(e) => return stopped("cannot start the handoff stage", e),
     };
     let deliverer = match cfg.deliverer(stores.trails.clone()).await {
-        Ok(d) => std::sync::Arc::new(d),
-        Err(e) => {
-            eprintln!("baton-local: cannot start the HubSpot stage: {e}");
-            return ExitCode::FAILURE;
-        }
+        Ok(d) => Arc::new(d),
+        Err(e) => return stopped("cannot start the HubSpot stage", e),
     };
-    tokio::spawn(run_stage(
-        Stage::Handoff(processor),
-        stores.feed.clone(),
-        cfg.data_dir.clone(),
-    ));
-    tokio::spawn(run_stage(
-        Stage::Hubspot(deliverer),
-        stores.feed.clone(),
-        cfg.data_dir.clone(),
-    ));
-    let app = match cfg.webhook(&stores).await {
+    for stage in [Stage::Handoff(processor), Stage::Hubspot(deliverer)] {
+        tokio::spawn(run_stage(stage, stores.feed.clone(), cfg.data_dir.clone()));
+    }
+    let app = match cfg.webhook(stores).await {
         Ok(app) => app,
-        Err(e) => {
-            eprintln!("baton-local: cannot start the session pages: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return stopped("cannot start the session pages", e),
     };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -198,10 +196,7 @@ async fn main() -> ExitCode {
         .await
     {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("baton-local: server stopped: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => stopped("server stopped", e),
     }
 }
 
