@@ -359,7 +359,7 @@ async fn hubspot(src: &(dyn Source + Sync), http: &reqwest::Client, report: &mut
         Ok(Some(c)) => c,
         Ok(None) => return,
         Err(e) => {
-            report.push(Finding::fail(e, "fix the HubSpot settings"));
+            report.push(Finding::fail(e.to_string(), "fix the HubSpot settings"));
             return;
         }
     };

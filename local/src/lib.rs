@@ -319,8 +319,10 @@ impl LocalConfig {
     /// The handoff function's logic over these stores.
     pub async fn processor(&self, handoff: Arc<dyn HandoffStore>) -> Result<Processor, String> {
         let objects = self.open_objects().await?;
-        let copier = MediaCopier::new(self.handoff.graph.clone(), objects)?;
-        let llm = self.handoff.llm.clone().map(LlmClient::new).transpose()?;
+        let copier =
+            MediaCopier::new(self.handoff.graph.clone(), objects).map_err(|e| e.to_string())?;
+        let llm = self.handoff.llm.clone().map(LlmClient::new).transpose();
+        let llm = llm.map_err(|e| e.to_string())?;
         Ok(Processor::new(
             handoff,
             copier,
@@ -335,7 +337,8 @@ impl LocalConfig {
         let objects = self.open_objects().await?;
         let h = &self.hubspot;
         let client = match &h.token {
-            Some(token) => HubspotClient::http(&h.base_url, token.clone(), h.limits, h.timeout)?,
+            Some(token) => HubspotClient::http(&h.base_url, token.clone(), h.limits, h.timeout)
+                .map_err(|e| e.to_string())?,
             None => HubspotClient::outbox(baton_hubspot::outbox::OutboxTransport::open(
                 self.outbox_dir(),
                 &h.base_url,

@@ -161,7 +161,7 @@ impl Smoke {
         )
         .map_err(|e| bug(e.to_string()))?;
         let client = HubspotClient::http(&cfg.base_url, token, cfg.limits, Duration::from_secs(20))
-            .map_err(bug)?;
+            .map_err(|e| bug(e.to_string()))?;
         // A fictional number (555-01xx) new each run, so the run makes its own handoff.
         let mut r = [0u8; 4];
         let _ = getrandom::fill(&mut r);

@@ -9,6 +9,7 @@ use secrecy::SecretString;
 
 use std::sync::Arc;
 
+use baton_shared::http::ClientError;
 use baton_shared::objects::ObjectStore;
 use baton_shared::store::HandoffStore;
 
@@ -33,7 +34,7 @@ impl HandoffConfig {
         self,
         store: Arc<dyn HandoffStore>,
         objects: Arc<dyn ObjectStore>,
-    ) -> Result<Processor, String> {
+    ) -> Result<Processor, ClientError> {
         if self.graph.token.is_none() {
             tracing::error!(
                 "WHATSAPP_ACCESS_TOKEN is not set: media cannot be copied until it is put into the stack's secret"

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use baton_shared::http::Timeouts;
+use baton_shared::http::{ClientError, Timeouts};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
@@ -61,9 +61,8 @@ In at most four short sentences, in English, say what the customer wants, what h
 Quote order numbers and amounts exactly. Do not invent facts. Plain text only.";
 
 impl LlmClient {
-    pub fn new(config: LlmConfig) -> Result<Self, String> {
-        let http = baton_shared::http::client("the LLM endpoint", Timeouts::call(config.timeout))
-            .map_err(|e| e.to_string())?;
+    pub fn new(config: LlmConfig) -> Result<Self, ClientError> {
+        let http = baton_shared::http::client("the LLM endpoint", Timeouts::call(config.timeout))?;
         Ok(Self { http, config })
     }
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use baton_shared::domain::{ConversationKey, MediaRecord, MediaState};
-use baton_shared::http::Timeouts;
+use baton_shared::http::{ClientError, Timeouts};
 use baton_shared::media_keys::{default_filename, object_key, url_component};
 use baton_shared::objects::{ObjectError, ObjectMeta, ObjectStore, PART_BYTES};
 use baton_shared::retry::Backoff;
@@ -121,15 +121,14 @@ impl std::fmt::Debug for MediaCopier {
 }
 
 impl MediaCopier {
-    pub fn new(graph: GraphConfig, objects: Arc<dyn ObjectStore>) -> Result<Self, String> {
+    pub fn new(graph: GraphConfig, objects: Arc<dyn ObjectStore>) -> Result<Self, ClientError> {
         // One attempt is bounded as a whole by `attempt_timeout`, around the lookup and download.
         let timeouts = Timeouts {
             connect: graph.connect_timeout,
             call: None,
             read: Some(graph.read_timeout),
         };
-        let http =
-            baton_shared::http::client("the Graph API", timeouts).map_err(|e| e.to_string())?;
+        let http = baton_shared::http::client("the Graph API", timeouts)?;
         Ok(Self {
             http,
             graph,

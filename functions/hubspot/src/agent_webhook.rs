@@ -1,7 +1,7 @@
 //! The AI agent's webhook (`AGENT_WEBHOOK_URL`): Baton tells the agent who answers a customer now.
 
 use baton_shared::agent::SIGNATURE_HEADER;
-use baton_shared::http::Timeouts;
+use baton_shared::http::{ClientError, Timeouts};
 
 /// Tells the AI agent who answers a customer now: a POST to `AGENT_WEBHOOK_URL`, signed like the
 /// agent's own events (`X-Baton-Signature-256: sha256=<hex HMAC-SHA256 of the body>`, keyed with
@@ -26,9 +26,8 @@ impl AgentNotifier {
         url: &str,
         secret: secrecy::SecretString,
         timeout: std::time::Duration,
-    ) -> Result<Self, String> {
-        let http = baton_shared::http::client("the AI agent's webhook", Timeouts::call(timeout))
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Self, ClientError> {
+        let http = baton_shared::http::client("the AI agent's webhook", Timeouts::call(timeout))?;
         Ok(Self {
             http,
             url: url.to_owned(),

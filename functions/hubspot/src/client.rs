@@ -3,6 +3,7 @@
 //! the rolling window), 5xx and timeouts retried with jittered exponential backoff until the
 //! deadline, 4xx handed back to the caller to classify.
 
+use baton_shared::http::ClientError;
 use baton_shared::observe::{self, metric};
 use baton_shared::retry::Backoff;
 use std::collections::VecDeque;
@@ -140,7 +141,7 @@ pub struct HubspotClient {
 
 impl HubspotClient {
     /// The HTTP client `cfg` describes; `None` without a token.
-    pub fn from_config(cfg: &crate::HubspotConfig) -> Result<Option<Self>, String> {
+    pub fn from_config(cfg: &crate::HubspotConfig) -> Result<Option<Self>, ClientError> {
         cfg.token
             .as_ref()
             .map(|token| Self::http(&cfg.base_url, token.clone(), cfg.limits, cfg.timeout))
@@ -152,7 +153,7 @@ impl HubspotClient {
         token: SecretString,
         limits: Limits,
         timeout: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientError> {
         let transport = HttpTransport::new(base_url, token, timeout)?;
         Ok(Self::new(Box::new(transport), limits))
     }

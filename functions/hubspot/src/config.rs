@@ -8,6 +8,7 @@ use baton_shared::config::{
     AGENT_WEBHOOK_URL, REPLY_TEMPLATE, REPLY_TEMPLATE_LANGUAGE, REPLY_TEMPLATE_PARAMS,
 };
 use baton_shared::config::{ConfigError, Source, number, optional, required};
+use baton_shared::http::ClientError;
 use baton_shared::objects::ObjectStore;
 use baton_shared::session::{DEFAULT_TTL_DAYS, SessionLinks};
 use baton_shared::store::AfterStore;
@@ -169,7 +170,7 @@ impl HubspotConfig {
         self,
         store: Arc<dyn AfterStore>,
         objects: Arc<dyn ObjectStore>,
-    ) -> Result<Deliverer, String> {
+    ) -> Result<Deliverer, ClientError> {
         let client = HubspotClient::from_config(&self)?;
         if client.is_none() {
             tracing::error!(

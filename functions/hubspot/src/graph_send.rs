@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use baton_shared::http::Timeouts;
+use baton_shared::http::{ClientError, Timeouts};
 use baton_shared::retry::{Classify, ErrorClass};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -90,9 +90,8 @@ impl Sender {
         version: &str,
         token: SecretString,
         timeout: Duration,
-    ) -> Result<Self, String> {
-        let http = baton_shared::http::client("the Graph API", Timeouts::call(timeout))
-            .map_err(|e| e.to_string())?;
+    ) -> Result<Self, ClientError> {
+        let http = baton_shared::http::client("the Graph API", Timeouts::call(timeout))?;
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_shared::http::{CONNECT_TIMEOUT, Timeouts};
+use baton_shared::http::{CONNECT_TIMEOUT, ClientError, Timeouts};
 use baton_shared::objects::ObjectStore;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -133,14 +133,18 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
-    pub fn new(base_url: &str, token: SecretString, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        base_url: &str,
+        token: SecretString,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         // Each request sets its own bound: uploads get longer the larger the file.
         let timeouts = Timeouts {
             connect: CONNECT_TIMEOUT,
             call: None,
             read: None,
         };
-        let client = baton_shared::http::client("HubSpot", timeouts).map_err(|e| e.to_string())?;
+        let client = baton_shared::http::client("HubSpot", timeouts)?;
         Ok(Self {
             client,
             base_url: base_url.trim_end_matches('/').to_owned(),
