@@ -347,6 +347,19 @@ impl LocalConfig {
         Ok(Deliverer::new(h.clone(), Some(client), trails, objects))
     }
 
+    /// This configuration once the listener is bound to `bound`: with port 0 the system chose
+    /// the port, and the session links (and the URL HubSpot's signatures cover) must carry it.
+    pub fn bound_to(&self, bound: SocketAddr) -> Self {
+        let mut cfg = self.clone();
+        cfg.listen = bound;
+        if cfg.public_base_url.is_none()
+            && let Some(links) = &mut cfg.hubspot.sessions
+        {
+            links.base_url = format!("http://{bound}");
+        }
+        cfg
+    }
+
     /// The webhook with the session pages (`/sessions/{id}`) the HubSpot note links to.
     pub async fn webhook(&self, stores: &Stores) -> Result<Webhook, String> {
         let app =

@@ -171,6 +171,7 @@ async fn serve(cfg: &LocalConfig, stores: &Stores) -> ExitCode {
         }
     };
     let bound = listener.local_addr().unwrap_or(cfg.listen);
+    let cfg = &cfg.bound_to(bound);
     // A closed stdout (a piped reader gone) must not stop the server.
     let _ = writeln!(std::io::stdout().lock(), "{}", banner(cfg, bound));
     let processor = match cfg.processor(stores.handoff.clone()).await {

@@ -168,6 +168,41 @@ async fn starts_with_no_settings_answers_meta_and_survives_a_crash() {
         "{transcript}"
     );
 
+    // The ticket the HubSpot stage would create links to the session on the port the system
+    // chose for BATON_LISTEN=127.0.0.1:0, and the link opens the page.
+    let outbox = dir.join("hubspot-outbox");
+    let mut ticket = None;
+    for _ in 0..100 {
+        ticket = std::fs::read_dir(&outbox)
+            .map(|d| {
+                d.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+                    p.to_string_lossy()
+                        .ends_with("-post-crm-v3-objects-tickets.json")
+                })
+            })
+            .unwrap_or_default();
+        if ticket.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let request: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(ticket.expect("a ticket request in the outbox")).unwrap(),
+    )
+    .unwrap();
+    let link = request["body"]["properties"]["baton_session_url"]
+        .as_str()
+        .expect("the ticket carries the session link")
+        .to_owned();
+    assert!(
+        link.starts_with(&format!("{}/sessions/", first.url)),
+        "{link} is not on {}",
+        first.url
+    );
+    assert!(!link.contains(":0/"), "{link}");
+    let page = http.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200, "{link}");
+
     // Killed without warning, then started again on the same data: same token, nothing lost.
     let token = first.verify_token.clone();
     drop(first);

@@ -928,6 +928,21 @@ fn route(
                     "TOO_MANY_UNIQUE",
                 );
             }
+            // OptionInput (properties spec): label, value, displayOrder and hidden, all required.
+            let raw_options = body.get("options").and_then(Value::as_array);
+            for option in raw_options.into_iter().flatten() {
+                let has = |field: &str, ok: fn(&Value) -> bool| option.get(field).is_some_and(ok);
+                if !(has("label", Value::is_string)
+                    && has("value", Value::is_string)
+                    && has("displayOrder", Value::is_i64)
+                    && has("hidden", Value::is_boolean))
+                {
+                    return validation(
+                        "each option needs label, value, displayOrder and hidden",
+                        "REQUIRED_FIELD",
+                    );
+                }
+            }
             let options: Vec<String> = body
                 .get("options")
                 .and_then(Value::as_array)

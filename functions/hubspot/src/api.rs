@@ -337,13 +337,14 @@ pub fn list_properties(step: &'static str, object: Object) -> Call {
     Call::get(step, format!("{PROPERTIES}/{}", object.as_str()))
 }
 
-/// One option of an enumeration property.
+/// One option of an enumeration property: HubSpot's specs require all four fields.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PropertyOption {
     pub label: &'static str,
     pub value: &'static str,
     pub display_order: i32,
+    pub hidden: bool,
 }
 
 /// A custom property to create.

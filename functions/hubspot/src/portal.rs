@@ -104,16 +104,19 @@ const SENTIMENT_OPTIONS: &[PropertyOption] = &[
         label: "Negative",
         value: "negative",
         display_order: 0,
+        hidden: false,
     },
     PropertyOption {
         label: "Neutral",
         value: "neutral",
         display_order: 1,
+        hidden: false,
     },
     PropertyOption {
         label: "Positive",
         value: "positive",
         display_order: 2,
+        hidden: false,
     },
 ];
 
