@@ -1,22 +1,15 @@
 //! The HubSpot function's settings, read once into typed values; a bad value names its variable.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use baton_shared::config::{
     AGENT_WEBHOOK_URL, REPLY_TEMPLATE, REPLY_TEMPLATE_LANGUAGE, REPLY_TEMPLATE_PARAMS,
 };
 use baton_shared::config::{ConfigError, Source, number, optional, required};
-use baton_shared::http::ClientError;
-use baton_shared::objects::ObjectStore;
 use baton_shared::session::{DEFAULT_TTL_DAYS, SessionLinks};
-use baton_shared::store::AfterStore;
 use baton_shared::whatsapp::graph::GraphConfig;
 use secrecy::SecretString;
-
-use crate::client::HubspotClient;
-use crate::deliverer::Deliverer;
 
 pub const ACCESS_TOKEN: &str = "HUBSPOT_ACCESS_TOKEN";
 pub const BASE_URL: &str = "HUBSPOT_BASE_URL";
@@ -164,22 +157,6 @@ fn http_url(name: &'static str, url: String) -> Result<String, ConfigError> {
 }
 
 impl HubspotConfig {
-    /// The function's deliverer on `store` and `objects`. Without a token it still runs: every
-    /// handoff is parked with the reason until the token is in the stack's secret.
-    pub fn build(
-        self,
-        store: Arc<dyn AfterStore>,
-        objects: Arc<dyn ObjectStore>,
-    ) -> Result<Deliverer, ClientError> {
-        let client = HubspotClient::from_config(&self)?;
-        if client.is_none() {
-            tracing::error!(
-                "HUBSPOT_ACCESS_TOKEN is not set: handoffs are parked until it is put into the stack's secret"
-            );
-        }
-        Ok(Deliverer::new(self, client, store, objects))
-    }
-
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
         let priorities = match optional(src, PRIORITY_MAP) {
             None => PriorityMap::default(),

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use baton_shared::domain::{HandoffRecord, MediaRecord};
+use baton_shared::http::ClientError;
 use baton_shared::media_keys::safe_name;
 use baton_shared::objects::ObjectStore;
 use baton_shared::store::AfterStore;
@@ -63,6 +64,22 @@ impl Deliverer {
             sender,
             agent,
         }
+    }
+
+    /// The function's deliverer on `store` and `objects`. Without a token it still runs: every
+    /// handoff is parked with the reason until the token is in the stack's secret.
+    pub fn from_config(
+        cfg: HubspotConfig,
+        store: Arc<dyn AfterStore>,
+        objects: Arc<dyn ObjectStore>,
+    ) -> Result<Self, ClientError> {
+        let client = HubspotClient::from_config(&cfg)?;
+        if client.is_none() {
+            tracing::error!(
+                "HUBSPOT_ACCESS_TOKEN is not set: handoffs are parked until it is put into the stack's secret"
+            );
+        }
+        Ok(Self::new(cfg, client, store, objects))
     }
 
     pub fn client(&self) -> Option<&HubspotClient> {

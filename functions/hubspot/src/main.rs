@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_hubspot::{HubspotConfig, Invocation};
+use baton_hubspot::{Deliverer, HubspotConfig, Invocation};
 use baton_shared::config::StreamFunction;
 use baton_shared::stream;
 
@@ -14,9 +14,11 @@ const MARGIN: Duration = Duration::from_secs(10);
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let function = StreamFunction::load().await?;
-    let deliverer = Arc::new(
-        HubspotConfig::from_source(&function.settings)?.build(function.store, function.objects)?,
-    );
+    let deliverer = Arc::new(Deliverer::from_config(
+        HubspotConfig::from_source(&function.settings)?,
+        function.store,
+        function.objects,
+    )?);
     let invocation = |deadline| Invocation::new(deliverer.clone(), deadline);
     stream::run_lambda("hubspot", MARGIN, invocation).await
 }
