@@ -269,3 +269,42 @@ async fn the_lambda_binary_stores_a_delivery_and_serves_the_session_page_with_pr
     );
     assert_eq!(metrics[1]["SessionPageViews"], 1);
 }
+
+/// Set-up that fails on a request (here: the stack's secret cannot be read) fails that request
+/// with the setting's name and leaves the process running, so the next request tries again
+/// instead of the runtime starting a new process from scratch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_up_failure_fails_the_request_naming_the_setting_and_the_next_one_tries_again() {
+    let Some(stack) = Stack::start().await else {
+        return;
+    };
+    let handshake = http_api_event(
+        "GET",
+        "/webhook",
+        "/webhook",
+        "hub.mode=subscribe&hub.challenge=4242&hub.verify_token=t",
+        json!({}),
+        None,
+    )
+    .to_string();
+    let api = RuntimeApi::start("baton-webhook", vec![handshake.clone(), handshake]).await;
+    let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:baton-missing-AbCdEf";
+    let child = stack
+        .command(&api, env!("CARGO_BIN_EXE_baton-webhook"))
+        .env("BATON_SECRET_ARN", missing)
+        .spawn()
+        .expect("start baton-webhook");
+    let mut child = Running(child);
+    for n in 0..2 {
+        let (id, error) = api.answer(n, &mut child).await;
+        assert_eq!(id, format!("{REQUEST_ID}/error"), "request {n}: {error}");
+        assert!(
+            error.to_string().contains("BATON_SECRET_ARN"),
+            "request {n}: {error}"
+        );
+    }
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the process is still running after two failed set-ups"
+    );
+}
