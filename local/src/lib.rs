@@ -18,8 +18,6 @@ use crate::fs_objects::FsObjectStore;
 use crate::redb_store::RedbStore;
 use baton_handoff::HandoffConfig;
 use baton_handoff::Processor;
-use baton_handoff::llm::LlmClient;
-use baton_handoff::media::MediaCopier;
 use baton_hubspot::{Deliverer, HubspotClient};
 use baton_shared::config::{
     self, AGENT_EVENTS_SECRET, APP_SECRET, ConfigError, MEDIA_BUCKET, Source, TABLE_NAME,
@@ -319,16 +317,10 @@ impl LocalConfig {
     /// The handoff function's logic over these stores.
     pub async fn processor(&self, handoff: Arc<dyn HandoffStore>) -> Result<Processor, String> {
         let objects = self.open_objects().await?;
-        let copier =
-            MediaCopier::new(self.handoff.graph.clone(), objects).map_err(|e| e.to_string())?;
-        let llm = self.handoff.llm.clone().map(LlmClient::new).transpose();
-        let llm = llm.map_err(|e| e.to_string())?;
-        Ok(Processor::new(
-            handoff,
-            copier,
-            llm,
-            self.handoff.settings.clone(),
-        ))
+        self.handoff
+            .clone()
+            .build(handoff, objects)
+            .map_err(|e| e.to_string())
     }
 
     /// The HubSpot stage: calls `HUBSPOT_BASE_URL` with `HUBSPOT_ACCESS_TOKEN`, or without a

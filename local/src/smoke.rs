@@ -38,6 +38,7 @@ impl Default for Options {
 }
 
 /// HubSpot as the smoke test reads it: Baton's own client (limits, retries) and API module.
+#[derive(Clone)]
 struct HubSpot {
     client: Arc<HubspotClient>,
 }
@@ -116,7 +117,7 @@ async fn smoke_steps(
     report.0.push(found);
     let notes = smoke.hubspot.associated(&ticket_id, Object::Notes).await;
     let made = Made {
-        hubspot: smoke.hubspot.client.clone(),
+        hubspot: smoke.hubspot.clone(),
         ticket: ticket_id,
         notes: notes.clone(),
         contact,
@@ -403,7 +404,7 @@ fn note_fields(note: &str) -> Finding {
 
 /// What a run made in HubSpot, for `--cleanup`.
 struct Made {
-    hubspot: Arc<HubspotClient>,
+    hubspot: HubSpot,
     ticket: String,
     notes: Vec<String>,
     contact: Option<String>,
@@ -411,10 +412,12 @@ struct Made {
 
 /// With `--cleanup`, archives what the test made in HubSpot.
 async fn finish(mut report: Report, opts: &Options, made: Made) -> Report {
-    let hubspot = HubSpot {
-        client: made.hubspot,
-    };
-    let (ticket, notes, contact) = (made.ticket.as_str(), &made.notes, made.contact.as_deref());
+    let Made {
+        hubspot,
+        ticket,
+        notes,
+        contact,
+    } = made;
     if !opts.cleanup {
         return report;
     }
@@ -423,8 +426,8 @@ async fn finish(mut report: Report, opts: &Options, made: Made) -> Report {
     let objects = notes
         .iter()
         .map(|n| (Object::Notes, n.as_str()))
-        .chain([(Object::Tickets, ticket)])
-        .chain(contact.map(|c| (Object::Contacts, c)));
+        .chain([(Object::Tickets, ticket.as_str())])
+        .chain(contact.as_deref().map(|c| (Object::Contacts, c)));
     for (kind, id) in objects {
         let (status, _) = hubspot.call(api::archive("smoke", kind, id)).await;
         let kind = kind.as_str();

@@ -35,11 +35,6 @@ impl HandoffConfig {
         store: Arc<dyn HandoffStore>,
         objects: Arc<dyn ObjectStore>,
     ) -> Result<Processor, ClientError> {
-        if self.graph.token.is_none() {
-            tracing::error!(
-                "WHATSAPP_ACCESS_TOKEN is not set: media cannot be copied until it is put into the stack's secret"
-            );
-        }
         let copier = MediaCopier::new(self.graph, objects)?;
         let llm = self.llm.map(LlmClient::new).transpose()?;
         Ok(Processor::new(store, copier, llm, self.settings))

@@ -26,22 +26,19 @@ use crate::signed::{Agent, Signed};
 pub async fn receive(State(app): State<Arc<Webhook>>, events: Signed<Agent>) -> Response {
     let body = events.body;
     let now = app.now();
+    // Signed by the agent, so kept when it cannot be stored as events: a later Baton (or a
+    // fixed agent) can replay it.
     let keep = |problem: String| {
-        let (app, body) = (app.clone(), body.clone());
-        async move {
-            keep_body(
-                app.store.as_ref(),
-                body,
-                now,
-                &format!("{AGENT_PROBLEM}{problem}"),
-            )
-            .await
-        }
+        keep_body(
+            app.store.as_ref(),
+            body.clone(),
+            now,
+            format!("{AGENT_PROBLEM}{problem}"),
+        )
     };
     let events = match agent::parse_events(&body, now) {
         Ok(events) => events,
         Err(e) => {
-            // Signed by the agent, so kept: a later Baton (or a fixed agent) can replay it.
             let kept = keep(e.to_string()).await;
             tracing::warn!(
                 kept = kept.is_ok(),

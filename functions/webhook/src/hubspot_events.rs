@@ -46,7 +46,7 @@ pub async fn receive(State(app): State<Arc<Webhook>>, events: Signed<Hubspot>) -
                 app.store.as_ref(),
                 events.body,
                 now,
-                &format!("{HUBSPOT_PROBLEM}{problem}"),
+                format!("{HUBSPOT_PROBLEM}{problem}"),
             )
             .await;
             tracing::warn!(

@@ -18,14 +18,14 @@ pub async fn keep_body(
     store: &dyn Store,
     body: Bytes,
     now: i64,
-    problem: &str,
+    problem: String,
 ) -> Result<(), StoreError> {
     let delivery = RawDelivery {
         id: DeliveryId::of(&body),
         received_at_ms: now,
         body,
         state: ParseState::Unparsed,
-        problems: vec![problem.to_owned()],
+        problems: vec![problem],
         errors: Vec::new(),
         ignored_fields: Vec::new(),
         message_count: 0,

@@ -50,12 +50,6 @@ impl ObjectError {
             source: Some(Box::new(e)),
         }
     }
-
-    /// What went wrong, without the category.
-    pub fn message(&self) -> &str {
-        let (Self::Unavailable { message, .. } | Self::Rejected { message, .. }) = self;
-        message
-    }
 }
 
 impl crate::retry::Classify for ObjectError {

@@ -86,14 +86,6 @@ impl StoreError {
         *source = Some(Box::new(e));
         self
     }
-
-    /// What went wrong, without the category.
-    pub fn message(&self) -> &str {
-        let (Self::Unavailable { message, .. }
-        | Self::Rejected { message, .. }
-        | Self::Corrupt { message, .. }) = self;
-        message
-    }
 }
 
 impl Classify for StoreError {
