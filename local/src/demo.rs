@@ -200,14 +200,17 @@ pub async fn run(cfg: &LocalConfig) -> Result<String, String> {
             dir.display()
         ));
         for (what, path, holds) in [
-            ("Ticket", "objects-tickets.json", ""),
-            ("Note", "objects-notes.json", "WhatsApp handoff"),
-            ("Follow-up note", "objects-notes.json", "WhatsApp follow-up"),
+            ("Ticket", "-tickets.json", ""),
+            ("Note", "-notes.json", "WhatsApp handoff"),
+            ("Follow-up note", "-notes.json", "WhatsApp follow-up"),
         ] {
             let mut files: Vec<_> = std::fs::read_dir(&dir)
                 .map_err(|e| e.to_string())?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.to_string_lossy().ends_with(path))
+                .filter(|p| {
+                    let name = p.to_string_lossy();
+                    name.contains("-post-crm-objects-") && name.ends_with(path)
+                })
                 .collect();
             files.sort();
             // The latest request of its kind that holds `holds`.

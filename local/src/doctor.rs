@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use baton_hubspot::portal::{self, REQUIRED_SCOPES};
+use baton_hubspot::api::SCOPES as REQUIRED_SCOPES;
+use baton_hubspot::portal;
 use baton_hubspot::{HubspotClient, HubspotConfig};
 use baton_shared::config::{
     self, ACCESS_TOKEN, APP_SECRET, MEDIA_BUCKET, PUBLIC_BASE_URL, Source, TABLE_NAME, VERIFY_TOKEN,

@@ -177,7 +177,7 @@ async fn starts_with_no_settings_answers_meta_and_survives_a_crash() {
             .map(|d| {
                 d.filter_map(Result::ok).map(|e| e.path()).find(|p| {
                     p.to_string_lossy()
-                        .ends_with("-post-crm-v3-objects-tickets.json")
+                        .ends_with("-post-crm-objects-2026-09-tickets.json")
                 })
             })
             .unwrap_or_default();

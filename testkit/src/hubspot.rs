@@ -19,6 +19,37 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 pub const TOKEN: &str = "pat-na1-test-token";
+/// The portal's id, as account details and token info report it.
+pub const PORTAL_ID: u64 = 62_515;
+/// The date-versioned API this server speaks; the legacy `/crm/v3`, `/crm/v4` and `/files/v3`
+/// paths are refused, so a call left on them fails a test.
+const CRM: &str = "2026-09";
+/// Associations as HubSpot documents them (2026-03).
+const ASSOCIATIONS: &str = "2026-03";
+const LEGACY_PATHS: &[&str] = &["/crm/v3/", "/crm/v4/", "/files/v3/"];
+
+/// What kind of credential the server's token is: it decides what token introspection says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Credential {
+    /// A static-auth app built as a developer-platform project (the recommended set-up).
+    #[default]
+    StaticApp,
+    /// A legacy private app: the one kind `access-token-info` describes.
+    LegacyPrivateApp,
+    /// A service key: REST calls only, no webhooks.
+    ServiceKey,
+}
+
+/// HubSpot's object type id of a CRM object (`fromObjectTypeId` in association answers).
+fn type_id_of(kind: &str) -> &'static str {
+    match kind {
+        "contacts" => "0-1",
+        "companies" => "0-2",
+        "tickets" => "0-5",
+        "notes" => "0-46",
+        _ => "0-0",
+    }
+}
 /// Every scope the server's private app has until a test removes one (Baton's and two more).
 const ALL_SCOPES: &[&str] = &[
     "crm.objects.contacts.read",
@@ -101,6 +132,10 @@ struct Portal {
     missing_scopes: Vec<String>,
     /// Tickets are created without the associations they ask for (a fault a test turns on).
     drop_ticket_associations: bool,
+    /// `(object, property)` the portal's create form requires (2026-09 enforces it on API
+    /// creates).
+    required_on_create: Vec<(String, String)>,
+    credential: Credential,
     throttled: usize,
     general: VecDeque<Instant>,
     search: VecDeque<Instant>,
@@ -532,6 +567,8 @@ impl HubspotServer {
                 faults: VecDeque::new(),
                 missing_scopes: Vec::new(),
                 drop_ticket_associations: false,
+                required_on_create: Vec::new(),
+                credential: Credential::default(),
                 throttled: 0,
                 general: VecDeque::new(),
                 search: VecDeque::new(),
@@ -590,6 +627,23 @@ impl HubspotServer {
     /// From now on tickets are created without their associations.
     pub fn drop_ticket_associations(&self) {
         self.portal().drop_ticket_associations = true;
+    }
+
+    /// The portal has a property of its own, `property` of `object` (`contacts`, `tickets`), and
+    /// requires it on the create form, which 2026-09 enforces on API creates.
+    pub fn require_on_create(&self, object: &str, property: &str) {
+        let mut p = self.portal();
+        p.properties
+            .entry(object.to_owned())
+            .or_default()
+            .push(prop(property, "string", &[]));
+        p.required_on_create
+            .push((object.to_owned(), property.to_owned()));
+    }
+
+    /// Makes the server's token a credential of this kind.
+    pub fn set_credential(&self, credential: Credential) {
+        self.portal().credential = credential;
     }
 
     pub fn restore_scopes(&self) {
@@ -732,7 +786,14 @@ async fn answer(shared: &Arc<Shared>, req: Request) -> Response {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    // A private app's token, introspected: the token travels in the body, no Bearer header.
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    // A legacy private app's token, introspected: the token travels in the body. The header is
+    // demanded too, as HubSpot's EU data centre does.
     if path == "/oauth/v2/private-apps/get/access-token-info" && method == Method::POST {
         let body = axum::body::to_bytes(req.into_body(), 64 * 1024)
             .await
@@ -740,15 +801,19 @@ async fn answer(shared: &Arc<Shared>, req: Request) -> Response {
         let key = serde_json::from_slice::<Value>(&body)
             .ok()
             .and_then(|v| v.get("tokenKey").and_then(Value::as_str).map(str::to_owned));
+        let p = shared.portal.lock().expect("portal");
         return match key {
             None => validation("tokenKey is required", "REQUIRED_FIELD"),
-            Some(k) if k != TOKEN => error(
+            Some(k) if k != TOKEN || auth != format!("Bearer {TOKEN}") => error(
                 401,
                 "INVALID_AUTHENTICATION",
                 "The token is invalid or expired.",
             ),
+            Some(_) if p.credential != Credential::LegacyPrivateApp => validation(
+                "The token is not a private app access token.",
+                "INVALID_TOKEN_TYPE",
+            ),
             Some(_) => {
-                let p = shared.portal.lock().expect("portal");
                 let scopes: Vec<&str> = ALL_SCOPES
                     .iter()
                     .copied()
@@ -756,21 +821,23 @@ async fn answer(shared: &Arc<Shared>, req: Request) -> Response {
                     .collect();
                 ok(
                     200,
-                    json!({"userId": 5_001, "hubId": 62_515, "appId": 1_160_452, "scopes": scopes}),
+                    json!({"userId": 5_001, "hubId": PORTAL_ID, "appId": 1_160_452, "scopes": scopes}),
                 )
             }
         };
     }
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
     if auth != format!("Bearer {TOKEN}") {
         return error(
             401,
             "INVALID_AUTHENTICATION",
             "Authentication credentials not found. This API supports OAuth 2.0 authentication.",
+        );
+    }
+    if let Some(legacy) = LEGACY_PATHS.iter().find(|l| path.starts_with(**l)) {
+        return error(
+            410,
+            "GONE",
+            &format!("{legacy} is retired here: call the date-versioned path ({CRM})"),
         );
     }
     {
@@ -841,7 +908,13 @@ async fn answer(shared: &Arc<Shared>, req: Request) -> Response {
             );
         }
     }
-    let response = if path == "/files/v3/files" && method == Method::POST {
+    let response = if path == format!("/account-info/{CRM}/details") && method == Method::GET {
+        ok(
+            200,
+            json!({"portalId": PORTAL_ID, "accountType": "STANDARD", "timeZone": "Europe/Amsterdam",
+                "companyCurrency": "EUR", "dataHostingLocation": "eu1", "uiDomain": "app-eu1.hubspot.com"}),
+        )
+    } else if path == format!("/files/{CRM}/files") && method == Method::POST {
         upload(shared, req).await
     } else {
         let Ok(body) = axum::body::to_bytes(req.into_body(), 4 * 1024 * 1024).await else {
@@ -884,7 +957,7 @@ fn route(
 ) -> Response {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method.as_str(), segs.as_slice()) {
-        ("GET", ["crm", "v3", "properties", kind]) => {
+        ("GET", ["crm", "properties", CRM, kind]) => {
             let list: Vec<Value> = p
                 .properties
                 .get(*kind)
@@ -892,7 +965,7 @@ fn route(
                 .unwrap_or_default();
             ok(200, json!({"results": list}))
         }
-        ("POST", ["crm", "v3", "properties", kind]) => {
+        ("POST", ["crm", "properties", CRM, kind]) => {
             for field in ["name", "label", "type", "fieldType", "groupName"] {
                 if body.get(field).and_then(Value::as_str).is_none() {
                     return validation(&format!("{field} is required"), "REQUIRED_FIELD");
@@ -964,19 +1037,19 @@ fn route(
             });
             ok(201, body)
         }
-        ("GET", ["crm", "v3", "pipelines", "tickets"]) => ok(
+        ("GET", ["crm", "pipelines", CRM, "tickets"]) => ok(
             200,
             json!({"results": [
             {"id": "0", "label": "Support Pipeline", "displayOrder": 0, "archived": false, "stages": [
-                {"id": "4", "label": "Closed", "displayOrder": 3, "metadata": {"ticketState": "CLOSED"}},
-                {"id": "1", "label": "New", "displayOrder": 0, "metadata": {"ticketState": "OPEN"}},
-                {"id": "2", "label": "Waiting on contact", "displayOrder": 1, "metadata": {"ticketState": "OPEN"}},
-                {"id": "3", "label": "Waiting on us", "displayOrder": 2, "metadata": {"ticketState": "OPEN"}}]},
+                {"id": "4", "label": "Closed", "displayOrder": 3, "metadata": {"ticketState": "CLOSED"}, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"},
+                {"id": "1", "label": "New", "displayOrder": 0, "metadata": {"ticketState": "OPEN"}, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"},
+                {"id": "2", "label": "Waiting on contact", "displayOrder": 1, "metadata": {"ticketState": "OPEN"}, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"},
+                {"id": "3", "label": "Waiting on us", "displayOrder": 2, "metadata": {"ticketState": "OPEN"}, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"}]},
             {"id": "9170", "label": "WhatsApp escalations", "displayOrder": 1, "archived": false, "stages": [
-                {"id": "9171", "label": "Triage", "displayOrder": 0, "metadata": {"ticketState": "OPEN"}},
-                {"id": "9172", "label": "Done", "displayOrder": 1, "metadata": {"ticketState": "CLOSED"}}]}]}),
+                {"id": "9171", "label": "Triage", "displayOrder": 0, "metadata": {"ticketState": "OPEN"}, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"},
+                {"id": "9172", "label": "Done", "displayOrder": 1, "metadata": {"ticketState": "CLOSED"}, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"}]}]}),
         ),
-        ("GET", ["crm", "v4", "associations", from, to, "labels"]) => {
+        ("GET", ["crm", "associations", ASSOCIATIONS, from, to, "labels"]) => {
             let id = match (*from, *to) {
                 ("tickets", "contacts") => 16,
                 ("notes", "tickets") => 228,
@@ -986,11 +1059,12 @@ fn route(
             };
             ok(
                 200,
-                json!({"results": [{"category": "HUBSPOT_DEFINED", "typeId": id, "label": null}]}),
+                json!({"results": [{"category": "HUBSPOT_DEFINED", "typeId": id, "label": null,
+                    "fromObjectTypeId": type_id_of(from), "toObjectTypeId": type_id_of(to)}]}),
             )
         }
-        ("POST", ["crm", "v3", "objects", "contacts", "search"]) => search_contacts(p, opts, &body),
-        ("GET", ["crm", "v3", "objects", kind, id])
+        ("POST", ["crm", "objects", CRM, "contacts", "search"]) => search_contacts(p, opts, &body),
+        ("GET", ["crm", "objects", CRM, kind, id])
             if ["contacts", "tickets", "notes"].contains(kind) =>
         {
             let id_property = query(uri, "idProperty");
@@ -1003,7 +1077,7 @@ fn route(
                 ),
             }
         }
-        ("PATCH", ["crm", "v3", "objects", kind, id]) if ["contacts", "tickets"].contains(kind) => {
+        ("PATCH", ["crm", "objects", CRM, kind, id]) if ["contacts", "tickets"].contains(kind) => {
             if !p.exists(kind, id) {
                 return error(404, "OBJECT_NOT_FOUND", "resource not found");
             }
@@ -1025,12 +1099,12 @@ fn route(
             }
             ok(200, json!({"id": o.id, "properties": o.properties}))
         }
-        ("POST", ["crm", "v3", "objects", kind])
+        ("POST", ["crm", "objects", CRM, kind])
             if ["contacts", "tickets", "notes"].contains(kind) =>
         {
             create(p, kind, &body)
         }
-        ("DELETE", ["crm", "v3", "objects", kind, id])
+        ("DELETE", ["crm", "objects", CRM, kind, id])
             if ["contacts", "tickets", "notes"].contains(kind) =>
         {
             // Archived: gone from reads, as in HubSpot (where it sits in the recycle bin).
@@ -1043,7 +1117,7 @@ fn route(
                 None => error(404, "OBJECT_NOT_FOUND", "resource not found"),
             }
         }
-        ("POST", ["crm", "v3", "objects", "notes", "batch", "read"]) => {
+        ("POST", ["crm", "objects", CRM, "notes", "batch", "read"]) => {
             let wanted = requested_properties(&body);
             let Some(inputs) = body.get("inputs").and_then(Value::as_array) else {
                 return validation("inputs is required", "REQUIRED_FIELD");
@@ -1051,27 +1125,38 @@ fn route(
             if inputs.len() > 100 {
                 return validation("at most 100 inputs", "TOO_MANY");
             }
-            let results: Vec<Value> = inputs
+            // 2026-09 answers 200 with the ids not found under `errors` (v3 answered 207).
+            let mut results = Vec::new();
+            let mut errors = Vec::new();
+            for id in inputs
                 .iter()
                 .filter_map(|i| i.get("id").and_then(Value::as_str))
-                .filter_map(|id| p.notes.iter().find(|n| n.id == id))
-                .map(|n| {
-                    let props: BTreeMap<&String, &String> = n
-                        .properties
-                        .iter()
-                        .filter(|(k, _)| wanted.contains(k))
-                        .collect();
-                    json!({"id": n.id, "properties": props})
-                })
-                .collect();
-            ok(200, json!({"status": "COMPLETE", "results": results}))
+            {
+                match p.notes.iter().find(|n| n.id == id) {
+                    Some(n) => {
+                        let props: BTreeMap<&String, &String> = n
+                            .properties
+                            .iter()
+                            .filter(|(k, _)| wanted.contains(k))
+                            .collect();
+                        results.push(json!({"id": n.id, "properties": props}));
+                    }
+                    None => errors.push(json!({"status": "error", "category": "OBJECT_NOT_FOUND",
+                        "message": format!("Could not get some notes objects, they may be deleted or not exist. Check that ids are valid: {id}")})),
+                }
+            }
+            ok(
+                200,
+                json!({"status": "COMPLETE", "results": results, "numErrors": errors.len(),
+                    "errors": errors, "startedAt": "2026-12-05T00:00:00Z", "completedAt": "2026-12-05T00:00:00Z"}),
+            )
         }
         (
             "GET",
             [
                 "crm",
-                "v4",
                 "objects",
+                ASSOCIATIONS,
                 from_kind,
                 id,
                 "associations",
@@ -1082,7 +1167,7 @@ fn route(
                 from_kind.trim_end_matches('s').to_owned() + "s",
                 (*id).to_owned(),
             );
-            let results: Vec<Value> = p.associations.iter().filter(|a| a.from == from && a.to.0 == *to_kind).map(|a| json!({"toObjectId": a.to.1.parse::<u64>().unwrap_or_default(), "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": a.type_id, "label": null}]})).collect();
+            let results: Vec<Value> = p.associations.iter().filter(|a| a.from == from && a.to.0 == *to_kind).map(|a| json!({"toObjectId": a.to.1, "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": a.type_id, "label": null, "fromObjectTypeId": type_id_of(&a.from.0), "toObjectTypeId": type_id_of(&a.to.0)}]})).collect();
             ok(200, json!({"results": results}))
         }
         _ => error(
@@ -1107,6 +1192,26 @@ fn create(p: &mut Portal, kind: &str, body: &Value) -> Response {
         Ok(c) => c,
         Err(r) => return r,
     };
+    // 2026-09 applies the create form's required fields to API creates.
+    let missing: Vec<&str> = p
+        .required_on_create
+        .iter()
+        .filter(|(k, name)| k == kind && checked.get(name).is_none_or(|v| v.is_empty()))
+        .map(|(_, name)| name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        let errors: Vec<Value> = missing
+            .iter()
+            .map(|name| {
+                json!({"message": format!("Property \"{name}\" is required on create"),
+                "code": "REQUIRED_FIELD", "context": {"propertyName": [name]}})
+            })
+            .collect();
+        let body = json!({"status": "error", "category": "VALIDATION_ERROR",
+            "message": "Property values were not valid: the portal's validation rules require properties",
+            "correlationId": "0000-required", "errors": errors});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
     let allowed: &[(u64, &str)] = match kind {
         "tickets" => {
             for required in ["subject", "hs_pipeline_stage"] {
@@ -1445,44 +1550,53 @@ async fn upload(shared: &Arc<Shared>, req: Request) -> Response {
 fn required_scope(method: &Method, path: &str) -> &'static str {
     // (reads only?, path prefix, scope); a `None` method class matches reads and writes.
     const TABLE: &[(Option<bool>, &str, &str)] = &[
-        (Some(true), "/crm/v3/properties/tickets", "tickets"),
+        (Some(true), "/crm/properties/2026-09/tickets", "tickets"),
         (
             Some(false),
-            "/crm/v3/properties/tickets",
+            "/crm/properties/2026-09/tickets",
             "crm.schemas.tickets.write",
         ),
         (
             Some(true),
-            "/crm/v3/properties/contacts",
+            "/crm/properties/2026-09/contacts",
             "crm.objects.contacts.read",
         ),
         (
             Some(false),
-            "/crm/v3/properties/contacts",
+            "/crm/properties/2026-09/contacts",
             "crm.schemas.contacts.write",
         ),
         (
             None,
-            "/crm/v3/objects/contacts/search",
+            "/crm/objects/2026-09/contacts/search",
             "crm.objects.contacts.read",
         ),
         (
             Some(true),
-            "/crm/v3/objects/contacts",
+            "/crm/objects/2026-09/contacts",
             "crm.objects.contacts.read",
         ),
         (
             Some(false),
-            "/crm/v3/objects/contacts",
+            "/crm/objects/2026-09/contacts",
             "crm.objects.contacts.write",
         ),
-        (None, "/crm/v3/objects/tickets", "tickets"),
-        (None, "/crm/v3/pipelines/tickets", "tickets"),
-        (None, "/crm/v4/objects/tickets", "tickets"),
-        // Creating a note is authorised by the contacts write scope (crm-notes-v3 spec).
-        (None, "/crm/v3/objects/notes", "crm.objects.contacts.write"),
+        (None, "/crm/objects/2026-09/tickets", "tickets"),
+        (None, "/crm/pipelines/2026-09/tickets", "tickets"),
+        (None, "/crm/objects/2026-03/tickets", "tickets"),
+        // Creating a note is authorised by the contacts write scope (notes spec).
+        (
+            None,
+            "/crm/objects/2026-09/notes",
+            "crm.objects.contacts.write",
+        ),
         (None, "/files/", "files"),
-        (None, "/crm/v4/associations", "crm.objects.contacts.read"),
+        (
+            None,
+            "/crm/associations/2026-03",
+            "crm.objects.contacts.read",
+        ),
+        (None, "/account-info/", "oauth"),
     ];
     let read = method == Method::GET;
     TABLE

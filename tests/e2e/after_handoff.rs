@@ -698,7 +698,7 @@ async fn a_follow_up_hubspot_refused_is_parked_with_its_reason_and_replayed() {
     let h = a.rig.handoffs().await[0].clone();
     a.server.inject(
         http::Method::POST,
-        "/crm/v3/objects/notes",
+        "/crm/objects/2026-09/notes",
         baton_testkit::hubspot::Fault::Status(400),
     );
     a.customer_says("wamid.d2", t + 5, "Order 5521, if that helps")

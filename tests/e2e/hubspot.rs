@@ -215,11 +215,15 @@ async fn signed_webhooks_become_one_ticket_with_contact_files_and_note() {
     // The HubSpot stage reads the same stream, filtered as template.yaml filters it, and gets
     // every batch twice; HubSpot loses the answer to the ticket's create (after making it),
     // fails an upload and rate-limits the note.
-    server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::DoThenHang);
-    server.inject(Method::POST, "/files/v3/files", Fault::Status(500));
     server.inject(
         Method::POST,
-        "/crm/v3/objects/notes",
+        "/crm/objects/2026-09/tickets",
+        Fault::DoThenHang,
+    );
+    server.inject(Method::POST, "/files/2026-09/files", Fault::Status(500));
+    server.inject(
+        Method::POST,
+        "/crm/objects/2026-09/notes",
         Fault::RateLimited(Some(1)),
     );
     let cfg = config(&server, &[]);
@@ -427,14 +431,14 @@ async fn an_existing_contact_is_matched_by_phone_in_any_format_but_never_across_
     );
 
     // The next handoff reads the contact directly: no search.
-    let searches_before = count(&server, "/crm/v3/objects/contacts/search");
+    let searches_before = count(&server, "/crm/objects/2026-09/contacts/search");
     let second = stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), 2, "t", &[]).await;
     let Delivered::Done(trail) = d.deliver(&second, soon(20)).await.unwrap() else {
         panic!("parked")
     };
     assert_eq!(trail.contact.how.as_deref(), Some("found_by_whatsapp_id"));
     assert_eq!(
-        count(&server, "/crm/v3/objects/contacts/search"),
+        count(&server, "/crm/objects/2026-09/contacts/search"),
         searches_before
     );
     assert_eq!(server.tickets().len(), 2);
@@ -456,7 +460,7 @@ async fn an_existing_contact_is_matched_by_phone_in_any_format_but_never_across_
     assert_eq!(server.contacts().len(), 3);
 
     // A customer with a WhatsApp username and no phone is keyed on the user id: no search.
-    let searches_before = count(&server, "/crm/v3/objects/contacts/search");
+    let searches_before = count(&server, "/crm/objects/2026-09/contacts/search");
     let bsuid = Customer {
         user_id: Some("US.13491208655302741918".into()),
         username: Some("maria_l".into()),
@@ -477,7 +481,7 @@ async fn an_existing_contact_is_matched_by_phone_in_any_format_but_never_across_
     assert_eq!(c.properties["firstname"], "maria_l");
     assert!(!c.properties.contains_key("phone"));
     assert_eq!(
-        count(&server, "/crm/v3/objects/contacts/search"),
+        count(&server, "/crm/objects/2026-09/contacts/search"),
         searches_before
     );
 }
@@ -698,24 +702,28 @@ async fn rate_limits_and_server_errors_are_retried_with_the_wait_hubspot_asks_fo
     let record = stored_handoff(&store, &*objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
     server.inject(
         Method::GET,
-        "/crm/v3/pipelines",
+        "/crm/pipelines/2026-09",
         Fault::RateLimited(Some(1)),
     );
     server.inject(
         Method::POST,
-        "/crm/v3/objects/contacts/search",
+        "/crm/objects/2026-09/contacts/search",
         Fault::RateLimited(None),
     );
     server.inject(
         Method::POST,
-        "/crm/v3/objects/contacts/search",
+        "/crm/objects/2026-09/contacts/search",
         Fault::Status(500),
     );
-    server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::Status(503));
-    server.inject(Method::GET, "/crm/v3/objects/tickets/", Fault::Hang);
     server.inject(
         Method::POST,
-        "/crm/v3/objects/notes",
+        "/crm/objects/2026-09/tickets",
+        Fault::Status(503),
+    );
+    server.inject(Method::GET, "/crm/objects/2026-09/tickets/", Fault::Hang);
+    server.inject(
+        Method::POST,
+        "/crm/objects/2026-09/notes",
         Fault::RateLimited(None),
     );
     let d = deliverer_on(&server, &store, &objects, &[]);
@@ -771,7 +779,7 @@ async fn many_handoffs_at_once_stay_inside_search_rate_limit() {
     for r in futures_util::future::join_all(runs).await {
         assert!(matches!(r.unwrap(), Delivered::Done(_)));
     }
-    assert_eq!(count(&server, "/crm/v3/objects/contacts/search"), 12);
+    assert_eq!(count(&server, "/crm/objects/2026-09/contacts/search"), 12);
     assert_eq!(
         server.throttled(),
         0,
@@ -785,7 +793,11 @@ async fn refusals_are_parked_with_hubspots_reason_and_a_replay_finishes_them() {
     let server = HubspotServer::start(Options::default()).await;
     let (store, objects) = local_stores();
     let record = full_handoff(&store, &*objects).await;
-    server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::Status(400));
+    server.inject(
+        Method::POST,
+        "/crm/objects/2026-09/tickets",
+        Fault::Status(400),
+    );
     let d = deliverer_on(&server, &store, &objects, &[]);
     let Delivered::Parked(trail) = d.deliver(&record, soon(20)).await.unwrap() else {
         panic!("a validation error is parked, not retried")
@@ -877,7 +889,7 @@ async fn a_file_hubspot_refuses_or_whose_copy_is_gone_is_skipped_and_the_note_sa
     let (store, objects) = local_stores();
     let mut record = full_handoff(&store, &*objects).await;
     // The photo is refused; the receipt's copy has left the bucket.
-    server.inject(Method::POST, "/files/v3/files", Fault::Status(400));
+    server.inject(Method::POST, "/files/2026-09/files", Fault::Status(400));
     record.media[1].key = Some("media/gone/receipt.pdf".into());
     let d = deliverer_on(&server, &store, &objects, &[]);
     let Delivered::Done(trail) = d.deliver(&record, soon(20)).await.unwrap() else {
@@ -934,7 +946,11 @@ async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay
         first,
         second,
     } = two_handoffs().await;
-    server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::DailyLimit);
+    server.inject(
+        Method::POST,
+        "/crm/objects/2026-09/tickets",
+        Fault::DailyLimit,
+    );
     let d = deliverer_on(&server, &store, &objects, &[]);
     let Delivered::Parked(trail) = d.deliver(&first, soon(20)).await.unwrap() else {
         panic!("nothing succeeds before the daily reset: parked, not retried")
@@ -968,7 +984,7 @@ async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay
     // Search counts against the daily limit too.
     let search = baton_hubspot::transport::Call::post(
         "contact",
-        "/crm/v3/objects/contacts/search",
+        "/crm/objects/2026-09/contacts/search",
         json!({"filterGroups": []}),
     )
     .search();
@@ -1013,7 +1029,7 @@ async fn a_used_up_daily_limit_parks_handoffs_without_calling_again_and_a_replay
     let created = server
         .requests()
         .iter()
-        .filter(|(m, p)| *m == Method::POST && p.starts_with("/crm/v3/properties/"))
+        .filter(|(m, p)| *m == Method::POST && p.starts_with("/crm/properties/2026-09/"))
         .count();
     assert_eq!(created, 8);
 }
@@ -1029,7 +1045,7 @@ async fn a_rate_limit_pause_past_the_deadline_ends_the_run_instead_of_outlasting
     } = two_handoffs().await;
     server.inject(
         Method::POST,
-        "/crm/v3/objects/tickets",
+        "/crm/objects/2026-09/tickets",
         Fault::RateLimited(Some(60)),
     );
     let d = deliverer_on(&server, &store, &objects, &[]);
@@ -1214,7 +1230,11 @@ async fn a_failure_hubspot_may_recover_from_is_reported_to_the_stream_for_a_retr
     };
     let server = HubspotServer::start(Options::default()).await;
     for _ in 0..20 {
-        server.inject(Method::POST, "/crm/v3/objects/tickets", Fault::Status(503));
+        server.inject(
+            Method::POST,
+            "/crm/objects/2026-09/tickets",
+            Fault::Status(503),
+        );
     }
     // The handoff record goes into DynamoDB; its stream record is what Lambda hands over.
     let record = stored_handoff(&store, &objects, customer(CUSTOMER, "Maria"), 1, "t", &[]).await;
@@ -1279,19 +1299,19 @@ async fn without_a_token_baton_local_writes_the_exact_requests_to_its_outbox() {
     assert_eq!(
         names,
         [
-            "000001-get-crm-v3-objects-contacts--2B16505551234.json",
-            "000002-post-crm-v3-objects-contacts-search.json",
-            "000003-post-crm-v3-objects-contacts.json",
-            "000004-post-crm-v3-objects-tickets.json",
-            "000005-post-files-v3-files.json",
-            "000006-post-crm-v3-objects-notes.json",
+            "000001-get-crm-objects-2026-09-contacts--2B16505551234.json",
+            "000002-post-crm-objects-2026-09-contacts-search.json",
+            "000003-post-crm-objects-2026-09-contacts.json",
+            "000004-post-crm-objects-2026-09-tickets.json",
+            "000005-post-files-2026-09-files.json",
+            "000006-post-crm-objects-2026-09-notes.json",
         ]
     );
     let ticket: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join(&names[3])).unwrap()).unwrap();
     assert_eq!(
         ticket["url"],
-        "https://api.hubapi.com/crm/v3/objects/tickets"
+        "https://api.hubapi.com/crm/objects/2026-09/tickets"
     );
     assert_eq!(ticket["body"]["properties"]["baton_handoff_id"], record.id);
     assert_eq!(
@@ -1340,7 +1360,7 @@ async fn the_demo_plays_a_conversation_end_to_end_and_shows_the_ticket_and_note(
                 .unwrap()
                 .file_name()
                 .to_string_lossy()
-                .ends_with("-post-crm-v3-objects-tickets.json")
+                .ends_with("-post-crm-objects-2026-09-tickets.json")
         })
         .count();
     assert_eq!(tickets, 2);
@@ -1370,4 +1390,119 @@ async fn the_demo_plays_a_conversation_end_to_end_and_shows_the_ticket_and_note(
         html.contains("Tool call: "),
         "the agent's tool call, folded"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portals_required_properties_are_named_filled_from_the_defaults_or_the_ticket_goes_without_the_contact()
+ {
+    let server = HubspotServer::start(Options {
+        search_lag: Duration::ZERO,
+        ..Options::default()
+    })
+    .await;
+    server.require_on_create("contacts", "lead_source");
+    server.require_on_create("tickets", "support_channel");
+    let (store, objects) = local_stores();
+    let record = stored_handoff(
+        &store,
+        &*objects,
+        customer("34612345678", "Ana Ruiz"),
+        1,
+        "WhatsApp conversation\n",
+        &[],
+    )
+    .await;
+
+    // No defaults: the contact cannot be made, so the ticket goes on without it; the ticket
+    // cannot be made either, so the handoff is parked, naming the property and the setting.
+    let d = deliverer_on(&server, &store, &objects, &[]);
+    let Delivered::Parked(trail) = d.deliver(&record, soon(20)).await.unwrap() else {
+        panic!("a ticket the portal refuses is parked")
+    };
+    let e = trail.last_error.as_ref().unwrap();
+    assert_eq!((e.step.as_str(), e.status), ("ticket", Some(400)));
+    assert!(
+        e.message
+            .contains("the portal requires support_channel on a new ticket: give it a value in HUBSPOT_TICKET_DEFAULTS"),
+        "{}",
+        e.message
+    );
+    assert_eq!(trail.contact.state, StepState::Skipped);
+    let why = trail.contact.how.clone().unwrap();
+    assert!(
+        why.contains("lead_source") && why.contains("HUBSPOT_CONTACT_DEFAULTS"),
+        "{why}"
+    );
+    assert!(server.contacts().is_empty() && server.tickets().is_empty());
+
+    // The ticket's default given: the replay makes the ticket, without a contact, and its note
+    // says why.
+    let d = deliverer_on(
+        &server,
+        &store,
+        &objects,
+        &[(
+            "HUBSPOT_TICKET_DEFAULTS",
+            r#"{"support_channel":"WhatsApp"}"#,
+        )],
+    );
+    let Delivered::Done(trail) = d.deliver(&record, soon(20)).await.unwrap() else {
+        panic!("delivered without the contact")
+    };
+    let ticket = &server.tickets()[0];
+    assert_eq!(ticket.properties["support_channel"], "WhatsApp");
+    assert!(
+        server
+            .associated("tickets", &ticket.id, "contacts")
+            .is_empty()
+    );
+    assert!(trail.contact.id.is_none());
+    let note = &server.notes()[0].properties["hs_note_body"];
+    assert!(
+        note.contains(
+            "<strong>No contact linked</strong>: contact: HubSpot refused the request (400)"
+        ) && note.contains("lead_source"),
+        "{note}"
+    );
+    assert!(server.contacts().is_empty());
+
+    // Both defaults: the next customer's handoff has its contact, made with the default.
+    let record = stored_handoff(
+        &store,
+        &*objects,
+        customer("4915123456789", "Jonas Weber"),
+        1,
+        "WhatsApp conversation\n",
+        &[],
+    )
+    .await;
+    let d = deliverer_on(
+        &server,
+        &store,
+        &objects,
+        &[
+            (
+                "HUBSPOT_TICKET_DEFAULTS",
+                r#"{"support_channel":"WhatsApp"}"#,
+            ),
+            ("HUBSPOT_CONTACT_DEFAULTS", r#"{"lead_source":"WhatsApp"}"#),
+        ],
+    );
+    let Delivered::Done(trail) = d.deliver(&record, soon(20)).await.unwrap() else {
+        panic!("delivered")
+    };
+    let contact = &server.contacts()[0];
+    assert_eq!(contact.properties["lead_source"], "WhatsApp");
+    assert_eq!(trail.contact.id.as_deref(), Some(contact.id.as_str()));
+    let ticket = server
+        .tickets()
+        .into_iter()
+        .find(|t| t.properties["baton_handoff_id"] == record.id)
+        .unwrap();
+    assert_eq!(
+        server.associated("tickets", &ticket.id, "contacts").len(),
+        1
+    );
+    let note = &server.notes()[1].properties["hs_note_body"];
+    assert!(!note.contains("No contact linked"), "{note}");
 }

@@ -5,6 +5,7 @@
 
 mod after_handoff;
 mod agent_events;
+mod api_versions;
 mod browser;
 mod handoff;
 mod hubspot;

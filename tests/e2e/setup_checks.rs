@@ -249,7 +249,7 @@ async fn the_smoke_test_follows_a_test_handoff_to_the_ticket_and_names_the_step_
     // HubSpot refuses tickets: the handoff parks and no ticket appears.
     b.hubspot.inject(
         http::Method::POST,
-        "/crm/v3/objects/tickets",
+        "/crm/objects/2026-09/tickets",
         Fault::Status(400),
     );
     let r = smoke::run(

@@ -175,23 +175,16 @@ fn upload_child(base: &str, dir: &str, key: &str) {
             Duration::from_secs(60),
         )
         .unwrap();
-        let call = baton_hubspot::transport::Call {
-            method: http::Method::POST,
-            path: "/files/v3/files".into(),
-            payload: baton_hubspot::transport::Payload::File(
-                baton_hubspot::transport::FileUpload {
-                    objects: Arc::new(FsObjectStore::new(dir)),
-                    key: key.to_owned(),
-                    file_name: "big.bin".into(),
-                    content_type: "application/octet-stream".into(),
-                    folder_path: "/baton/bench".into(),
-                    options: r#"{"access":"PRIVATE","overwrite":false}"#.into(),
-                },
-            ),
-            bucket: baton_hubspot::transport::Bucket::General,
-            retry: baton_hubspot::transport::Retry::Safe,
-            step: "files",
-        };
+        let call = baton_hubspot::api::upload_file(
+            "files",
+            baton_hubspot::api::NewFile {
+                objects: Arc::new(FsObjectStore::new(dir)),
+                key: key.to_owned(),
+                file_name: "big.bin".into(),
+                content_type: "application/octet-stream".into(),
+                folder_path: "/baton/bench".into(),
+            },
+        );
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         let answer = client.call(&call, deadline).await.unwrap();

@@ -1,21 +1,56 @@
 //! Every HubSpot path and request body Baton uses, typed, in one place: a step asks for the
-//! [`Call`] it needs (`api::create_note(…)`), the [`crate::client`] sends it. The path roots
-//! below are the only place an API version appears.
+//! [`Call`] it needs (`api::create_note(…)`), the [`crate::client`] sends it. The two version
+//! constants below are the only place an API version appears, and each call names the scope it
+//! needs, so an error can say which one is missing.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::transport::{Bucket, Call, FileUpload, Payload, Retry};
 
-/// The root of the CRM object APIs (records, search, batch reads).
-const OBJECTS: &str = "/crm/v3/objects";
-/// The root of one record's associations.
-const RECORD_ASSOCIATIONS: &str = "/crm/v4/objects";
-/// The root of the association labels (type ids).
-const ASSOCIATION_LABELS: &str = "/crm/v4/associations";
-const PROPERTIES: &str = "/crm/v3/properties";
-const PIPELINES: &str = "/crm/v3/pipelines";
-const FILES: &str = "/files/v3/files";
+/// HubSpot's date-versioned API Baton calls: records, search, batch reads, properties,
+/// pipelines, files and account details. HubSpot's v1–v4 paths go unsupported in 2027.
+pub const VERSION: &str = "2026-09";
+/// Associations (one record's, and the labels) stay on the version HubSpot documents for them:
+/// the 2026-09 association paths answer but are undocumented (December 2026).
+pub const ASSOCIATIONS_VERSION: &str = "2026-03";
+
+/// A record collection's path, e.g. `/crm/objects/2026-09/tickets`.
+fn records(object: Object) -> String {
+    format!("/crm/objects/{VERSION}/{}", object.as_str())
+}
+
+/// The OAuth scopes Baton's app declares, each with what it is for: the app's files
+/// (`hubspot-app/`) and the doctor's checks come from this list, and every call below needs
+/// one of them.
+pub const SCOPES: &[(&str, &str)] = &[
+    (
+        "oauth",
+        "reading the account's details (baton-local doctor)",
+    ),
+    (CONTACTS_READ, "reading and searching contacts"),
+    (CONTACTS_WRITE, "creating contacts and notes"),
+    (TICKETS, "tickets, pipelines and ticket properties"),
+    (FILES_SCOPE, "uploading the customer's files"),
+    (CONTACT_SCHEMAS, "creating Baton's contact property"),
+    (TICKET_SCHEMAS, "creating Baton's ticket properties"),
+];
+const CONTACTS_READ: &str = "crm.objects.contacts.read";
+const CONTACTS_WRITE: &str = "crm.objects.contacts.write";
+const TICKETS: &str = "tickets";
+const FILES_SCOPE: &str = "files";
+const CONTACT_SCHEMAS: &str = "crm.schemas.contacts.write";
+const TICKET_SCHEMAS: &str = "crm.schemas.tickets.write";
+
+/// The scope reading (`write == false`) or writing records of `object` needs (HubSpot's specs,
+/// `security`). Notes are authorised by the contacts scopes.
+fn record_scope(object: Object, write: bool) -> &'static str {
+    match (object, write) {
+        (Object::Tickets, _) => TICKETS,
+        (Object::Contacts | Object::Notes, false) => CONTACTS_READ,
+        (Object::Contacts | Object::Notes, true) => CONTACTS_WRITE,
+    }
+}
 
 /// A CRM object type Baton reads or writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,12 +128,13 @@ pub fn create(
 ) -> Call {
     Call::post(
         step,
-        format!("{OBJECTS}/{}", object.as_str()),
+        records(object),
         to_value(&CreateRecord {
             properties,
             associations,
         }),
     )
+    .needs(record_scope(object, true))
     .create()
 }
 
@@ -143,16 +179,17 @@ fn timestamp(ms: i64) -> String {
 pub fn update(step: &'static str, object: Object, id: &str, properties: &Properties) -> Call {
     Call::patch(
         step,
-        format!("{OBJECTS}/{}/{id}", object.as_str()),
+        format!("{}/{id}", records(object)),
         to_value(&UpdateRecord { properties }),
     )
+    .needs(record_scope(object, true))
 }
 
 /// Archives (deletes) a record.
 pub fn archive(step: &'static str, object: Object, id: &str) -> Call {
     Call {
         method: http::Method::DELETE,
-        ..Call::get(step, format!("{OBJECTS}/{}/{id}", object.as_str()))
+        ..Call::get(step, format!("{}/{id}", records(object))).needs(record_scope(object, true))
     }
 }
 
@@ -165,15 +202,12 @@ pub fn read_by_unique(
     property: &str,
     properties: &[&str],
 ) -> Call {
-    let mut path = format!(
-        "{OBJECTS}/{}/{value}?idProperty={property}",
-        object.as_str()
-    );
+    let mut path = format!("{}/{value}?idProperty={property}", records(object));
     if !properties.is_empty() {
         path.push_str("&properties=");
         path.push_str(&properties.join(","));
     }
-    Call::get(step, path)
+    Call::get(step, path).needs(record_scope(object, false))
 }
 
 /// Reads one record by its id, with the `properties` named.
@@ -181,11 +215,12 @@ pub fn read(step: &'static str, object: Object, id: &str, properties: &[&str]) -
     Call::get(
         step,
         format!(
-            "{OBJECTS}/{}/{id}?properties={}",
-            object.as_str(),
+            "{}/{id}?properties={}",
+            records(object),
             properties.join(",")
         ),
     )
+    .needs(record_scope(object, false))
 }
 
 /// One AND-group of a search: every filter must hold.
@@ -250,9 +285,10 @@ impl Search {
 pub fn search(step: &'static str, object: Object, search: &Search) -> Call {
     Call::post(
         step,
-        format!("{OBJECTS}/{}/search", object.as_str()),
+        format!("{}/search", records(object)),
         to_value(search),
     )
+    .needs(record_scope(object, false))
     .search()
 }
 
@@ -261,10 +297,11 @@ pub fn ticket_associations(step: &'static str, ticket_id: &str, to: Object) -> C
     Call::get(
         step,
         format!(
-            "{RECORD_ASSOCIATIONS}/tickets/{ticket_id}/associations/{}?limit=500",
+            "/crm/objects/{ASSOCIATIONS_VERSION}/tickets/{ticket_id}/associations/{}?limit=500",
             to.as_str()
         ),
     )
+    .needs(TICKETS)
 }
 
 #[derive(Serialize)]
@@ -273,7 +310,8 @@ struct BatchRead<'a> {
     inputs: Vec<RecordId>,
 }
 
-/// Reads up to 100 records of `object` by id, with the `properties` named.
+/// Reads up to 100 records of `object` by id, with the `properties` named. The answer's
+/// `results` hold those found; 2026-09 lists the others under `errors` in the same 200.
 pub fn batch_read(step: &'static str, object: Object, ids: &[String], properties: &[&str]) -> Call {
     let body = BatchRead {
         properties,
@@ -281,9 +319,10 @@ pub fn batch_read(step: &'static str, object: Object, ids: &[String], properties
     };
     Call::post(
         step,
-        format!("{OBJECTS}/{}/batch/read", object.as_str()),
+        format!("{}/batch/read", records(object)),
         to_value(&body),
     )
+    .needs(record_scope(object, false))
 }
 
 /// How an upload treats a file already in the folder.
@@ -317,7 +356,7 @@ pub fn upload_file(step: &'static str, file: NewFile) -> Call {
     };
     Call {
         method: http::Method::POST,
-        path: FILES.into(),
+        path: format!("/files/{VERSION}/files"),
         payload: Payload::File(FileUpload {
             objects: file.objects,
             key: file.key,
@@ -328,13 +367,19 @@ pub fn upload_file(step: &'static str, file: NewFile) -> Call {
         }),
         bucket: Bucket::General,
         retry: Retry::Safe,
+        scope: FILES_SCOPE,
         step,
     }
 }
 
+/// A property collection's path, e.g. `/crm/properties/2026-09/tickets`.
+fn properties(object: Object) -> String {
+    format!("/crm/properties/{VERSION}/{}", object.as_str())
+}
+
 /// The properties of `object`.
 pub fn list_properties(step: &'static str, object: Object) -> Call {
-    Call::get(step, format!("{PROPERTIES}/{}", object.as_str()))
+    Call::get(step, properties(object)).needs(record_scope(object, false))
 }
 
 /// One option of an enumeration property: HubSpot's specs require all four fields.
@@ -365,16 +410,16 @@ pub struct NewProperty {
 
 /// Creates a custom property of `object`.
 pub fn create_property(step: &'static str, object: Object, property: &NewProperty) -> Call {
-    Call::post(
-        step,
-        format!("{PROPERTIES}/{}", object.as_str()),
-        to_value(property),
-    )
+    let scope = match object {
+        Object::Tickets => TICKET_SCHEMAS,
+        Object::Contacts | Object::Notes => CONTACT_SCHEMAS,
+    };
+    Call::post(step, properties(object), to_value(property)).needs(scope)
 }
 
 /// The portal's ticket pipelines and their stages.
 pub fn ticket_pipelines(step: &'static str) -> Call {
-    Call::get(step, format!("{PIPELINES}/tickets"))
+    Call::get(step, format!("/crm/pipelines/{VERSION}/tickets")).needs(TICKETS)
 }
 
 /// The association types (and labels) from `from` records to `to` records.
@@ -382,11 +427,36 @@ pub fn association_labels(step: &'static str, from: Object, to: Object) -> Call 
     Call::get(
         step,
         format!(
-            "{ASSOCIATION_LABELS}/{}/{}/labels",
+            "/crm/associations/{ASSOCIATIONS_VERSION}/{}/{}/labels",
             from.as_str(),
             to.as_str()
         ),
     )
+    .needs(CONTACTS_READ)
+}
+
+/// The account the token belongs to (`portalId`, `dataHostingLocation`): proves a token of
+/// any kind works.
+pub fn account_details(step: &'static str) -> Call {
+    Call::get(step, format!("/account-info/{VERSION}/details")).needs("oauth")
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenKey<'a> {
+    token_key: &'a str,
+}
+
+/// A legacy private app's token, introspected (its app id and scopes). The one legacy call
+/// Baton makes, and only from the doctor: HubSpot has no dated counterpart that takes a token
+/// alone, and this path goes unsupported in September 2027, so its failure is never an error.
+pub fn legacy_token_info(step: &'static str, token: &str) -> Call {
+    Call::post(
+        step,
+        "/oauth/v2/private-apps/get/access-token-info",
+        to_value(&TokenKey { token_key: token }),
+    )
+    .needs("oauth")
 }
 
 /// The bodies above are plain data: serialising them cannot fail.
@@ -410,7 +480,8 @@ mod tests {
             &properties,
             &[Association::new("51", 16)],
         );
-        assert_eq!(call.path, "/crm/v3/objects/tickets");
+        assert_eq!(call.path, "/crm/objects/2026-09/tickets");
+        assert_eq!(call.scope, "tickets");
         assert_eq!(call.retry, Retry::Create);
         let Payload::Json(body) = &call.payload else {
             panic!("a JSON body")
@@ -427,6 +498,7 @@ mod tests {
             &Search::oldest_first(vec![FilterGroup::equals("phone", "+1")], &["phone"], 100),
         );
         assert_eq!(search.bucket, Bucket::Search);
+        assert_eq!(search.scope, "crm.objects.contacts.read");
         let Payload::Json(body) = &search.payload else {
             panic!("a JSON body")
         };
@@ -444,7 +516,63 @@ mod tests {
                 &["subject"]
             )
             .path,
-            "/crm/v3/objects/tickets/h-1?idProperty=baton_handoff_id&properties=subject"
+            "/crm/objects/2026-09/tickets/h-1?idProperty=baton_handoff_id&properties=subject"
         );
+        assert_eq!(
+            ticket_associations("n", "7", Object::Notes).path,
+            "/crm/objects/2026-03/tickets/7/associations/notes?limit=500"
+        );
+        assert_eq!(
+            association_labels("l", Object::Notes, Object::Tickets).path,
+            "/crm/associations/2026-03/notes/tickets/labels"
+        );
+    }
+
+    #[test]
+    fn every_call_needs_a_scope_the_app_declares() {
+        let props = Properties::new();
+        let declared: Vec<&str> = SCOPES.iter().map(|(s, _)| *s).collect();
+        let mut calls = vec![
+            list_properties("s", Object::Contacts),
+            ticket_pipelines("s"),
+            account_details("s"),
+            legacy_token_info("s", "t"),
+            ticket_associations("s", "1", Object::Contacts),
+            association_labels("s", Object::Tickets, Object::Contacts),
+        ];
+        for object in [Object::Contacts, Object::Tickets, Object::Notes] {
+            calls.extend([
+                create("s", object, &props, &[]),
+                update("s", object, "1", &props),
+                archive("s", object, "1"),
+                read_by_unique("s", object, "v", "p", &[]),
+                read("s", object, "1", &["p"]),
+                search("s", object, &Search::oldest_first(vec![], &[], 1)),
+                batch_read("s", object, &[], &[]),
+                create_property(
+                    "s",
+                    object,
+                    &NewProperty {
+                        name: "n",
+                        label: "l",
+                        kind: "string",
+                        field_type: "text",
+                        group_name: "g",
+                        description: "",
+                        has_unique_value: false,
+                        options: vec![],
+                    },
+                ),
+            ]);
+        }
+        for call in calls {
+            assert!(
+                declared.contains(&call.scope),
+                "{} {} needs `{}`, which the app does not declare",
+                call.method,
+                call.path,
+                call.scope
+            );
+        }
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::config::Limits;
-use crate::error::{HubspotError, problem_of};
+use crate::error::{HubspotError, problem_of, required_properties};
 use crate::outbox::OutboxTransport;
 use crate::transport::{Bucket, Call, HttpTransport, Reply, Retry, Transport};
 
@@ -35,13 +35,30 @@ impl Answer {
         json_id(self.body.get("id"))
     }
 
-    /// The answer as an error of `step` (HubSpot's message and correlation id).
+    /// The answer as an error of `step` (HubSpot's message and correlation id). When the portal's
+    /// own rules require properties Baton does not set, the error names them and the setting
+    /// that gives them values.
     pub fn rejected(&self, step: &'static str) -> HubspotError {
         let p = problem_of(&self.body);
+        let required = required_properties(&self.body);
+        let message = if required.is_empty() {
+            p.message
+        } else {
+            let setting = match step {
+                "contact" => crate::config::CONTACT_DEFAULTS,
+                _ => crate::config::TICKET_DEFAULTS,
+            };
+            format!(
+                "{}; the portal requires {} on a new {step}: give {} a value in {setting} (JSON)",
+                p.message,
+                required.join(", "),
+                if required.len() == 1 { "it" } else { "them" },
+            )
+        };
         HubspotError::Rejected {
             step,
             status: self.status,
-            message: p.message,
+            message,
             correlation_id: p.correlation_id,
         }
     }
@@ -304,7 +321,7 @@ impl HubspotClient {
                             None,
                         )
                     } else {
-                        (p.message, crate::error::scope_for(&call.method, &call.path))
+                        (p.message, Some(call.scope).filter(|s| !s.is_empty()))
                     };
                     return Err(HubspotError::Configuration {
                         step: call.step,

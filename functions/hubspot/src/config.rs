@@ -11,6 +11,8 @@ use baton_shared::session::{DEFAULT_TTL_DAYS, SessionLinks};
 use baton_shared::whatsapp::graph::GraphConfig;
 use secrecy::SecretString;
 
+use crate::api::Properties;
+
 pub const ACCESS_TOKEN: &str = "HUBSPOT_ACCESS_TOKEN";
 pub const BASE_URL: &str = "HUBSPOT_BASE_URL";
 pub const PIPELINE: &str = "HUBSPOT_TICKET_PIPELINE";
@@ -20,6 +22,9 @@ pub const RATE_LIMIT: &str = "HUBSPOT_RATE_LIMIT_PER_10S";
 pub const SEARCH_RATE: &str = "HUBSPOT_SEARCH_PER_SECOND";
 pub const TIMEOUT_MS: &str = "HUBSPOT_TIMEOUT_MS";
 pub const FILES_FOLDER: &str = "HUBSPOT_FILES_FOLDER";
+pub const CREDENTIAL: &str = "HUBSPOT_CREDENTIAL";
+pub const TICKET_DEFAULTS: &str = "HUBSPOT_TICKET_DEFAULTS";
+pub const CONTACT_DEFAULTS: &str = "HUBSPOT_CONTACT_DEFAULTS";
 pub const PUBLIC_BASE_URL: &str = baton_shared::config::PUBLIC_BASE_URL;
 pub const SESSION_LINK_SECRET: &str = baton_shared::config::SESSION_LINK_SECRET;
 pub const SESSION_LINK_TTL_DAYS: &str = baton_shared::config::SESSION_LINK_TTL_DAYS;
@@ -27,6 +32,51 @@ pub const SESSION_LINK_TTL_DAYS: &str = baton_shared::config::SESSION_LINK_TTL_D
 pub const ACCESS_TOKEN_PLACEHOLDER: &str = "replace-with-your-hubspot-private-app-token";
 
 pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
+
+/// What kind of HubSpot credential `HUBSPOT_ACCESS_TOKEN` is (`HUBSPOT_CREDENTIAL`): HubSpot
+/// stopped the creation of legacy private apps in autumn 2026.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Credential {
+    /// `app`: the token of Baton's static-auth project app (`hubspot-app/`), the recommended
+    /// set-up: REST calls and webhooks.
+    #[default]
+    App,
+    /// `private-app`: a legacy private app's token; it works until HubSpot retires legacy apps
+    /// (September 2027).
+    PrivateApp,
+    /// `service-key`: REST calls only; HubSpot sends a service key no webhooks.
+    ServiceKey,
+}
+
+impl Credential {
+    pub const NAMES: &'static str = "app, private-app, service-key";
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s.trim() {
+            "app" | "static-app" => Self::App,
+            "private-app" => Self::PrivateApp,
+            "service-key" => Self::ServiceKey,
+            _ => return None,
+        })
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::App => "the token of Baton's HubSpot app (static auth)",
+            Self::PrivateApp => "a legacy private app's token",
+            Self::ServiceKey => "a service key",
+        }
+    }
+
+    /// What this credential leaves off, and why (said at start-up and by the doctor).
+    pub fn features_off(self) -> Option<&'static str> {
+        (self == Self::ServiceKey).then_some(
+            "HubSpot credential is a service key: handoffs still become contacts, tickets, notes and files, \
+             but replies written in HubSpot, closing a ticket and deleting one reach neither the customer \
+             nor the AI agent, because HubSpot sends a service key no webhooks (install Baton's HubSpot app for them)",
+        )
+    }
+}
 
 /// Which HubSpot priority a handoff gets, by what the insights say. Keys are sentiment labels
 /// (`negative`, `neutral`, `positive`) and trigger kinds (`agent_request`, `customer_asked`,
@@ -74,6 +124,11 @@ impl Default for Limits {
 
 #[derive(Debug, Clone)]
 pub struct HubspotConfig {
+    pub credential: Credential,
+    /// Values for properties a portal's own rules require on create (`HUBSPOT_TICKET_DEFAULTS`,
+    /// `HUBSPOT_CONTACT_DEFAULTS`); Baton's own values win.
+    pub ticket_defaults: Properties,
+    pub contact_defaults: Properties,
     /// `None`: requests are written to an outbox instead (baton-local) or the handoff is parked
     /// with a configuration error (Lambda).
     pub token: Option<SecretString>,
@@ -197,7 +252,17 @@ impl HubspotConfig {
                 number(src, SESSION_LINK_TTL_DAYS, DEFAULT_TTL_DAYS)?,
             )),
         };
+        let credential = match optional(src, CREDENTIAL) {
+            None => Credential::default(),
+            Some(v) => Credential::parse(&v).ok_or_else(|| ConfigError::Invalid {
+                name: CREDENTIAL,
+                reason: format!("{:?} is not one of {}", v.trim(), Credential::NAMES),
+            })?,
+        };
         Ok(Self {
+            credential,
+            ticket_defaults: defaults(src, TICKET_DEFAULTS)?,
+            contact_defaults: defaults(src, CONTACT_DEFAULTS)?,
             token: optional(src, ACCESS_TOKEN)
                 .filter(|t| t != ACCESS_TOKEN_PLACEHOLDER)
                 .map(SecretString::from),
@@ -225,6 +290,33 @@ impl HubspotConfig {
             },
         })
     }
+}
+
+/// A JSON object of property values: strings, numbers and booleans, as HubSpot takes them.
+fn defaults(src: &dyn Source, name: &'static str) -> Result<Properties, ConfigError> {
+    let Some(json) = optional(src, name) else {
+        return Ok(Properties::new());
+    };
+    let invalid = |reason: String| ConfigError::Invalid { name, reason };
+    let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| {
+        invalid(format!(
+            r#"it must be a JSON object like {{"lead_source":"WhatsApp"}}: {e}"#
+        ))
+    })?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(invalid(
+            r#"it must be a JSON object like {"lead_source":"WhatsApp"}"#.into(),
+        ));
+    };
+    if let Some((key, _)) = map
+        .iter()
+        .find(|(_, v)| v.is_object() || v.is_array() || v.is_null())
+    {
+        return Err(invalid(format!(
+            "{key}: a property's value is a string, number or boolean"
+        )));
+    }
+    Ok(map)
 }
 
 fn reply_template(src: &dyn Source) -> Result<Option<ReplyTemplate>, ConfigError> {
@@ -285,6 +377,48 @@ mod tests {
         );
         let err = HubspotConfig::from_source(&[(BASE_URL, "api.hubapi.com")]).unwrap_err();
         assert!(err.to_string().starts_with("HUBSPOT_BASE_URL is invalid"));
+    }
+
+    #[test]
+    fn credential_and_portal_defaults() {
+        let c = HubspotConfig::from_source(&[("X", "y")]).unwrap();
+        assert_eq!(c.credential, Credential::App);
+        assert!(c.credential.features_off().is_none());
+        assert!(c.ticket_defaults.is_empty() && c.contact_defaults.is_empty());
+        let c = HubspotConfig::from_source(&[
+            (CREDENTIAL, "service-key"),
+            (
+                TICKET_DEFAULTS,
+                r#"{"lead_source":"WhatsApp","hs_ticket_category":"GENERAL_INQUIRY"}"#,
+            ),
+            (
+                CONTACT_DEFAULTS,
+                r#"{"hs_legal_basis":"Legitimate interest – existing customer","consent":true}"#,
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.credential, Credential::ServiceKey);
+        assert!(c.credential.features_off().unwrap().contains("no webhooks"));
+        assert_eq!(c.ticket_defaults["lead_source"], "WhatsApp");
+        assert_eq!(c.contact_defaults["consent"], true);
+        let err = HubspotConfig::from_source(&[(CREDENTIAL, "oauth")]).unwrap_err();
+        assert!(
+            err.to_string().contains("app, private-app, service-key"),
+            "{err}"
+        );
+        let err = HubspotConfig::from_source(&[(TICKET_DEFAULTS, r#"{"a":{"b":1}}"#)]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("HUBSPOT_TICKET_DEFAULTS is invalid"),
+            "{err}"
+        );
+        let err =
+            HubspotConfig::from_source(&[(CONTACT_DEFAULTS, "lead_source=WhatsApp")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("HUBSPOT_CONTACT_DEFAULTS is invalid"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -185,14 +185,16 @@ pub async fn by_phone(
     Ok(matching.into_iter().next().map(|(_, id, has)| (id, has)))
 }
 
-/// Creates the contact; a conflict on the unique WhatsApp id (another handoff created it a
-/// moment ago) yields the existing contact.
+/// Creates the contact, with the portal's `defaults` for properties Baton does not set; a
+/// conflict on the unique WhatsApp id (another handoff created it a moment ago) yields the
+/// existing contact.
 pub async fn create(
     client: &HubspotClient,
     who: &Identity,
+    defaults: &Properties,
     deadline: Instant,
 ) -> Result<Found, HubspotError> {
-    let mut properties = Properties::new();
+    let mut properties = defaults.clone();
     properties.insert(CONTACT_WHATSAPP_ID.into(), json!(who.whatsapp_id));
     if let Some(p) = &who.phone {
         properties.insert("phone".into(), json!(p.e164));

@@ -160,6 +160,7 @@ pub fn note_body(
     attached: &[String],
     not_attached: &[(String, String)],
     session: Option<&str>,
+    contact_problem: Option<&str>,
 ) -> String {
     let i = &record.insights;
     let mut html = String::new();
@@ -167,6 +168,12 @@ pub fn note_body(
         "<p><strong>WhatsApp handoff</strong> — {}</p>",
         escape_within(&display_name(record), NAME_BUDGET)
     ));
+    if let Some(why) = contact_problem {
+        html.push_str(&format!(
+            "<p><strong>No contact linked</strong>: {}</p>",
+            escape_within(why, REASON_BUDGET)
+        ));
+    }
     html.push_str(&format!(
         "<p><strong>Escalation reason</strong> ({}): {}</p>",
         escape_within(&record.reason.category, 200),
@@ -404,7 +411,13 @@ mod tests {
         let reason = "<".repeat(50_000);
         let r = record(&summary, &reason, 400);
         let attached: Vec<String> = (0..400).map(|i| format!("{i:040}-scan.pdf")).collect();
-        let note = note_body(&r, &attached, &[], Some("https://x.test/sessions/a?t=1.ab"));
+        let note = note_body(
+            &r,
+            &attached,
+            &[],
+            Some("https://x.test/sessions/a?t=1.ab"),
+            None,
+        );
         assert!(units(&note) <= MAX_TEXT, "note is {} units", units(&note));
         assert!(
             note.contains("&quot;&quot;…</p>"),
@@ -450,7 +463,11 @@ mod tests {
             &["a.jpg".into()],
             &[("b.mov".into(), "HubSpot refused <it>".into())],
             None,
+            Some("contact: HubSpot refused the request (400): \"lead_source\" <required>"),
         );
+        assert!(note.contains(
+            "<strong>No contact linked</strong>: contact: HubSpot refused the request (400): &quot;lead_source&quot; &lt;required&gt;</p>"
+        ));
         assert!(note.contains("<strong>AI summary</strong>: Order 48213 arrived broken.</p>"));
         assert!(note.contains("<strong>Attached</strong>: a.jpg</p>"));
         assert!(note.contains("photo-0.jpg (image): not copied from WhatsApp: Graph API said"));

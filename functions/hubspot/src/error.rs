@@ -45,7 +45,7 @@ pub enum HubspotError {
         correlation_id: Option<String>,
     },
     /// The token is missing, invalid or lacks a scope; or a setting names what does not exist.
-    #[error("{step}: configuration error{}: {message}{}{}", status_text(*status), scope.map(|s| format!(" (the private app needs the `{s}` scope)")).unwrap_or_default(), correlation(correlation_id))]
+    #[error("{step}: configuration error{}: {message}{}{}", status_text(*status), scope.map(|s| format!(" (the app needs the `{s}` scope)")).unwrap_or_default(), correlation(correlation_id))]
     Configuration {
         step: &'static str,
         status: u16,
@@ -201,6 +201,40 @@ impl HubspotError {
     }
 }
 
+/// The properties a 400 says the portal requires (2026-09 applies a portal's own rules, such as
+/// the create form's required fields, to API writes): each error's `context.propertyName`, else
+/// the quoted name in a message that says "required".
+pub fn required_properties(body: &Value) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for e in body
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let from_context = e
+            .pointer("/context/propertyName")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        let message = e.get("message").and_then(Value::as_str).unwrap_or("");
+        let from_message = (from_context.is_empty() && message.contains("required"))
+            .then(|| message.split('"').nth(1).map(str::to_owned))
+            .flatten();
+        for name in from_context.into_iter().chain(from_message) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
 /// The parts of HubSpot's error body Baton reports.
 #[derive(Debug, Default)]
 pub struct Problem {
@@ -237,44 +271,6 @@ pub fn problem_of(body: &Value) -> Problem {
     }
 }
 
-/// The private-app scope a request needs (HubSpot's specs, `security`), for 401/403 messages.
-pub fn scope_for(method: &http::Method, path: &str) -> Option<&'static str> {
-    let read = method == http::Method::GET;
-    Some(if path.starts_with("/crm/v3/properties/tickets") {
-        if read {
-            "tickets"
-        } else {
-            "crm.schemas.tickets.write"
-        }
-    } else if path.starts_with("/crm/v3/properties/contacts") {
-        if read {
-            "crm.objects.contacts.read"
-        } else {
-            "crm.schemas.contacts.write"
-        }
-    } else if path.starts_with("/crm/v3/objects/contacts") {
-        if read || path.ends_with("/search") {
-            "crm.objects.contacts.read"
-        } else {
-            "crm.objects.contacts.write"
-        }
-    } else if path.starts_with("/crm/v3/objects/tickets")
-        || path.starts_with("/crm/v3/pipelines/tickets")
-        || path.starts_with("/crm/v4/objects/tickets")
-    {
-        "tickets"
-    } else if path.starts_with("/crm/v3/objects/notes") {
-        // Creating a note is authorised by the contacts write scope (crm-notes-v3 spec).
-        "crm.objects.contacts.write"
-    } else if path.starts_with("/files/") {
-        "files"
-    } else if path.starts_with("/crm/v4/associations") {
-        "crm.objects.contacts.read"
-    } else {
-        return None;
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,17 +295,18 @@ mod tests {
             step: "files",
             status: 403,
             message: "This app hasn't been granted all required scopes".into(),
-            scope: scope_for(&http::Method::POST, "/files/v3/files"),
+            scope: Some("files"),
             correlation_id: None,
         };
         assert!(e.to_string().contains("needs the `files` scope"), "{e}");
+        let required = serde_json::json!({"category":"VALIDATION_ERROR","message":"Property values were not valid","errors":[
+            {"message":"Property \"lead_source\" is required on create","code":"REQUIRED_FIELD","context":{"propertyName":["lead_source"]}},
+            {"message":"Property \"hs_legal_basis\" is required","code":"REQUIRED_FIELD"},
+            {"message":"Property \"x\" does not exist","code":"PROPERTY_DOESNT_EXIST"}]});
         assert_eq!(
-            scope_for(&http::Method::POST, "/crm/v3/objects/contacts/search"),
-            Some("crm.objects.contacts.read")
+            required_properties(&required),
+            ["lead_source", "hs_legal_basis"]
         );
-        assert_eq!(
-            scope_for(&http::Method::POST, "/crm/v3/objects/notes"),
-            Some("crm.objects.contacts.write")
-        );
+        assert!(required_properties(&body).is_empty());
     }
 }

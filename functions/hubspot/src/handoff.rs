@@ -152,8 +152,16 @@ impl Deliverer {
             }
             return Ok(Step::done(id, "found_by_search", now_ms()));
         }
-        let found = contact::create(client, &who, deadline).await?;
-        Ok(Step::done(found.id, found.how, now_ms()))
+        match contact::create(client, &who, &self.cfg.contact_defaults, deadline).await {
+            Ok(found) => Ok(Step::done(found.id, found.how, now_ms())),
+            // The portal's rules refuse the contact: the ticket is worth more than its link, so
+            // it goes ahead without one and the note says why.
+            Err(e @ HubspotError::Rejected { .. }) => {
+                tracing::warn!(handoff = %record.id, error = %e.log_summary(), "the contact could not be created; the ticket goes ahead without it");
+                Ok(Step::skipped(&e.to_string(), now_ms()))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The ticket, with the contact associated.
@@ -190,7 +198,8 @@ impl Deliverer {
         text: String,
     ) -> Properties {
         let i = &record.insights;
-        let mut properties = Properties::new();
+        // The portal's defaults first: Baton's own values win.
+        let mut properties = self.cfg.ticket_defaults.clone();
         let mut set = |name: &str, value: serde_json::Value| {
             properties.insert(name.to_owned(), value);
         };
@@ -345,11 +354,15 @@ impl Deliverer {
             attachments.push(id);
         }
         let marker = content::note_marker(&record.id);
+        let contact_problem = (trail.contact.state == StepState::Skipped)
+            .then(|| trail.contact.how.clone())
+            .flatten();
         let body = content::note_body(
             record,
             &files.attached,
             &files.not_attached,
             self.session_link(record).as_deref(),
+            contact_problem.as_deref(),
         );
         let note = TicketNote {
             ticket_id: &ticket_id,

@@ -221,25 +221,6 @@ impl Portal {
     }
 }
 
-/// Every scope the private app needs, and what for (`baton-local doctor` checks them).
-pub const REQUIRED_SCOPES: &[(&str, &str)] = &[
-    (
-        "crm.objects.contacts.read",
-        "reading and searching contacts",
-    ),
-    ("crm.objects.contacts.write", "creating contacts and notes"),
-    ("tickets", "tickets and pipelines"),
-    ("files", "uploading the customer's files"),
-    (
-        "crm.schemas.contacts.write",
-        "creating Baton's contact property",
-    ),
-    (
-        "crm.schemas.tickets.write",
-        "creating Baton's ticket properties",
-    ),
-];
-
 /// Baton's properties not (yet) in the portal, as `object.name` (set-up creates them).
 pub async fn missing_properties(
     client: &HubspotClient,

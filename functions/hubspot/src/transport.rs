@@ -52,11 +52,13 @@ pub enum Payload {
 #[derive(Clone)]
 pub struct Call {
     pub method: http::Method,
-    /// Path and query, e.g. `/crm/v3/objects/tickets`.
+    /// Path and query, e.g. `/crm/objects/2026-09/tickets`.
     pub path: String,
     pub payload: Payload,
     pub bucket: Bucket,
     pub retry: Retry,
+    /// The scope HubSpot requires for it, named when HubSpot answers 401 or 403.
+    pub scope: &'static str,
     /// The step the call serves, for errors and the trail.
     pub step: &'static str,
 }
@@ -69,6 +71,7 @@ impl Call {
             payload: Payload::Empty,
             bucket: Bucket::General,
             retry: Retry::Safe,
+            scope: "",
             step,
         }
     }
@@ -80,6 +83,7 @@ impl Call {
             payload: Payload::Json(body),
             bucket: Bucket::General,
             retry: Retry::Safe,
+            scope: "",
             step,
         }
     }
@@ -89,6 +93,11 @@ impl Call {
             method: http::Method::PATCH,
             ..Self::post(step, path, body)
         }
+    }
+
+    pub fn needs(mut self, scope: &'static str) -> Self {
+        self.scope = scope;
+        self
     }
 
     pub fn create(mut self) -> Self {

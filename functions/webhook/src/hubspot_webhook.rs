@@ -103,12 +103,7 @@ pub fn verify_v3(
     }
     for secret in secrets.iter() {
         for uri in uris {
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
-                .expect("HMAC takes any key length");
-            mac.update(method.as_bytes());
-            mac.update(decode_uri(uri).as_bytes());
-            mac.update(body);
-            mac.update(timestamp.as_bytes());
+            let mac = v3_mac(secret.expose_secret(), method, uri, body, timestamp);
             if mac.verify_slice(&expected).is_ok() {
                 return Ok(());
             }
@@ -116,6 +111,50 @@ pub fn verify_v3(
     }
     Err(HubspotSignatureError::Mismatch)
 }
+
+/// The `X-HubSpot-Signature-v3` value HubSpot sends for a request (the doctor signs its test
+/// event with it).
+pub fn sign_v3(secret: &str, method: &str, uri: &str, body: &[u8], timestamp: &str) -> String {
+    let mac = v3_mac(secret, method, uri, body, timestamp);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn v3_mac(secret: &str, method: &str, uri: &str, body: &[u8], timestamp: &str) -> Hmac<Sha256> {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(method.as_bytes());
+    mac.update(decode_uri(uri).as_bytes());
+    mac.update(body);
+    mac.update(timestamp.as_bytes());
+    mac
+}
+
+/// A webhook subscription Baton's HubSpot app declares: exactly the events [`CrmEvent::signal`]
+/// reads. The app's webhooks file (`hubspot-app/`) is written from this list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    pub kind: &'static str,
+    /// The property a property-change subscription is for.
+    pub property: Option<&'static str>,
+}
+
+pub const TICKET_PROPERTY_CHANGE: &str = "ticket.propertyChange";
+pub const TICKET_DELETION: &str = "ticket.deletion";
+
+pub const SUBSCRIPTIONS: &[Subscription] = &[
+    Subscription {
+        kind: TICKET_PROPERTY_CHANGE,
+        property: Some(REPLY_PROPERTY),
+    },
+    Subscription {
+        kind: TICKET_PROPERTY_CHANGE,
+        property: Some(STAGE_PROPERTY),
+    },
+    Subscription {
+        kind: TICKET_DELETION,
+        property: None,
+    },
+];
 
 /// One event of a webhook request (HubSpot sends a JSON array of them).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -173,7 +212,7 @@ impl CrmEvent {
     /// property (not blank: clearing it is Baton's own doing) and the stage.
     pub fn signal(&self) -> Option<TicketSignal> {
         match self.subscription_type.as_str() {
-            "ticket.propertyChange" => match self.property_name.as_deref() {
+            TICKET_PROPERTY_CHANGE => match self.property_name.as_deref() {
                 Some(REPLY_PROPERTY) => self
                     .property_value
                     .as_deref()
@@ -187,7 +226,7 @@ impl CrmEvent {
                     .map(|stage| TicketSignal::Stage { stage }),
                 _ => None,
             },
-            "ticket.deletion" => Some(TicketSignal::Deleted),
+            TICKET_DELETION => Some(TicketSignal::Deleted),
             _ => None,
         }
     }
@@ -272,6 +311,26 @@ mod tests {
             ),
             Err(HubspotSignatureError::Missing)
         );
+    }
+
+    #[test]
+    fn every_subscription_the_app_declares_means_something() {
+        for sub in SUBSCRIPTIONS {
+            let event = CrmEvent {
+                event_id: 1,
+                subscription_id: 0,
+                portal_id: 0,
+                app_id: 0,
+                occurred_at: 1,
+                subscription_type: sub.kind.to_owned(),
+                attempt_number: 0,
+                object_id: 7,
+                property_name: sub.property.map(str::to_owned),
+                property_value: Some("4".into()),
+                change_source: None,
+            };
+            assert!(event.signal().is_some(), "{sub:?} is declared but ignored");
+        }
     }
 
     #[test]
