@@ -1,15 +1,18 @@
-//! `baton-local doctor`: checks a set-up before the first handoff, each with ✓ or ✗ and, when it
-//! fails, a one-line fix. It reads what the functions read: the environment, or with
-//! `--stack NAME` the deployed stack's outputs, parameters and secret. It never prints a secret.
+//! `baton-local doctor`: checks a set-up before the first handoff, each with ✓, ! (a warning) or
+//! ✗ and, when it fails, a one-line fix. It reads what the functions read: the environment, or
+//! with `--stack NAME` the deployed stack's outputs, parameters and secret. It never prints a
+//! secret: anything shaped like a token is masked wherever it appears.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use baton_hubspot::api::SCOPES as REQUIRED_SCOPES;
+use baton_hubspot::api::{self, Object, SCOPES};
+use baton_hubspot::config::Credential;
 use baton_hubspot::portal;
-use baton_hubspot::{HubspotClient, HubspotConfig};
+use baton_hubspot::{HubspotClient, HubspotConfig, HubspotError};
 use baton_shared::config::{
-    self, ACCESS_TOKEN, APP_SECRET, MEDIA_BUCKET, PUBLIC_BASE_URL, Source, TABLE_NAME, VERIFY_TOKEN,
+    self, ACCESS_TOKEN, APP_SECRET, HUBSPOT_APP_SECRET, MEDIA_BUCKET, PUBLIC_BASE_URL, Source,
+    TABLE_NAME, VERIFY_TOKEN,
 };
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -21,13 +24,25 @@ pub const PHONE_NUMBER_ID: &str = "WHATSAPP_PHONE_NUMBER_ID";
 /// The dead-letter queues (the stack's outputs; settable for a stack checked by hand).
 pub const HUBSPOT_QUEUE: &str = "HUBSPOT_FAILURES_QUEUE_URL";
 pub const HANDOFF_QUEUE: &str = "HANDOFF_FAILURES_QUEUE_URL";
+/// The WhatsApp Business Account Baton's Meta app must be subscribed to (WhatsApp Manager >
+/// Account tools, or `entry[].id` in any webhook).
+pub const BUSINESS_ACCOUNT_ID: &str = "WHATSAPP_BUSINESS_ACCOUNT_ID";
+
+/// What the doctor may change.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Subscribe Baton's Meta app to the WhatsApp Business Account when it is not.
+    pub fix: bool,
+}
 
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub ok: bool,
+    /// Passed, but worth a look (what to look at is in `fix`).
+    pub warning: bool,
     pub what: String,
-    /// What to do about it (failures only).
+    /// What to do about it (failures and warnings).
     pub fix: String,
 }
 
@@ -35,14 +50,25 @@ impl Finding {
     pub fn pass(what: impl Into<String>) -> Self {
         Self {
             ok: true,
+            warning: false,
             what: what.into(),
             fix: String::new(),
+        }
+    }
+
+    pub fn warn(what: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            warning: true,
+            what: what.into(),
+            fix: fix.into(),
         }
     }
 
     pub fn fail(what: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
             ok: false,
+            warning: false,
             what: what.into(),
             fix: fix.into(),
         }
@@ -58,10 +84,13 @@ impl Report {
         self.0.iter().all(|f| f.ok)
     }
 
+    /// The findings as text, with anything shaped like a token masked.
     pub fn render(&self) -> String {
         let mut out = String::new();
         for f in &self.0 {
-            if f.ok {
+            if f.warning {
+                out.push_str(&format!("! {}\n    note: {}\n", f.what, f.fix));
+            } else if f.ok {
                 out.push_str(&format!("✓ {}\n", f.what));
             } else {
                 out.push_str(&format!("✗ {}\n    fix: {}\n", f.what, f.fix));
@@ -72,12 +101,45 @@ impl Report {
             0 => format!("\nAll {} checks passed.\n", self.0.len()),
             n => format!("\n{n} of {} checks failed.\n", self.0.len()),
         });
-        out
+        mask_tokens(&out)
     }
 
     fn push(&mut self, f: Finding) {
         self.0.push(f);
     }
+}
+
+/// Masks every word shaped like a credential: a known token prefix (HubSpot's `pat-`, Meta's
+/// `EAA`) or 32 and more letters and digits mixed. A token pasted into the wrong setting is
+/// then not printed back, whichever message quotes it.
+pub fn mask_tokens(text: &str) -> String {
+    const PREFIXES: &[&str] = &["pat-", "EAA", "sk-", "xox"];
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let shaped = (word.len() >= 12 && PREFIXES.iter().any(|p| word.starts_with(p)))
+            || (word.len() >= 32
+                && word.chars().any(|c| c.is_ascii_alphabetic())
+                && word.chars().any(|c| c.is_ascii_digit()));
+        if shaped {
+            out.push_str(&word[..4]);
+            out.push_str("…(masked)");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if is_word(c) {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 /// Settings given as a map (the stack's), falling back to another source (the environment).
@@ -179,7 +241,11 @@ pub async fn stack_settings(
 }
 
 /// Runs every check. `aws` is given when the table, bucket and queues are to be checked.
-pub async fn run(src: &(dyn Source + Sync), aws: Option<&aws_config::SdkConfig>) -> Report {
+pub async fn run(
+    src: &(dyn Source + Sync),
+    aws: Option<&aws_config::SdkConfig>,
+    opts: Options,
+) -> Report {
     let mut report = Report::default();
     let http = match baton_shared::http::client(
         "the doctor",
@@ -193,8 +259,12 @@ pub async fn run(src: &(dyn Source + Sync), aws: Option<&aws_config::SdkConfig>)
     };
     meta_secrets(src, &mut report);
     whatsapp(src, &http, &mut report).await;
-    hubspot(src, &http, &mut report).await;
+    business_account(src, &http, opts, &mut report).await;
+    let credential = hubspot(src, &mut report).await;
     handshake(src, &http, &mut report).await;
+    if let Some(credential) = credential {
+        hubspot_events(src, &http, credential, &mut report).await;
+    }
     if let Some(aws) = aws {
         storage(src, aws, &mut report).await;
     }
@@ -289,81 +359,141 @@ async fn whatsapp(src: &dyn Source, http: &reqwest::Client, report: &mut Report)
     });
 }
 
-async fn hubspot(src: &(dyn Source + Sync), http: &reqwest::Client, report: &mut Report) {
+/// Where each kind of HubSpot credential is fixed.
+struct CredentialFixes {
+    token: &'static str,
+    scopes: &'static str,
+}
+
+fn fixes(credential: Credential) -> CredentialFixes {
+    match credential {
+        Credential::App => CredentialFixes {
+            token: "copy the app's access token again (HubSpot > Development > Projects > baton > app > Distribution > Show); rotating it replaces the old one",
+            scopes: "run baton-local hubspot-app to write Baton's scopes into hubspot-app/, upload the project (hs project upload) and reinstall the app (Distribution > Reinstall URL)",
+        },
+        Credential::PrivateApp => CredentialFixes {
+            token: "copy the private app's access token again (Auth tab); a rotated or deleted app's token stops working",
+            scopes: "add them in the private app's Scopes tab, then copy its token again",
+        },
+        Credential::ServiceKey => CredentialFixes {
+            token: "copy the service key again (HubSpot > Development > Keys > Service keys); rotating it replaces the old one",
+            scopes: "give the service key these scopes (Development > Keys > Service keys > Edit)",
+        },
+    }
+}
+
+/// The HubSpot checks: the credential's kind, the token (account details), its scopes (token
+/// info where HubSpot gives it, else one read per scope), the pipeline and Baton's properties.
+/// Returns the credential's kind when the token works.
+async fn hubspot(src: &(dyn Source + Sync), report: &mut Report) -> Option<Credential> {
     let cfg = match hubspot_config(src) {
         Ok(c) => c,
         Err(e) => {
             report.push(Finding::fail(e, "fix that setting"));
-            return;
+            return None;
         }
     };
+    let credential = cfg.credential;
+    report.push(match credential {
+        Credential::App => Finding::pass(format!(
+            "HubSpot credential: {} (HUBSPOT_CREDENTIAL=app)",
+            credential.describe()
+        )),
+        Credential::PrivateApp => Finding::warn(
+            format!("HubSpot credential: {}", credential.describe()),
+            "it keeps working until HubSpot retires legacy apps (September 2027), but no new one can be made: move to Baton's HubSpot app (README, Upgrading from a private app)",
+        ),
+        Credential::ServiceKey => Finding::warn(
+            format!("HubSpot credential: {}", credential.describe()),
+            credential.features_off().unwrap_or_default(),
+        ),
+    });
+    let fix = fixes(credential);
     let Some(token) = cfg.token.clone() else {
         report.push(Finding::fail(
             "HUBSPOT_ACCESS_TOKEN is not set",
-            "create a private app (HubSpot > Settings > Integrations > Private apps) with Baton's scopes and put its token in",
+            "install Baton's HubSpot app (README, HubSpot) and put its access token in (the stack's secret on AWS)",
         ));
-        return;
+        return None;
     };
-    let info = http
-        .post(format!(
-            "{}/oauth/v2/private-apps/get/access-token-info",
-            cfg.base_url
-        ))
-        .json(&json!({"tokenKey": token.expose_secret()}))
-        .send()
-        .await;
-    let scopes: Vec<String> = match info {
+    let client = match HubspotClient::from_config(&cfg) {
+        Ok(Some(c)) => c,
+        Ok(None) => return None,
+        Err(e) => {
+            report.push(Finding::fail(e.to_string(), "fix the HubSpot settings"));
+            return None;
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // 1. The account: proves a token of any kind.
+    let mut missing: Vec<&str> = Vec::new();
+    match client.call(&api::account_details("account"), deadline).await {
+        Ok(a) if a.is_success() => report.push(Finding::pass(format!(
+            "the HubSpot token works: portal {} (data hosted in {})",
+            a.body["portalId"],
+            a.body["dataHostingLocation"].as_str().unwrap_or("?")
+        ))),
+        Err(HubspotError::Configuration { status: 401, .. }) => {
+            report.push(Finding::fail(
+                "HubSpot refused HUBSPOT_ACCESS_TOKEN (HTTP 401)",
+                fix.token,
+            ));
+            return None;
+        }
+        Err(HubspotError::Configuration {
+            status: 403,
+            scope: Some(scope),
+            ..
+        }) => missing.push(scope),
+        Ok(a) => {
+            report.push(Finding::fail(
+                format!("HubSpot's account details answered HTTP {}", a.status),
+                "check HUBSPOT_BASE_URL (leave it unset for api.hubapi.com)",
+            ));
+            return None;
+        }
         Err(e) => {
             report.push(Finding::fail(
                 format!("HubSpot could not be reached: {e}"),
                 "check the network (and HUBSPOT_BASE_URL if you set it)",
             ));
-            return;
+            return None;
         }
-        Ok(r) if !r.status().is_success() => {
-            report.push(Finding::fail(
-                format!("HubSpot refused HUBSPOT_ACCESS_TOKEN (HTTP {})", r.status().as_u16()),
-                "copy the private app's access token again (Auth tab); a rotated or deleted app's token stops working",
-            ));
-            return;
+    }
+    // 2. The scopes.
+    let listed = token_scopes(&client, token.expose_secret(), deadline).await;
+    let (verified, unverified) = match &listed {
+        Some(scopes) => {
+            let lacking: Vec<&str> = SCOPES
+                .iter()
+                .map(|(s, _)| *s)
+                .filter(|s| !scopes.iter().any(|have| have == s) && !missing.contains(s))
+                .collect();
+            missing.extend(lacking);
+            (SCOPES.len(), Vec::new())
         }
-        Ok(r) => r
-            .json::<Value>()
-            .await
-            .ok()
-            .and_then(|v| {
-                v["scopes"].as_array().map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_owned))
-                        .collect()
-                })
-            })
-            .unwrap_or_default(),
+        None => probe_scopes(&client, &mut missing, deadline).await,
     };
-    let missing: Vec<String> = REQUIRED_SCOPES
-        .iter()
-        .filter(|(s, _)| !scopes.iter().any(|have| have == s))
-        .map(|(s, why)| format!("{s} ({why})"))
-        .collect();
-    report.push(if missing.is_empty() {
+    report.push(if !missing.is_empty() {
+        let named: Vec<String> = SCOPES
+            .iter()
+            .filter(|(s, _)| missing.contains(s))
+            .map(|(s, why)| format!("{s} ({why})"))
+            .collect();
+        Finding::fail(
+            format!("the HubSpot token lacks scopes: {}", named.join(", ")),
+            fix.scopes,
+        )
+    } else if unverified.is_empty() {
         Finding::pass(format!(
-            "the HubSpot token is valid and has Baton's {} scopes",
-            REQUIRED_SCOPES.len()
+            "the HubSpot token has Baton's {verified} scopes (HubSpot's token info)"
         ))
     } else {
-        Finding::fail(
-            format!("the HubSpot token lacks scopes: {}", missing.join(", ")),
-            "add them in the private app's Scopes tab, then copy its token again",
-        )
+        Finding::pass(format!(
+            "the HubSpot token reads what Baton reads ({verified} scopes checked); HubSpot does not list this token's scopes, so {} are declared, unverified",
+            unverified.join(", ")
+        ))
     });
-    let client = match HubspotClient::from_config(&cfg) {
-        Ok(Some(c)) => c,
-        Ok(None) => return,
-        Err(e) => {
-            report.push(Finding::fail(e.to_string(), "fix the HubSpot settings"));
-            return;
-        }
-    };
     let deadline = Instant::now() + Duration::from_secs(60);
     report.push(
         match portal::pipeline_and_stage(&client, &cfg, deadline).await {
@@ -376,9 +506,9 @@ async fn hubspot(src: &(dyn Source + Sync), http: &reqwest::Client, report: &mut
             ),
         },
     );
-    let can_create = ["crm.schemas.tickets.write", "crm.schemas.contacts.write"]
+    let can_create = !["crm.schemas.tickets.write", "crm.schemas.contacts.write"]
         .iter()
-        .all(|s| scopes.iter().any(|have| have == s));
+        .any(|s| missing.contains(s));
     report.push(match portal::missing_properties(&client, deadline).await {
         Ok(m) if m.is_empty() => Finding::pass("Baton's ticket and contact properties exist"),
         Ok(m) if can_create => Finding::pass(format!(
@@ -386,14 +516,251 @@ async fn hubspot(src: &(dyn Source + Sync), http: &reqwest::Client, report: &mut
             m.join(", ")
         )),
         Ok(m) => Finding::fail(
-            format!("Baton's properties {} are missing and cannot be created", m.join(", ")),
-            "add the crm.schemas.tickets.write and crm.schemas.contacts.write scopes, or create them by hand (README, HubSpot)",
+            format!(
+                "Baton's properties {} are missing and cannot be created",
+                m.join(", ")
+            ),
+            "grant the crm.schemas.tickets.write and crm.schemas.contacts.write scopes, or create them by hand (README, HubSpot)",
         ),
         Err(e) => Finding::fail(
             format!("the properties could not be read: {e}"),
             "see the scopes above",
         ),
     });
+    Some(credential)
+}
+
+/// The token's scopes as HubSpot's token info lists them: only legacy private apps' tokens are
+/// documented to have it (and only until September 2027), so any failure means "not listed".
+async fn token_scopes(
+    client: &HubspotClient,
+    token: &str,
+    deadline: Instant,
+) -> Option<Vec<String>> {
+    let answer = client
+        .call(&api::legacy_token_info("scopes", token), deadline)
+        .await
+        .ok()
+        .filter(|a| a.is_success())?;
+    let scopes = answer.body["scopes"].as_array()?;
+    Some(
+        scopes
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
+/// One cheap read per scope a read proves; a 403 names the scope missing. Returns how many
+/// scopes were proved and the write scopes no read can prove.
+async fn probe_scopes(
+    client: &HubspotClient,
+    missing: &mut Vec<&'static str>,
+    deadline: Instant,
+) -> (usize, Vec<&'static str>) {
+    let probes = [
+        api::list_properties("scopes", Object::Contacts),
+        api::ticket_pipelines("scopes"),
+        api::account_details("scopes"),
+    ];
+    let mut proved = Vec::new();
+    for probe in probes {
+        match client.call(&probe, deadline).await {
+            Err(HubspotError::Configuration {
+                status: 403,
+                scope: Some(scope),
+                ..
+            }) => {
+                if !missing.contains(&scope) {
+                    missing.push(scope);
+                }
+            }
+            _ => proved.push(probe.scope),
+        }
+    }
+    let unverified = SCOPES
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| !proved.contains(s) && !missing.contains(s))
+        .collect();
+    (proved.len(), unverified)
+}
+
+/// Sends HubSpot's webhook a correctly signed test event about a property Baton ignores: the
+/// events URL must take it, as it will take the app's real events.
+async fn hubspot_events(
+    src: &dyn Source,
+    http: &reqwest::Client,
+    credential: Credential,
+    report: &mut Report,
+) {
+    if credential == Credential::ServiceKey {
+        return;
+    }
+    let Some(base) = config::optional(src, PUBLIC_BASE_URL) else {
+        return;
+    };
+    let url = format!("{}/hubspot/events", base.trim_end_matches('/'));
+    let secret = config::optional(src, HUBSPOT_APP_SECRET)
+        .filter(|s| s != config::HUBSPOT_APP_SECRET_PLACEHOLDER)
+        .and_then(|list| list.split(',').map(str::trim).find(|s| !s.is_empty()).map(str::to_owned));
+    let Some(secret) = secret else {
+        report.push(Finding::fail(
+            "HUBSPOT_APP_SECRET is not set, so HubSpot's events (replies from HubSpot, closed and deleted tickets) would be refused",
+            "copy the app's client secret (HubSpot > Development > Projects > baton > app > Auth) into it (the stack's secret on AWS)",
+        ));
+        return;
+    };
+    let now = baton_shared::clock::now_ms();
+    let body = json!([{
+        "eventId": 1, "subscriptionId": 0, "portalId": 0, "appId": 0, "occurredAt": now,
+        "subscriptionType": "ticket.propertyChange", "attemptNumber": 0, "objectId": 0,
+        "propertyName": "baton_doctor_probe", "propertyValue": "", "changeSource": "API"
+    }])
+    .to_string();
+    let timestamp = now.to_string();
+    let signature =
+        baton_webhook::hubspot_webhook::sign_v3(&secret, "POST", &url, body.as_bytes(), &timestamp);
+    let answer = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header(baton_webhook::hubspot_webhook::SIGNATURE_HEADER, signature)
+        .header(baton_webhook::hubspot_webhook::TIMESTAMP_HEADER, timestamp)
+        .body(body)
+        .send()
+        .await;
+    report.push(match answer.map(|r| r.status().as_u16()) {
+        Err(e) => Finding::fail(
+            format!("{url} could not be reached: {e}"),
+            "check PUBLIC_BASE_URL (the stack's WebhookUrl) and that the stack is deployed",
+        ),
+        Ok(200) => Finding::pass(format!(
+            "{url} accepts an event signed with HUBSPOT_APP_SECRET (the app's webhook target URL)"
+        )),
+        Ok(401) => Finding::fail(
+            format!("{url} refused an event signed with HUBSPOT_APP_SECRET (401)"),
+            "the deployed HUBSPOT_APP_SECRET differs from the one checked here (use --stack), or is not the app's client secret (Auth tab)",
+        ),
+        Ok(status) => Finding::fail(
+            format!("{url} answered a signed test event with HTTP {status}"),
+            "check that PUBLIC_BASE_URL points at Baton's webhook function",
+        ),
+    });
+}
+
+/// Meta sends a WhatsApp Business Account's messages to every app subscribed to it: Baton's
+/// own app must be one, and the AI agent's app another.
+async fn business_account(
+    src: &dyn Source,
+    http: &reqwest::Client,
+    opts: Options,
+    report: &mut Report,
+) {
+    let Ok(graph) = config::graph_config(src) else {
+        return;
+    };
+    let Some(token) = graph.token.clone() else {
+        return;
+    };
+    let Some(waba) = config::optional(src, BUSINESS_ACCOUNT_ID) else {
+        report.push(Finding::fail(
+            format!("{BUSINESS_ACCOUNT_ID} is not set, so Baton's subscription to your WhatsApp Business Account cannot be checked"),
+            "set it to the account's id (WhatsApp Manager > Account tools > Business account info, or entry[].id in any webhook)",
+        ));
+        return;
+    };
+    let get = |path: String| {
+        let url = format!("{}/{}/{path}", graph.base_url, graph.version);
+        let request = http.get(url).bearer_auth(token.expose_secret());
+        async move { graph_json(request).await }
+    };
+    let app = match get("app".into()).await {
+        Ok(app) => app,
+        Err(e) => {
+            report.push(Finding::fail(
+                format!("the WhatsApp token's app could not be read: {e}"),
+                format!("check {ACCESS_TOKEN}: it must be a System User token of Baton's own Meta app"),
+            ));
+            return;
+        }
+    };
+    let app_id = app["id"].as_str().unwrap_or_default().to_owned();
+    let app_name = app["name"].as_str().unwrap_or("Baton's app").to_owned();
+    let mut subscribed = subscribed_apps(&get, &waba).await;
+    let is_ours = |apps: &[(String, String)]| apps.iter().any(|(id, _)| *id == app_id);
+    if opts.fix && matches!(&subscribed, Ok(apps) if !is_ours(apps)) {
+        let url = format!(
+            "{}/{}/{waba}/subscribed_apps",
+            graph.base_url, graph.version
+        );
+        if let Err(e) = graph_json(http.post(url).bearer_auth(token.expose_secret())).await {
+            report.push(Finding::fail(
+                format!("subscribing {app_name} to WhatsApp Business Account {waba} failed: {e}"),
+                "the token's System User needs the account assigned with full control (Business Settings > System users > Assign assets)",
+            ));
+            return;
+        }
+        subscribed = subscribed_apps(&get, &waba).await;
+    }
+    report.push(match subscribed {
+        Err(e) => Finding::fail(
+            format!("the apps subscribed to WhatsApp Business Account {waba} could not be read: {e}"),
+            format!("check {BUSINESS_ACCOUNT_ID}, and that the token's System User has the account assigned"),
+        ),
+        Ok(apps) if !is_ours(&apps) => Finding::fail(
+            format!("{app_name} ({app_id}) is not subscribed to WhatsApp Business Account {waba}, so Meta sends Baton none of its messages"),
+            "run baton-local doctor --fix, which subscribes it (POST /<WABA_ID>/subscribed_apps with Baton's token)",
+        ),
+        Ok(apps) if apps.len() == 1 => Finding::warn(
+            format!("{app_name} is the only app subscribed to WhatsApp Business Account {waba}"),
+            "your AI agent receives nothing unless its own app is subscribed too: subscribe it with the agent's token (never point the agent's app at Baton's URL)",
+        ),
+        Ok(apps) => Finding::pass(format!(
+            "{app_name} is subscribed to WhatsApp Business Account {waba}, beside {}: each app gets the messages",
+            apps.iter()
+                .filter(|(id, _)| *id != app_id)
+                .map(|(_, name)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    });
+}
+
+/// The apps subscribed to `waba`, as (id, name).
+async fn subscribed_apps<F, Fut>(get: &F, waba: &str) -> Result<Vec<(String, String)>, String>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Value, String>>,
+{
+    let body = get(format!("{waba}/subscribed_apps")).await?;
+    Ok(body["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            let app = &entry["whatsapp_business_api_data"];
+            (
+                app["id"].as_str().unwrap_or_default().to_owned(),
+                app["name"].as_str().unwrap_or("an unnamed app").to_owned(),
+            )
+        })
+        .collect())
+}
+
+/// A Graph answer's JSON, or Graph's error as one line.
+async fn graph_json(request: reqwest::RequestBuilder) -> Result<Value, String> {
+    let r = request.send().await.map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    if (200..300).contains(&status) {
+        Ok(body)
+    } else {
+        Err(format!(
+            "HTTP {status}, error {}: {}",
+            body["error"]["code"].as_i64().unwrap_or_default(),
+            body["error"]["message"].as_str().unwrap_or("no message")
+        ))
+    }
 }
 
 async fn handshake(src: &dyn Source, http: &reqwest::Client, report: &mut Report) {

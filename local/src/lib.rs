@@ -6,6 +6,7 @@ pub mod demo;
 pub mod doctor;
 pub mod forget;
 pub mod fs_objects;
+pub mod hubspot_app;
 pub mod redb_store;
 pub mod smoke;
 pub mod stream;

@@ -15,10 +15,15 @@ usage: baton-local [serve]         serve the webhook on BATON_LISTEN (default 12
        baton-local replay        store again every kept delivery that could not be read completely
        baton-local hubspot-replay
                              deliver again every parked or retrying handoff (after fixing the cause)
-       baton-local doctor [--stack NAME]
-                             check the set-up: WhatsApp token and number, secrets, HubSpot token
-                             and scopes, pipeline and stage, properties, the webhook's handshake,
-                             and (with --stack or TABLE_NAME) the table, bucket and queues
+       baton-local doctor [--stack NAME] [--fix]
+                             check the set-up: WhatsApp token, number and Baton's subscription to
+                             the business account (--fix subscribes it), secrets, the HubSpot
+                             credential and its scopes, pipeline and stage, properties, the
+                             webhook's handshake and a signed HubSpot event, and (with --stack or
+                             TABLE_NAME) the table, bucket and queues
+       baton-local hubspot-app [--stack NAME] [--account PORTAL_ID] [--dir DIR]
+                             write Baton's HubSpot app project (hubspot-app/) with the stack's
+                             events URL, and print the hs commands that upload and install it
        baton-local smoke [--stack NAME] [--cleanup] [--timeout SECONDS]
                              send a test handoff to the deployed (or local) webhook and check the
                              ticket, contact, note and session link in HubSpot
@@ -36,7 +41,7 @@ enum Command {
     Replay,
     HubspotReplay,
     ForgetCustomer(String),
-    /// `doctor` or `smoke`, with their own arguments.
+    /// `doctor`, `smoke` or `hubspot-app`, with their own arguments.
     Check(String, Vec<String>),
 }
 
@@ -45,7 +50,9 @@ impl Command {
         let rest = args.get(1..).unwrap_or_default();
         Some(match (args.first().map_or("serve", String::as_str), rest) {
             ("-h" | "--help" | "help", _) => Self::Help,
-            (check @ ("doctor" | "smoke"), rest) => Self::Check(check.to_owned(), rest.to_vec()),
+            (check @ ("doctor" | "smoke" | "hubspot-app"), rest) => {
+                Self::Check(check.to_owned(), rest.to_vec())
+            }
             ("forget-customer", [who]) => Self::ForgetCustomer(who.clone()),
             ("serve", []) => Self::Serve,
             ("demo", []) => Self::Demo,
@@ -201,48 +208,74 @@ async fn serve(cfg: &LocalConfig, stores: &Stores) -> ExitCode {
     }
 }
 
-/// `doctor` and `smoke`: the environment's settings, or the deployed stack's with `--stack`.
+/// `doctor`, `smoke` and `hubspot-app`: the environment's settings, or the deployed stack's with
+/// `--stack`. AWS is only loaded when something on AWS is to be read.
 async fn check(command: &str, args: &[String]) -> ExitCode {
     let mut stack = None;
     let mut opts = baton_local::smoke::Options::default();
+    let mut doctor = baton_local::doctor::Options::default();
+    let mut app = baton_local::hubspot_app::Options::default();
     let mut rest = args.iter();
     while let Some(a) = rest.next() {
-        match (a.as_str(), command) {
-            ("--stack", _) => stack = rest.next().cloned(),
-            ("--cleanup", "smoke") => opts.cleanup = true,
-            ("--timeout", "smoke") => match rest.next().and_then(|t| t.parse().ok()) {
-                Some(secs) => opts.timeout = std::time::Duration::from_secs(secs),
-                None => {
-                    eprintln!("baton-local: --timeout takes a number of seconds\n\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
-            _ => {
-                eprintln!("baton-local: unknown argument {a:?}\n\n{USAGE}");
-                return ExitCode::from(2);
+        let mut value = || rest.next().cloned().filter(|v| !v.starts_with("--"));
+        let ok = match (a.as_str(), command) {
+            ("--stack", _) => value().map(|v| stack = Some(v)).is_some(),
+            ("--cleanup", "smoke") => {
+                opts.cleanup = true;
+                true
             }
+            ("--timeout", "smoke") => value()
+                .and_then(|t| t.parse().ok())
+                .map(|secs| opts.timeout = std::time::Duration::from_secs(secs))
+                .is_some(),
+            ("--fix", "doctor") => {
+                doctor.fix = true;
+                true
+            }
+            ("--account", "hubspot-app") => value()
+                .and_then(|t| t.parse().ok())
+                .map(|id| app.account = Some(id))
+                .is_some(),
+            ("--dir", "hubspot-app") => value().map(|d| app.dir = d.into()).is_some(),
+            _ => false,
+        };
+        if !ok {
+            eprintln!("baton-local: {command}: bad or incomplete argument {a:?}\n\n{USAGE}");
+            return ExitCode::from(2);
         }
     }
-    let aws = baton_shared::retry::load_aws().await;
-    let stack_settings = match &stack {
-        Some(name) => match baton_local::doctor::stack_settings(&aws, name).await {
+    let needs_aws = stack.is_some()
+        || (command == "doctor" && std::env::var_os(config::TABLE_NAME).is_some());
+    let aws = match needs_aws {
+        true => Some(baton_shared::retry::load_aws().await),
+        false => None,
+    };
+    let stack_settings = match (&stack, &aws) {
+        (Some(name), Some(aws)) => match baton_local::doctor::stack_settings(aws, name).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("baton-local: {e}");
                 return ExitCode::FAILURE;
             }
         },
-        None => Default::default(),
+        _ => Default::default(),
     };
     let src = baton_local::doctor::Layered {
         first: stack_settings,
         then: &ProcessEnv,
     };
-    let report = if command == "doctor" {
-        let with_aws = stack.is_some() || config::optional(&src, config::TABLE_NAME).is_some();
-        baton_local::doctor::run(&src, with_aws.then_some(&aws)).await
-    } else {
-        baton_local::smoke::run(&src, &opts).await
+    let report = match command {
+        "doctor" => baton_local::doctor::run(&src, aws.as_ref(), doctor).await,
+        "hubspot-app" => {
+            return match baton_local::hubspot_app::write(&src, &app).await {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => stopped("hubspot-app", e),
+            };
+        }
+        _ => baton_local::smoke::run(&src, &opts).await,
     };
     print!("{}", report.render());
     if report.passed() {

@@ -18,6 +18,9 @@ use sha2::Digest;
 
 pub const TOKEN: &str = "test-graph-token";
 pub const VERSION: &str = "v23.0";
+/// The id of the app the token belongs to (Baton's own Meta app).
+pub const APP_ID: &str = "1234567890123456";
+const APP_NAME: &str = "Baton";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -56,6 +59,8 @@ struct GraphState {
     phones: Mutex<HashMap<String, (String, String)>>,
     /// The next sends answer with this Graph error code (HTTP 400), as many times as counted.
     send_faults: Mutex<Vec<i64>>,
+    /// WhatsApp Business Accounts: id → the apps subscribed to it, (id, name) in order.
+    wabas: Mutex<HashMap<String, Vec<(String, String)>>>,
     url_ttl_ms: u64,
     pub lookups: AtomicU32,
     pub downloads: AtomicU32,
@@ -120,6 +125,7 @@ impl GraphServer {
             sent: Mutex::new(Vec::new()),
             phones: Mutex::new(HashMap::new()),
             send_faults: Mutex::new(Vec::new()),
+            wabas: Mutex::new(HashMap::new()),
         });
         let app = axum::Router::new()
             .route(
@@ -130,6 +136,11 @@ impl GraphServer {
             .route(
                 "/{version}/{phone_number_id}/messages",
                 axum::routing::post(send),
+            )
+            .route("/{version}/app", axum::routing::get(app))
+            .route(
+                "/{version}/{waba_id}/subscribed_apps",
+                axum::routing::get(subscribed_apps).post(subscribe),
             )
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -182,6 +193,24 @@ impl GraphServer {
             .insert(id.to_owned(), (display.to_owned(), name.to_owned()));
     }
 
+    /// A WhatsApp Business Account the token can manage, with `apps` (id, name) subscribed.
+    pub fn add_waba(&self, id: &str, apps: &[(&str, &str)]) {
+        self.state.wabas.lock().unwrap().insert(
+            id.to_owned(),
+            apps.iter()
+                .map(|(i, n)| ((*i).to_owned(), (*n).to_owned()))
+                .collect(),
+        );
+    }
+
+    /// The ids of the apps subscribed to a WABA.
+    pub fn subscribed(&self, waba: &str) -> Vec<String> {
+        self.state.wabas.lock().unwrap()[waba]
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// The next send answers Graph error `code` (HTTP 400, as Meta answers even throttling).
     pub fn fail_next_send(&self, code: i64) {
         self.state.send_faults.lock().unwrap().push(code);
@@ -199,6 +228,64 @@ impl GraphServer {
     pub fn refused(&self) -> u32 {
         self.state.refused.load(Ordering::SeqCst)
     }
+}
+
+/// `GET /{version}/app`: the app the token belongs to.
+async fn app(
+    State(state): State<Arc<GraphState>>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = refuse(&state, &version, &headers) {
+        return refused;
+    }
+    axum::Json(json!({"id": APP_ID, "name": APP_NAME, "link": format!("https://www.facebook.com/games/?app_id={APP_ID}")})).into_response()
+}
+
+fn unknown_waba(id: &str) -> Response {
+    graph_error(
+        StatusCode::BAD_REQUEST,
+        100,
+        &format!("Unsupported get request. Object with ID '{id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation."),
+    )
+}
+
+/// `GET /{version}/{waba_id}/subscribed_apps` (whatsapp-routing-contract.md §5).
+async fn subscribed_apps(
+    State(state): State<Arc<GraphState>>,
+    Path((version, waba)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = refuse(&state, &version, &headers) {
+        return refused;
+    }
+    let Some(apps) = state.wabas.lock().unwrap().get(&waba).cloned() else {
+        return unknown_waba(&waba);
+    };
+    let data: Vec<serde_json::Value> = apps
+        .iter()
+        .map(|(id, name)| json!({"whatsapp_business_api_data": {"id": id, "name": name, "link": format!("https://www.facebook.com/games/?app_id={id}")}}))
+        .collect();
+    axum::Json(json!({"data": data})).into_response()
+}
+
+/// `POST /{version}/{waba_id}/subscribed_apps`: subscribes the token's own app (once).
+async fn subscribe(
+    State(state): State<Arc<GraphState>>,
+    Path((version, waba)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = refuse(&state, &version, &headers) {
+        return refused;
+    }
+    let mut wabas = state.wabas.lock().unwrap();
+    let Some(apps) = wabas.get_mut(&waba) else {
+        return unknown_waba(&waba);
+    };
+    if !apps.iter().any(|(id, _)| id == APP_ID) {
+        apps.push((APP_ID.to_owned(), APP_NAME.to_owned()));
+    }
+    axum::Json(json!({"success": true})).into_response()
 }
 
 async fn lookup(

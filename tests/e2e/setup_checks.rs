@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use baton_local::doctor::{self, Finding, Report};
 use baton_local::{LocalConfig, Stage, smoke};
-use baton_testkit::hubspot::{Fault, HubspotServer, Options, TOKEN};
+use baton_testkit::hubspot::{Credential, Fault, HubspotServer, Options, TOKEN};
 
 use crate::support::*;
 use baton_testkit::graph::{self, GraphServer};
@@ -16,6 +16,10 @@ use baton_testkit::graph::{self, GraphServer};
 const PNID: &str = "106540352242922";
 const VERIFY: &str = "the-verify-token";
 const APP: &str = "the-meta-app-secret";
+const HUBSPOT_SECRET: &str = "the-hubspot-client-secret";
+const WABA: &str = "102290129340398";
+/// The AI agent's own Meta app, subscribed to the business account beside Baton's.
+const AGENT_APP: (&str, &str) = ("2345678901234567", "Customer Support Bot");
 
 struct Baton {
     url: String,
@@ -45,6 +49,8 @@ impl Baton {
             ("HUBSPOT_ACCESS_TOKEN", TOKEN.into()),
             ("HUBSPOT_BASE_URL", self.hubspot.base_url()),
             ("PUBLIC_BASE_URL", self.url.clone()),
+            ("HUBSPOT_APP_SECRET", HUBSPOT_SECRET.into()),
+            ("WHATSAPP_BUSINESS_ACCOUNT_ID", WABA.into()),
         ]
     }
 }
@@ -58,6 +64,7 @@ async fn baton() -> Baton {
     .await;
     let graph = GraphServer::start(Duration::from_secs(300)).await;
     graph.add_phone_number(PNID, "+1 555-010-0000", "Baton Test Shop");
+    graph.add_waba(WABA, &[AGENT_APP, (graph::APP_ID, "Baton")]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let dir = std::env::temp_dir().join(unique("baton-setup"));
@@ -95,7 +102,9 @@ async fn doctor_with(b: &Baton, change: &[(&'static str, &str)]) -> Report {
         vars.retain(|(name, _)| name != k);
         vars.push((k, (*v).to_owned()));
     }
-    doctor::run(&Vars(vars), None).await
+    let report = doctor::run(&Vars(vars), None, doctor::Options::default()).await;
+    println!("doctor with {change:?}:\n{}", report.render());
+    report
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,32 +117,68 @@ async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix(
     for want in [
         "✓ WHATSAPP_APP_SECRET is set (1 secret(s))",
         "✓ the WhatsApp token reads business number +1 555-010-0000 (Baton Test Shop)",
-        "✓ the HubSpot token is valid and has Baton's 6 scopes",
+        "✓ Baton is subscribed to WhatsApp Business Account 102290129340398, beside Customer Support Bot: each app gets the messages",
+        "✓ HubSpot credential: the token of Baton's HubSpot app (static auth) (HUBSPOT_CREDENTIAL=app)",
+        "✓ the HubSpot token works: portal 62515 (data hosted in eu1)",
+        "✓ the HubSpot token reads what Baton reads (3 scopes checked); HubSpot does not list this token's scopes, so crm.objects.contacts.write, files, crm.schemas.contacts.write, crm.schemas.tickets.write are declared, unverified",
         "✓ tickets go to pipeline 0, stage 1",
         "do not exist yet; the first handoff creates them",
         "/webhook answers Meta's handshake with the verify token",
-        "All 7 checks passed.",
+        "/hubspot/events accepts an event signed with HUBSPOT_APP_SECRET (the app's webhook target URL)",
+        "All 11 checks passed.",
     ] {
         assert!(text.contains(want), "{want:?} not in\n{text}");
     }
-    for secret in [APP, VERIFY, TOKEN, graph::TOKEN] {
+    for secret in [APP, VERIFY, TOKEN, graph::TOKEN, HUBSPOT_SECRET] {
         assert!(!text.contains(secret), "a secret is printed:\n{text}");
     }
+    // Every HubSpot request carried the Bearer header (the server refuses any other).
+    assert!(
+        b.hubspot.requests().iter().any(|(_, p)| p == "/account-info/2026-09/details"),
+        "{:?}",
+        b.hubspot.requests()
+    );
 
     // A HubSpot token that is not the app's.
-    let r = doctor_with(&b, &[("HUBSPOT_ACCESS_TOKEN", "pat-na1-revoked")]).await;
+    let r = doctor_with(&b, &[("HUBSPOT_ACCESS_TOKEN", "pat-na1-revoked-0000")]).await;
     let f = failed(&r);
     assert_eq!(f.len(), 1, "{}", r.render());
     assert!(
         f[0].what
             .contains("HubSpot refused HUBSPOT_ACCESS_TOKEN (HTTP 401)")
     );
-    assert!(f[0].fix.contains("copy the private app's access token"));
+    assert!(f[0].fix.contains("Distribution > Show"), "{}", f[0].fix);
     assert!(!r.render().contains("pat-na1-revoked"));
 
-    // A missing scope is named, with what it is for.
-    b.hubspot.remove_scope("files");
+    // The app's token without a scope its reads prove: named, with what it is for.
+    b.hubspot.remove_scope("oauth");
     let r = doctor_with(&b, &[]).await;
+    let f = failed(&r);
+    assert_eq!(f.len(), 1, "{}", r.render());
+    assert_eq!(
+        f[0].what,
+        "the HubSpot token lacks scopes: oauth (reading the account's details (baton-local doctor))"
+    );
+    assert!(f[0].fix.contains("baton-local hubspot-app"), "{}", f[0].fix);
+    b.hubspot.restore_scopes();
+
+    // A legacy private app: HubSpot's token info lists its scopes, and the doctor says it is
+    // living on borrowed time.
+    b.hubspot.set_credential(Credential::LegacyPrivateApp);
+    let legacy = [("HUBSPOT_CREDENTIAL", "private-app")];
+    let r = doctor_with(&b, &legacy).await;
+    let text = r.render();
+    assert!(r.passed(), "{text}");
+    assert!(
+        text.contains("! HubSpot credential: a legacy private app's token\n    note: it keeps working until HubSpot retires legacy apps (September 2027)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("✓ the HubSpot token has Baton's 7 scopes (HubSpot's token info)"),
+        "{text}"
+    );
+    b.hubspot.remove_scope("files");
+    let r = doctor_with(&b, &legacy).await;
     let f = failed(&r);
     assert_eq!(f.len(), 1, "{}", r.render());
     assert_eq!(
@@ -144,7 +189,7 @@ async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix(
     b.hubspot.restore_scopes();
     // Without a schema scope the missing properties cannot be created either: both are named.
     b.hubspot.remove_scope("crm.schemas.tickets.write");
-    let r = doctor_with(&b, &[]).await;
+    let r = doctor_with(&b, &legacy).await;
     let f = failed(&r);
     assert_eq!(f.len(), 2, "{}", r.render());
     assert!(
@@ -159,6 +204,41 @@ async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix(
         f[1].what
     );
     b.hubspot.restore_scopes();
+
+    // A service key: tickets work, and the doctor says what is off without webhooks (and sends
+    // no test event, which a service key could not have signed).
+    b.hubspot.set_credential(Credential::ServiceKey);
+    let r = doctor_with(&b, &[("HUBSPOT_CREDENTIAL", "service-key")]).await;
+    let text = r.render();
+    assert!(r.passed(), "{text}");
+    assert!(text.contains("! HubSpot credential: a service key\n    note: HubSpot credential is a service key: handoffs still become contacts, tickets, notes and files, but replies written in HubSpot"), "{text}");
+    assert!(text.contains("HubSpot sends a service key no webhooks"), "{text}");
+    assert!(!text.contains("/hubspot/events"), "{text}");
+    b.hubspot.set_credential(Credential::StaticApp);
+
+    // The events URL refuses what HubSpot would sign with another secret; and without one.
+    let r = doctor_with(&b, &[("HUBSPOT_APP_SECRET", "not-the-client-secret")]).await;
+    let f = failed(&r);
+    assert_eq!(f.len(), 1, "{}", r.render());
+    assert!(
+        f[0].what
+            .ends_with("/hubspot/events refused an event signed with HUBSPOT_APP_SECRET (401)"),
+        "{}",
+        f[0].what
+    );
+    let mut vars = b.settings();
+    vars.retain(|(k, _)| *k != "HUBSPOT_APP_SECRET");
+    let r = doctor::run(&Vars(vars), None, doctor::Options::default()).await;
+    let f = failed(&r);
+    assert_eq!(f.len(), 1, "{}", r.render());
+    assert!(f[0].what.starts_with("HUBSPOT_APP_SECRET is not set"));
+
+    // A token pasted into a setting that is not secret is masked wherever it is quoted.
+    let r = doctor_with(&b, &[("HUBSPOT_TICKET_PIPELINE", TOKEN)]).await;
+    let text = r.render();
+    assert!(!r.passed());
+    assert!(!text.contains(TOKEN), "{text}");
+    assert!(text.contains("pat-…(masked)"), "{text}");
 
     // A pipeline the portal does not have: the valid ids are listed.
     let r = doctor_with(&b, &[("HUBSPOT_TICKET_PIPELINE", "777")]).await;
@@ -201,6 +281,49 @@ async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix(
         failed(&r)[0]
             .what
             .contains("still the template's placeholder"),
+        "{}",
+        r.render()
+    );
+
+    // Baton's Meta app not subscribed to the business account: named, and --fix subscribes it.
+    b.graph.add_waba(WABA, &[AGENT_APP]);
+    let r = doctor_with(&b, &[]).await;
+    let f = failed(&r);
+    assert_eq!(f.len(), 1, "{}", r.render());
+    assert_eq!(
+        f[0].what,
+        format!(
+            "Baton ({}) is not subscribed to WhatsApp Business Account {WABA}, so Meta sends Baton none of its messages",
+            graph::APP_ID
+        )
+    );
+    assert!(f[0].fix.contains("--fix"));
+    let r = doctor::run(&Vars(b.settings()), None, doctor::Options { fix: true }).await;
+    assert!(r.passed(), "{}", r.render());
+    assert_eq!(b.graph.subscribed(WABA), [AGENT_APP.0, graph::APP_ID]);
+    // Baton alone on the account: a warning, since the AI agent then hears nothing.
+    b.graph.add_waba(WABA, &[(graph::APP_ID, "Baton")]);
+    let r = doctor_with(&b, &[]).await;
+    assert!(r.passed(), "{}", r.render());
+    assert!(
+        r.render().contains("! Baton is the only app subscribed to WhatsApp Business Account"),
+        "{}",
+        r.render()
+    );
+    // An account the token cannot manage, and none set.
+    let r = doctor_with(&b, &[("WHATSAPP_BUSINESS_ACCOUNT_ID", "555")]).await;
+    assert!(
+        failed(&r)[0].what.contains("the apps subscribed to WhatsApp Business Account 555 could not be read: HTTP 400, error 100"),
+        "{}",
+        r.render()
+    );
+    let mut vars = b.settings();
+    vars.retain(|(k, _)| *k != "WHATSAPP_BUSINESS_ACCOUNT_ID");
+    let r = doctor::run(&Vars(vars), None, doctor::Options::default()).await;
+    assert!(
+        failed(&r)[0]
+            .what
+            .starts_with("WHATSAPP_BUSINESS_ACCOUNT_ID is not set"),
         "{}",
         r.render()
     );
