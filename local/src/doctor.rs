@@ -427,7 +427,10 @@ async fn hubspot(src: &(dyn Source + Sync), report: &mut Report) -> Option<Crede
     let deadline = Instant::now() + Duration::from_secs(30);
     // 1. The account: proves a token of any kind.
     let mut missing: Vec<&str> = Vec::new();
-    match client.call(&api::account_details("account"), deadline).await {
+    match client
+        .call(&api::account_details("account"), deadline)
+        .await
+    {
         Ok(a) if a.is_success() => report.push(Finding::pass(format!(
             "the HubSpot token works: portal {} (data hosted in {})",
             a.body["portalId"],
@@ -603,7 +606,12 @@ async fn hubspot_events(
     let url = format!("{}/hubspot/events", base.trim_end_matches('/'));
     let secret = config::optional(src, HUBSPOT_APP_SECRET)
         .filter(|s| s != config::HUBSPOT_APP_SECRET_PLACEHOLDER)
-        .and_then(|list| list.split(',').map(str::trim).find(|s| !s.is_empty()).map(str::to_owned));
+        .and_then(|list| {
+            list.split(',')
+                .map(str::trim)
+                .find(|s| !s.is_empty())
+                .map(str::to_owned)
+        });
     let Some(secret) = secret else {
         report.push(Finding::fail(
             "HUBSPOT_APP_SECRET is not set, so HubSpot's events (replies from HubSpot, closed and deleted tickets) would be refused",
@@ -679,7 +687,9 @@ async fn business_account(
         Err(e) => {
             report.push(Finding::fail(
                 format!("the WhatsApp token's app could not be read: {e}"),
-                format!("check {ACCESS_TOKEN}: it must be a System User token of Baton's own Meta app"),
+                format!(
+                    "check {ACCESS_TOKEN}: it must be a System User token of Baton's own Meta app"
+                ),
             ));
             return;
         }
@@ -897,5 +907,26 @@ async fn storage(src: &dyn Source, aws: &aws_config::SdkConfig, report: &mut Rep
                 "check the AWS credentials and region, and the stack's queue outputs",
             ),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_tokens;
+
+    #[test]
+    fn token_shaped_words_are_masked_and_nothing_else() {
+        let text = "pipeline \"pat-na1-6a1bc2d3-0000-4e5f-9a8b-112233445566\" is not a ticket pipeline; \
+                    token EAAGm0PX4ZCpsBAKZC0abc, secret 3f9a0c7e5b1d2f4a6c8e0b2d4f6a8c0e2b4d6f8a, \
+                    https://abc123.execute-api.eu-west-1.amazonaws.com/webhook, portal 62515, \
+                    number 106540352242922, handoff ho_a480993bc96d423c8f0b46aa";
+        let masked = mask_tokens(text);
+        assert_eq!(
+            masked,
+            "pipeline \"pat-…(masked)\" is not a ticket pipeline; \
+             token EAAG…(masked), secret 3f9a…(masked), \
+             https://abc123.execute-api.eu-west-1.amazonaws.com/webhook, portal 62515, \
+             number 106540352242922, handoff ho_a480993bc96d423c8f0b46aa"
+        );
     }
 }

@@ -56,7 +56,9 @@ pub fn project_files(reply_active: bool) -> Vec<(&'static str, Value)> {
         .map(|s| {
             let active = reply_active || s.property != Some(TICKET_REPLY);
             match s.property {
-                Some(property) => json!({"subscriptionType": s.kind, "propertyName": property, "active": active}),
+                Some(property) => {
+                    json!({"subscriptionType": s.kind, "propertyName": property, "active": active})
+                }
                 None => json!({"subscriptionType": s.kind, "active": active}),
             }
         })
@@ -123,9 +125,8 @@ pub fn profile(account: u64, events_url: &str, support_email: &str) -> Value {
 /// HubSpot token at hand (the stack's secret) it first creates Baton's properties, so the
 /// reply subscription can be on; without it the subscription stays off until a second run.
 pub async fn write(src: &(dyn Source + Sync), opts: &Options) -> Result<String, String> {
-    let base = config::optional(src, PUBLIC_BASE_URL).ok_or(
-        "no events URL: give --stack NAME (its WebhookUrl output) or set PUBLIC_BASE_URL",
-    )?;
+    let base = config::optional(src, PUBLIC_BASE_URL)
+        .ok_or("no events URL: give --stack NAME (its WebhookUrl output) or set PUBLIC_BASE_URL")?;
     let events_url = format!("{}/hubspot/events", base.trim_end_matches('/'));
     if !events_url.starts_with("https://") {
         return Err(format!(
@@ -189,7 +190,9 @@ async fn create_properties(src: &(dyn Source + Sync)) -> Result<Option<String>, 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     Portal::discover(&client, &cfg, deadline)
         .await
-        .map_err(|e| format!("Baton's properties could not be created with HUBSPOT_ACCESS_TOKEN: {e}"))?;
+        .map_err(|e| {
+            format!("Baton's properties could not be created with HUBSPOT_ACCESS_TOKEN: {e}")
+        })?;
     Ok(Some("Baton's properties exist in the portal".to_owned()))
 }
 
@@ -200,4 +203,54 @@ fn write_file(dir: &Path, path: &str, text: &str) -> Result<(), String> {
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     std::fs::write(&file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The project committed in `hubspot-app/` is what the code writes: the scopes every call
+    /// needs and the events the webhook reads, nothing more.
+    #[test]
+    fn the_committed_app_files_agree_with_the_code() {
+        let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hubspot-app");
+        for (path, value) in project_files(true) {
+            let committed = std::fs::read_to_string(project.join(path))
+                .unwrap_or_else(|e| panic!("hubspot-app/{path}: {e}"));
+            assert_eq!(
+                committed,
+                file_text(&value),
+                "hubspot-app/{path} differs from what baton-local hubspot-app writes"
+            );
+        }
+        let ignored = std::fs::read_to_string(project.join(".gitignore")).unwrap();
+        assert!(ignored.lines().any(|l| l == "src/hsprofile.*.json"));
+    }
+
+    #[test]
+    fn the_app_declares_exactly_baton_s_scopes_and_subscriptions() {
+        let files = project_files(false);
+        let app = &files[1].1["config"]["auth"];
+        let scopes: Vec<&str> = app["requiredScopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let wanted: Vec<&str> = api::SCOPES.iter().map(|(s, _)| *s).collect();
+        assert_eq!(scopes, wanted);
+        let subs = files[2].1["config"]["subscriptions"]["legacyCrmObjects"]
+            .as_array()
+            .unwrap();
+        assert_eq!(subs.len(), SUBSCRIPTIONS.len());
+        for (sub, declared) in subs.iter().zip(SUBSCRIPTIONS) {
+            assert_eq!(sub["subscriptionType"], declared.kind);
+            assert_eq!(sub["propertyName"].as_str(), declared.property);
+            assert_eq!(
+                sub["active"],
+                declared.property != Some(TICKET_REPLY),
+                "only the reply property waits for the property to exist"
+            );
+        }
+    }
 }

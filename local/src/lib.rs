@@ -647,11 +647,12 @@ pub fn banner(cfg: &LocalConfig, bound: SocketAddr) -> String {
             cfg.outbox_dir().display()
         )),
     }
-    match &cfg.secrets.hubspot_secrets {
-        Some(_) => out.push_str(&format!(
+    match (cfg.hubspot.credential.features_off(), &cfg.secrets.hubspot_secrets) {
+        (Some(off), _) => out.push_str(&format!("{off}.\n")),
+        (None, Some(_)) => out.push_str(&format!(
             "Reps' replies and ticket closes arrive from your HubSpot app's webhook at {base}/hubspot/events (X-HubSpot-Signature-v3, HUBSPOT_APP_SECRET).\n"
         )),
-        None => out.push_str(&format!(
+        (None, None) => out.push_str(&format!(
             "Set HUBSPOT_APP_SECRET (your HubSpot app's client secret) to take reps' replies and ticket closes at {base}/hubspot/events.\n"
         )),
     }
@@ -835,5 +836,16 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("the-client-secret"), "never printed");
+        // A service key: the banner says what it leaves off, and why.
+        let cfg = LocalConfig::from_source(&[
+            (DATA_DIR, d.to_str().unwrap()),
+            ("HUBSPOT_CREDENTIAL", "service-key"),
+        ])
+        .unwrap();
+        let text = banner(&cfg, "127.0.0.1:3999".parse().unwrap());
+        assert!(
+            text.contains("replies written in HubSpot, closing a ticket and deleting one reach neither the customer nor the AI agent, because HubSpot sends a service key no webhooks"),
+            "{text}"
+        );
     }
 }

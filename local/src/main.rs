@@ -217,35 +217,57 @@ async fn check(command: &str, args: &[String]) -> ExitCode {
     let mut app = baton_local::hubspot_app::Options::default();
     let mut rest = args.iter();
     while let Some(a) = rest.next() {
-        let mut value = || rest.next().cloned().filter(|v| !v.starts_with("--"));
+        let mut value = |what: &str| {
+            let v = rest.next().cloned().filter(|v| !v.starts_with("--"));
+            if v.is_none() {
+                eprintln!("baton-local: {a} takes {what}\n\n{USAGE}");
+            }
+            v
+        };
         let ok = match (a.as_str(), command) {
-            ("--stack", _) => value().map(|v| stack = Some(v)).is_some(),
+            ("--stack", _) => value("a stack name").map(|v| stack = Some(v)).is_some(),
             ("--cleanup", "smoke") => {
                 opts.cleanup = true;
                 true
             }
-            ("--timeout", "smoke") => value()
-                .and_then(|t| t.parse().ok())
-                .map(|secs| opts.timeout = std::time::Duration::from_secs(secs))
-                .is_some(),
+            ("--timeout", "smoke") => match value("a number of seconds").map(|t| t.parse()) {
+                Some(Ok(secs)) => {
+                    opts.timeout = std::time::Duration::from_secs(secs);
+                    true
+                }
+                Some(Err(_)) => {
+                    eprintln!("baton-local: --timeout takes a number of seconds\n\n{USAGE}");
+                    false
+                }
+                None => false,
+            },
             ("--fix", "doctor") => {
                 doctor.fix = true;
                 true
             }
-            ("--account", "hubspot-app") => value()
-                .and_then(|t| t.parse().ok())
-                .map(|id| app.account = Some(id))
-                .is_some(),
-            ("--dir", "hubspot-app") => value().map(|d| app.dir = d.into()).is_some(),
-            _ => false,
+            ("--account", "hubspot-app") => match value("the portal's id").map(|t| t.parse()) {
+                Some(Ok(id)) => {
+                    app.account = Some(id);
+                    true
+                }
+                Some(Err(_)) => {
+                    eprintln!("baton-local: --account takes the portal's id (a number)\n\n{USAGE}");
+                    false
+                }
+                None => false,
+            },
+            ("--dir", "hubspot-app") => value("a directory").map(|d| app.dir = d.into()).is_some(),
+            _ => {
+                eprintln!("baton-local: {command}: unknown argument {a:?}\n\n{USAGE}");
+                false
+            }
         };
         if !ok {
-            eprintln!("baton-local: {command}: bad or incomplete argument {a:?}\n\n{USAGE}");
             return ExitCode::from(2);
         }
     }
-    let needs_aws = stack.is_some()
-        || (command == "doctor" && std::env::var_os(config::TABLE_NAME).is_some());
+    let needs_aws =
+        stack.is_some() || (command == "doctor" && std::env::var_os(config::TABLE_NAME).is_some());
     let aws = match needs_aws {
         true => Some(baton_shared::retry::load_aws().await),
         false => None,

@@ -1,21 +1,24 @@
 //! `baton-local doctor --stack NAME`, the binary, against a deployed stack on the emulators: its
 //! outputs, parameters and secret read from CloudFormation and Secrets Manager (moto), the table
 //! on DynamoDB Local, the bucket on s3s-fs, the dead-letter queues on moto's SQS, HubSpot's
-//! contract-strict test server, and a stand-in for the deployed webhook and the Graph API.
+//! contract-strict test server, the test Graph API, and a stand-in for the deployed webhook.
+//! `baton-local hubspot-app --stack NAME` takes the events URL from the same kind of stack.
 
 use std::process::Command;
 use std::time::Duration;
 
-use axum::extract::{Path, Query};
+use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode};
+use baton_testkit::graph::{self, GraphServer};
 use baton_testkit::hubspot::{HubspotServer, Options, TOKEN};
 use baton_testkit::lambda_runtime::Stack;
 use serde_json::json;
 
 const VERIFY: &str = "stack-verify-token";
-const GRAPH_TOKEN: &str = "EAAG-stack-graph-token";
+const GRAPH_TOKEN: &str = graph::TOKEN;
+const WABA: &str = "102290129340398";
 
-/// The deployed webhook's handshake and the Graph API's phone number lookup, as they answer.
+/// The deployed webhook's handshake, and its HubSpot events endpoint taking a signed event.
 async fn deployed() -> String {
     async fn handshake(
         Query(q): Query<std::collections::HashMap<String, String>>,
@@ -25,29 +28,15 @@ async fn deployed() -> String {
             _ => (StatusCode::FORBIDDEN, "Forbidden".into()),
         }
     }
-    async fn phone(
-        Path((_, id)): Path<(String, String)>,
-        headers: HeaderMap,
-    ) -> (StatusCode, axum::Json<serde_json::Value>) {
-        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-        if auth != Some(&format!("Bearer {GRAPH_TOKEN}")) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(
-                    json!({"error": {"code": 190, "message": "Invalid OAuth access token"}}),
-                ),
-            );
+    async fn events(headers: HeaderMap) -> StatusCode {
+        match headers.get("x-hubspot-signature-v3") {
+            Some(_) => StatusCode::OK,
+            None => StatusCode::UNAUTHORIZED,
         }
-        (
-            StatusCode::OK,
-            axum::Json(
-                json!({"id": id, "display_phone_number": "+1 555-010-0001", "verified_name": "Stack Shop"}),
-            ),
-        )
     }
     let app = axum::Router::new()
         .route("/webhook", axum::routing::get(handshake))
-        .route("/{version}/{id}", axum::routing::get(phone));
+        .route("/hubspot/events", axum::routing::post(events));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -115,6 +104,7 @@ fn doctor(stack: &Stack, name: &str, hubspot: &str, graph: &str) -> (bool, Strin
         .env("AWS_ENDPOINT_URL_S3", &e.s3)
         .env("BATON_S3_PATH_STYLE", "1")
         .env("WHATSAPP_PHONE_NUMBER_ID", "106540352242922")
+        .env("WHATSAPP_BUSINESS_ACCOUNT_ID", WABA)
         .env("GRAPH_API_BASE_URL", graph)
         .env("HUBSPOT_BASE_URL", hubspot)
         .output()
@@ -140,10 +130,20 @@ async fn the_doctor_reads_a_deployed_stack_and_reaches_its_table_bucket_and_queu
     })
     .await;
     let url = deployed().await;
+    let graph = GraphServer::start(Duration::from_secs(300)).await;
+    graph.add_phone_number("106540352242922", "+1 555-010-0001", "Stack Shop");
+    graph.add_waba(
+        WABA,
+        &[
+            ("2345678901234567", "Customer Support Bot"),
+            (graph::APP_ID, "Baton"),
+        ],
+    );
     let secret = stack
         .secret(
             &json!({"WHATSAPP_APP_SECRET": "stack-app-secret", "WHATSAPP_VERIFY_TOKEN": VERIFY,
             "WHATSAPP_ACCESS_TOKEN": GRAPH_TOKEN, "HUBSPOT_ACCESS_TOKEN": TOKEN,
+            "HUBSPOT_APP_SECRET": "stack-hubspot-secret",
             "AGENT_EVENTS_SECRET": "stack-agent-secret"}),
         )
         .await;
@@ -155,15 +155,17 @@ async fn the_doctor_reads_a_deployed_stack_and_reaches_its_table_bucket_and_queu
                "TableName": stack.store.table(), "MediaBucketName": stack.objects.bucket()}),
     )
     .await;
-    let (ok, text) = doctor(&stack, &name, &hubspot.base_url(), &url);
+    let (ok, text) = doctor(&stack, &name, &hubspot.base_url(), &graph.base_url);
     assert!(ok, "{text}");
     for want in [
         "✓ WHATSAPP_APP_SECRET is set (1 secret(s))",
         "✓ the WhatsApp token reads business number +1 555-010-0001 (Stack Shop)",
-        "✓ the HubSpot token is valid and has Baton's 6 scopes",
+        "✓ Baton is subscribed to WhatsApp Business Account 102290129340398, beside Customer Support Bot",
+        "✓ the HubSpot token works: portal 62515",
         // The stack's parameter, not the default pipeline.
         "✓ tickets go to pipeline 9170, stage 9171",
         "/webhook answers Meta's handshake with the verify token",
+        "/hubspot/events accepts an event signed with HUBSPOT_APP_SECRET",
         &format!(
             "✓ table {} is reachable, its stream on",
             stack.store.table()
@@ -171,7 +173,7 @@ async fn the_doctor_reads_a_deployed_stack_and_reaches_its_table_bucket_and_queu
         &format!("✓ bucket {} is reachable", stack.objects.bucket()),
         "✓ the HubSpot dead-letter queue is reachable (0 record(s) waiting)",
         "✓ the handoff dead-letter queue is reachable (0 record(s) waiting)",
-        "All 11 checks passed.",
+        "All 15 checks passed.",
     ] {
         assert!(text.contains(want), "{want:?} not in\n{text}");
     }
@@ -181,6 +183,7 @@ async fn the_doctor_reads_a_deployed_stack_and_reaches_its_table_bucket_and_queu
         GRAPH_TOKEN,
         TOKEN,
         "stack-agent-secret",
+        "stack-hubspot-secret",
     ] {
         assert!(!text.contains(secret), "a secret is printed:\n{text}");
     }
@@ -194,7 +197,7 @@ async fn the_doctor_reads_a_deployed_stack_and_reaches_its_table_bucket_and_queu
                "TableName": "baton-no-such-table", "MediaBucketName": "baton-no-such-bucket"}),
     )
     .await;
-    let (ok, text) = doctor(&stack, &broken, &hubspot.base_url(), &url);
+    let (ok, text) = doctor(&stack, &broken, &hubspot.base_url(), &graph.base_url);
     assert!(!ok, "{text}");
     assert!(
         text.contains("✗ table baton-no-such-table is not reachable"),
@@ -204,12 +207,199 @@ async fn the_doctor_reads_a_deployed_stack_and_reaches_its_table_bucket_and_queu
         text.contains("✗ bucket baton-no-such-bucket is not reachable"),
         "{text}"
     );
-    assert!(text.contains("2 of 11 checks failed."), "{text}");
+    assert!(text.contains("2 of 15 checks failed."), "{text}");
     // And a stack that does not exist.
-    let (ok, text) = doctor(&stack, "no-such-stack", &hubspot.base_url(), &url);
+    let (ok, text) = doctor(
+        &stack,
+        "no-such-stack",
+        &hubspot.base_url(),
+        &graph.base_url,
+    );
     assert!(!ok);
     assert!(
         text.contains("cannot describe stack no-such-stack"),
+        "{text}"
+    );
+}
+
+/// `baton-local hubspot-app` with the emulators' AWS settings.
+fn hubspot_app(stack: &Stack, args: &[&str], hubspot: &str) -> (bool, String) {
+    let e = &stack.emulators;
+    let out = Command::new(env!("CARGO_BIN_EXE_baton-local"))
+        .arg("hubspot-app")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "error")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL_CLOUDFORMATION", &e.moto)
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &e.moto)
+        .env("HUBSPOT_APP_SUPPORT_EMAIL", "it@example.com")
+        .env("HUBSPOT_BASE_URL", hubspot)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn read_json(path: std::path::PathBuf) -> serde_json::Value {
+    serde_json::from_slice(
+        &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspot_app_writes_the_project_with_the_stacks_events_url_and_the_upload_commands() {
+    let Some(stack) = Stack::start().await else {
+        return;
+    };
+    let hubspot = HubspotServer::start(Options::default()).await;
+    let api = "https://abc123.execute-api.eu-west-1.amazonaws.com";
+    // Before the app is installed the stack's secret holds no HubSpot token.
+    let before = stack
+        .secret(&json!({"WHATSAPP_APP_SECRET": "s", "WHATSAPP_VERIFY_TOKEN": VERIFY}))
+        .await;
+    let name = format!("baton-app-{}", std::process::id());
+    create_stack(
+        &stack.emulators.moto,
+        &name,
+        json!({"WebhookUrl": format!("{api}/webhook"), "SecretArn": before}),
+    )
+    .await;
+    let dir = std::env::temp_dir().join(format!("baton-hubspot-app-{}", std::process::id()));
+    let dir_arg = dir.to_str().unwrap();
+    let (ok, text) = hubspot_app(
+        &stack,
+        &["--stack", &name, "--account", "12345678", "--dir", dir_arg],
+        &hubspot.base_url(),
+    );
+    assert!(ok, "{text}");
+    println!("{text}");
+    let profile = read_json(dir.join("src/hsprofile.prod.json"));
+    assert_eq!(profile["accountId"], 12_345_678);
+    assert_eq!(
+        profile["variables"]["BATON_WEBHOOK_URL"],
+        format!("{api}/hubspot/events")
+    );
+    assert_eq!(profile["variables"]["SUPPORT_EMAIL"], "it@example.com");
+    let app = read_json(dir.join("src/app/app-hsmeta.json"));
+    assert_eq!(app["config"]["distribution"], "private");
+    assert_eq!(app["config"]["auth"]["type"], "static");
+    let webhooks = read_json(dir.join("src/app/webhooks/webhooks-hsmeta.json"));
+    assert_eq!(
+        webhooks["config"]["settings"]["targetUrl"],
+        "${BATON_WEBHOOK_URL}"
+    );
+    let subscriptions = webhooks["config"]["subscriptions"]["legacyCrmObjects"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let reply = |subs: &[serde_json::Value]| {
+        subs.iter()
+            .find(|s| s["propertyName"] == "baton_whatsapp_reply")
+            .unwrap()["active"]
+            .clone()
+    };
+    // The reply property does not exist yet: its subscription waits for the second run.
+    assert_eq!(reply(&subscriptions), false);
+    assert!(subscriptions.iter().filter(|s| s["active"] == true).count() == 2);
+    for want in [
+        &format!("its events going to {api}/hubspot/events"),
+        "npm install -g @hubspot/cli@latest",
+        "hs account auth --account 12345678 --personal-access-key",
+        &format!("cd {dir_arg}"),
+        "hs project validate --profile prod",
+        "hs project upload --profile prod",
+        "Install now",
+        "The subscription to baton_whatsapp_reply is off for now",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
+    assert!(
+        hubspot
+            .property_names("tickets")
+            .iter()
+            .all(|p| p != "baton_whatsapp_reply")
+    );
+
+    // Installed, its token in the secret: the second run creates Baton's properties and turns
+    // the reply subscription on.
+    let after = stack
+        .secret(
+            &json!({"WHATSAPP_APP_SECRET": "s", "WHATSAPP_VERIFY_TOKEN": VERIFY,
+                         "HUBSPOT_ACCESS_TOKEN": TOKEN}),
+        )
+        .await;
+    let installed = format!("{name}-installed");
+    create_stack(
+        &stack.emulators.moto,
+        &installed,
+        json!({"WebhookUrl": format!("{api}/webhook"), "SecretArn": after}),
+    )
+    .await;
+    let (ok, text) = hubspot_app(
+        &stack,
+        &[
+            "--stack",
+            &installed,
+            "--account",
+            "12345678",
+            "--dir",
+            dir_arg,
+        ],
+        &hubspot.base_url(),
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("Baton's properties exist in the portal, so the subscription to baton_whatsapp_reply is on"), "{text}");
+    assert!(
+        hubspot
+            .property_names("tickets")
+            .iter()
+            .any(|p| p == "baton_whatsapp_reply")
+    );
+    let webhooks = read_json(dir.join("src/app/webhooks/webhooks-hsmeta.json"));
+    let subscriptions = webhooks["config"]["subscriptions"]["legacyCrmObjects"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(reply(&subscriptions), true);
+    assert!(!text.contains(TOKEN), "{text}");
+
+    // What HubSpot cannot call is refused, naming why.
+    let plain = format!("{name}-http");
+    create_stack(
+        &stack.emulators.moto,
+        &plain,
+        json!({"WebhookUrl": "http://127.0.0.1:3000/webhook", "SecretArn": before}),
+    )
+    .await;
+    let (ok, text) = hubspot_app(
+        &stack,
+        &["--stack", &plain, "--account", "1"],
+        &hubspot.base_url(),
+    );
+    assert!(!ok);
+    assert!(
+        text.contains("is not HTTPS, and HubSpot only calls HTTPS URLs"),
+        "{text}"
+    );
+    let (ok, text) = hubspot_app(
+        &stack,
+        &["--stack", &name, "--dir", dir_arg],
+        &hubspot.base_url(),
+    );
+    assert!(!ok);
+    assert!(
+        text.contains("give --account PORTAL_ID or set HUBSPOT_ACCOUNT_ID"),
         "{text}"
     );
 }

@@ -277,9 +277,23 @@ fn a_bad_setting_stops_start_up_and_is_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout takes a number of seconds"));
     // The doctor with nothing configured: every failure named, exit code 1, no stack needed.
-    let out = command(&temp_dir("doctor-empty"))
-        .env_remove("HUBSPOT_ACCESS_TOKEN")
-        .env_remove("WHATSAPP_ACCESS_TOKEN")
+    // Nor AWS: no AWS settings, and not a word about regions or instance metadata.
+    let mut doctor = command(&temp_dir("doctor-empty"));
+    for var in [
+        "HUBSPOT_ACCESS_TOKEN",
+        "WHATSAPP_ACCESS_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_PROFILE",
+        "RUST_LOG",
+    ] {
+        doctor.env_remove(var);
+    }
+    let out = doctor
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
         .arg("doctor")
         .output()
         .unwrap();
@@ -292,5 +306,12 @@ fn a_bad_setting_stops_start_up_and_is_named() {
         "✗ PUBLIC_BASE_URL is not set",
     ] {
         assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    for word in ["region", "imds", "credentials"] {
+        assert!(
+            !err.contains(word),
+            "{word:?} in the doctor's stderr:\n{err}"
+        );
     }
 }

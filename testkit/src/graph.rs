@@ -246,7 +246,9 @@ fn unknown_waba(id: &str) -> Response {
     graph_error(
         StatusCode::BAD_REQUEST,
         100,
-        &format!("Unsupported get request. Object with ID '{id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation."),
+        &format!(
+            "Unsupported get request. Object with ID '{id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation."
+        ),
     )
 }
 

@@ -134,7 +134,10 @@ async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix(
     }
     // Every HubSpot request carried the Bearer header (the server refuses any other).
     assert!(
-        b.hubspot.requests().iter().any(|(_, p)| p == "/account-info/2026-09/details"),
+        b.hubspot
+            .requests()
+            .iter()
+            .any(|(_, p)| p == "/account-info/2026-09/details"),
         "{:?}",
         b.hubspot.requests()
     );
@@ -212,7 +215,10 @@ async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix(
     let text = r.render();
     assert!(r.passed(), "{text}");
     assert!(text.contains("! HubSpot credential: a service key\n    note: HubSpot credential is a service key: handoffs still become contacts, tickets, notes and files, but replies written in HubSpot"), "{text}");
-    assert!(text.contains("HubSpot sends a service key no webhooks"), "{text}");
+    assert!(
+        text.contains("HubSpot sends a service key no webhooks"),
+        "{text}"
+    );
     assert!(!text.contains("/hubspot/events"), "{text}");
     b.hubspot.set_credential(Credential::StaticApp);
 
@@ -306,7 +312,8 @@ async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix(
     let r = doctor_with(&b, &[]).await;
     assert!(r.passed(), "{}", r.render());
     assert!(
-        r.render().contains("! Baton is the only app subscribed to WhatsApp Business Account"),
+        r.render()
+            .contains("! Baton is the only app subscribed to WhatsApp Business Account"),
         "{}",
         r.render()
     );

@@ -79,6 +79,9 @@ impl Deliverer {
                 "HUBSPOT_ACCESS_TOKEN is not set: handoffs are parked until it is put into the stack's secret"
             );
         }
+        if let Some(off) = cfg.credential.features_off() {
+            tracing::warn!("{off}");
+        }
         Ok(Self::new(cfg, client, store, objects))
     }
 
