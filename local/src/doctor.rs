@@ -225,6 +225,9 @@ pub async fn stack_settings(
         let name = match k {
             "HubspotTicketPipeline" => baton_hubspot::config::PIPELINE,
             "HubspotTicketStage" => baton_hubspot::config::STAGE,
+            "HubspotCredential" => baton_hubspot::config::CREDENTIAL,
+            "HubspotTicketDefaults" => baton_hubspot::config::TICKET_DEFAULTS,
+            "HubspotContactDefaults" => baton_hubspot::config::CONTACT_DEFAULTS,
             "GraphApiVersion" => config::GRAPH_API_VERSION,
             _ => continue,
         };

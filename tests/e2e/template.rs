@@ -78,6 +78,9 @@ fn the_template_wires_what_the_functions_read_and_serve() {
         REPLY_TEMPLATE_LANGUAGE,
         REPLY_TEMPLATE_PARAMS,
         AGENT_WEBHOOK_URL,
+        baton_hubspot::config::CREDENTIAL,
+        baton_hubspot::config::TICKET_DEFAULTS,
+        baton_hubspot::config::CONTACT_DEFAULTS,
     ] {
         assert!(hubspot.contains(&format!("{var}: ")), "hubspot env {var}");
     }
