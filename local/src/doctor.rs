@@ -547,7 +547,7 @@ async fn token_scopes(
         .call(&api::legacy_token_info("scopes", token), deadline)
         .await
         .ok()
-        .filter(|a| a.is_success())?;
+        .filter(baton_hubspot::client::Answer::is_success)?;
     let scopes = answer.body["scopes"].as_array()?;
     Some(
         scopes

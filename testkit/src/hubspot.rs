@@ -1196,7 +1196,7 @@ fn create(p: &mut Portal, kind: &str, body: &Value) -> Response {
     let missing: Vec<&str> = p
         .required_on_create
         .iter()
-        .filter(|(k, name)| k == kind && checked.get(name).is_none_or(|v| v.is_empty()))
+        .filter(|(k, name)| k == kind && checked.get(name).is_none_or(String::is_empty))
         .map(|(_, name)| name.as_str())
         .collect();
     if !missing.is_empty() {
