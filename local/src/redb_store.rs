@@ -289,8 +289,13 @@ fn merge_conversation(old: Option<Conversation>, touch: &Conversation) -> Conver
 #[async_trait]
 impl DeliveryStore for RedbStore {
     async fn write_batch(&self, batch: &DeliveryBatch) -> Result<WriteReport, StoreError> {
+        let events = batch.agent_events.clone();
         let batch = batch.clone();
-        self.blocking(move |db| write(db, &batch)).await
+        let mut report = self.blocking(move |db| write(db, &batch)).await?;
+        if !events.is_empty() {
+            report.agent_events_new = self.write_agent_events(&events).await?.events_new;
+        }
+        Ok(report)
     }
 }
 

@@ -44,6 +44,33 @@ pub struct AgentEvent {
     pub tool: Option<ToolCall>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<HandoffRequest>,
+    /// Set by Baton alone: Meta told it (Conversation Routing), the agent did not post it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// What Meta told Baton, for an event the agent did not post itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// An echo of the thread owner's message (`standby` or `message_echoes`): the AI's reply.
+    Echo,
+    /// An echo of a message sent from the WhatsApp Business app (`smb_message_echoes`).
+    BusinessApp,
+    /// `control_passed`: the AI passed the thread to Baton.
+    ControlPassed,
+    /// `control_taken`: another partner took the thread from Baton.
+    ControlTaken,
+}
+
+impl Origin {
+    /// Who the transcript says wrote a message line.
+    pub fn sender(self) -> &'static str {
+        match self {
+            Self::BusinessApp => "Business (WhatsApp Business app)",
+            Self::Echo | Self::ControlPassed | Self::ControlTaken => "AI agent",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,8 +144,12 @@ impl AgentEvent {
         if !id_ok(&self.customer) {
             return Err("customer must be the customer's wa_id or user_id".into());
         }
+        if self.origin.is_some() {
+            return Err("origin is Baton's own field: leave it out".into());
+        }
         let has_text = self.text.as_deref().is_some_and(|t| !t.trim().is_empty());
         match self.kind {
+            AgentEventKind::Handover => Err("handover events come from Meta, not the agent".into()),
             AgentEventKind::Message | AgentEventKind::Reasoning if !has_text => {
                 Err(format!("a {} event needs `text`", self.kind.as_str()))
             }
@@ -246,6 +277,8 @@ mod tests {
             (br#"{"id":"e1","type":"handoff","phone_number_id":"1","customer":"2","handoff":{"category":"x","reason":""}}"#, "handoff.reason"),
             (br#"{"id":"e1","type":"handoff","phone_number_id":"1","customer":"2","handoff":{"category":"x","reason":"y","sentiment":"angry"}}"#, "sentiment"),
             (br#"{"id":"e1","type":"reasoning","phone_number_id":"1","customer":"2","text":"x","timestamp":"yesterday"}"#, "RFC 3339"),
+            (br#"{"id":"e1","type":"message","phone_number_id":"1","customer":"2","text":"x","origin":"echo"}"#, "origin is Baton's own"),
+            (br#"{"id":"e1","type":"handover","phone_number_id":"1","customer":"2"}"#, "come from Meta"),
         ];
         for (body, expected) in cases {
             let err = parse_events(body, NOW_MS).unwrap_err().to_string();

@@ -4,10 +4,10 @@
 //! Built one page of the timeline at a time ([`Transcript::push`]), with one map of short excerpts
 //! so replies and reactions can quote what they refer to: linear in the conversation's length.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use crate::agent::AgentEvent;
+use crate::agent::{AgentEvent, Origin};
 use crate::domain::{
     AgentEventKind, AgentEventRecord, MediaRecord, MediaState, MessageRecord, TimelineEntry,
 };
@@ -157,6 +157,9 @@ impl Line {
 pub struct Transcript {
     customer: String,
     excerpts: HashMap<String, String>,
+    /// The wamids of the agent's replies already written: an echo from Meta and the agent's own
+    /// event of one reply are one line.
+    replies: HashSet<String>,
     out: Rendered,
     /// Lines kept whole since the last [`Transcript::take_lines`], when asked for.
     lines: Option<Vec<Line>>,
@@ -170,6 +173,7 @@ impl Transcript {
         Self {
             customer: format!("Customer ({customer})"),
             excerpts: HashMap::new(),
+            replies: HashSet::new(),
             out,
             lines: None,
         }
@@ -199,9 +203,15 @@ impl Transcript {
     }
 
     fn line(&mut self, ts: i64, role: Role, text: &str) {
+        self.line_by(ts, role, None, text);
+    }
+
+    /// A line; `sender` names who wrote an agent line when Meta says it (an echo).
+    fn line_by(&mut self, ts: i64, role: Role, sender: Option<&str>, text: &str) {
+        let customer = self.customer.clone();
         let who = match role {
-            Role::Customer => self.customer.as_str(),
-            Role::Agent => "AI agent",
+            Role::Customer => customer.as_str(),
+            Role::Agent => sender.unwrap_or("AI agent"),
             Role::System => "System",
         };
         match &mut self.lines {
@@ -237,23 +247,37 @@ impl Transcript {
         };
         match e.kind {
             AgentEventKind::Message => {
+                if let Some(w) = &event.wamid
+                    && !self.replies.insert(w.clone())
+                {
+                    self.out.agent_events -= 1;
+                    return;
+                }
                 let text = event.text.unwrap_or_default();
                 if let Some(w) = &event.wamid {
                     self.excerpts.insert(w.clone(), excerpt(&text));
                 }
-                self.line(e.timestamp, Role::Agent, &text);
+                let sender = event.origin.map(Origin::sender);
+                self.line_by(e.timestamp, Role::Agent, sender, &text);
             }
             AgentEventKind::Handoff => {
                 if let Some(h) = event.handoff {
+                    let who = match event.origin {
+                        Some(Origin::ControlPassed) => {
+                            "the AI agent passed the WhatsApp thread to Baton (Meta Conversation Routing)"
+                        }
+                        _ => "the AI agent handed the conversation to a person",
+                    };
                     self.line(
                         e.timestamp,
                         Role::System,
-                        &format!(
-                            "the AI agent handed the conversation to a person ({}): {}",
-                            h.category, h.reason
-                        ),
+                        &format!("{who} ({}): {}", h.category, h.reason),
                     );
                 }
+            }
+            AgentEventKind::Handover => {
+                let text = event.text.unwrap_or_else(|| "the WhatsApp thread moved".into());
+                self.line(e.timestamp, Role::System, &format!("{text} (Meta Conversation Routing)"));
             }
             // Reasoning and tool calls belong on the session page, not in the rep's transcript.
             AgentEventKind::Reasoning | AgentEventKind::ToolCall => {}
@@ -670,5 +694,71 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains('\u{0}'), "no marks left");
+    }
+
+    /// Every timeline entry a routing fixture (tests/fixtures/routing) stores.
+    fn routed(name: &str) -> Vec<TimelineEntry> {
+        let path = format!(
+            "{}/../tests/fixtures/routing/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let batch = crate::domain::build_batch(
+            bytes::Bytes::from(std::fs::read(&path).unwrap()),
+            1_750_200_000_000,
+            crate::domain::BatchOrigin::Webhook,
+        );
+        let mut entries: Vec<TimelineEntry> = batch
+            .messages
+            .into_iter()
+            .map(TimelineEntry::Message)
+            .chain(batch.agent_events.into_iter().map(TimelineEntry::Agent))
+            .collect();
+        entries.sort_by_key(TimelineEntry::order_key);
+        entries
+    }
+
+    #[test]
+    fn a_conversation_seen_only_through_routing_reads_in_order_with_each_sender() {
+        let mut timeline: Vec<TimelineEntry> = [
+            "standby_inbound_text",
+            "standby_echo_text",
+            "standby_echo_template",
+            "smb_echo_text",
+            "control_passed_roles",
+            "control_taken",
+        ]
+        .iter()
+        .flat_map(|n| routed(n))
+        .collect();
+        // The agent also posted its first reply itself, with the same wamid: one line.
+        let posted = crate::agent::parse_events(
+            br#"{"id":"agent-1","type":"message","phone_number_id":"106540352242922","customer":"16505551234",
+                 "text":"Hello! Your order #12345 has shipped.","timestamp":1750100101,
+                 "wamid":"wamid.HBgLMTY1MDU1NTEyMzQVAgARGBJFQ0hPVEVYVDAwMDAwMDAwMQA="}"#,
+            1_750_200_000_000,
+        )
+        .unwrap();
+        timeline.push(TimelineEntry::Agent(posted[0].clone()));
+        timeline.sort_by_key(TimelineEntry::order_key);
+        let mut t = Transcript::new("Title", "Ana Ruiz");
+        for entry in &timeline {
+            t.push(entry);
+        }
+        let rendered = t.finish();
+        let text = rendered.text(&HashMap::new(), &|k| k.to_owned());
+        let lines: Vec<&str> = text.lines().skip(2).collect();
+        assert_eq!(
+            lines,
+            [
+                "[2025-02-12 00:43:44 UTC] Business (WhatsApp Business app): Here's the info you requested! https://www.meta.com/quest/quest-3/",
+                "[2025-06-16 18:53:20 UTC] Customer (Ana Ruiz): My order 48213 arrived broken.",
+                "[2025-06-16 18:55:00 UTC] AI agent: Hello! Your order #12345 has shipped.",
+                "[2025-06-16 18:56:40 UTC] AI agent: [template order_update: Ana | 48213]",
+                "[2025-06-16 19:10:00 UTC] System: the AI agent passed the WhatsApp thread to Baton (Meta Conversation Routing) (customer_request): The customer asked for a person (WhatsApp user requested human agent)",
+                "[2025-06-16 19:26:40 UTC] System: another partner took the WhatsApp thread (now with the customer_service role): Taken by the sales team (Meta Conversation Routing)",
+            ],
+            "{text}"
+        );
+        assert_eq!(rendered.agent_events, 5, "the posted copy of the echo is not counted");
     }
 }

@@ -12,7 +12,7 @@ use crate::detect::{DetectionKind, Detector};
 use crate::insights;
 use crate::llm::LlmClient;
 use crate::media::{MediaCopier, MediaJob};
-use baton_shared::agent::{AgentEvent, HandoffRequest};
+use baton_shared::agent::{AgentEvent, HandoffRequest, Origin};
 use baton_shared::domain::*;
 use baton_shared::objects::{ObjectError, ObjectMeta};
 use baton_shared::retry::{Classify, ErrorClass};
@@ -255,9 +255,15 @@ impl Processor {
         if e.kind == AgentEventKind::Handoff
             && let Some(request) = event.handoff
         {
-            tracing::info!(event_id = %e.event_id, category = %request.category, "the AI agent asked for a person");
+            // Meta's control_passed is a handoff of its own kind; its summary, like the agent's,
+            // wins over the built-in one.
+            let kind = match event.origin {
+                Some(Origin::ControlPassed) => TriggerKind::ControlPassed,
+                _ => TriggerKind::AgentRequest,
+            };
+            tracing::info!(event_id = %e.event_id, category = %request.category, trigger = kind.as_str(), "the AI agent asked for a person");
             let trigger = Trigger {
-                kind: TriggerKind::AgentRequest,
+                kind,
                 source_id: e.event_id.clone(),
                 at: e.timestamp,
                 detail: request.category.clone(),
@@ -271,8 +277,13 @@ impl Processor {
                 .open(&e.conversation, trigger, reason, Some(request))
                 .await;
         }
-        // Reasoning neither fails nor succeeds; replies and tool calls do.
-        if self.settings.failure_threshold == 0 || e.kind == AgentEventKind::Reasoning {
+        // Reasoning and Meta's handovers neither fail nor succeed; replies and tool calls do.
+        if self.settings.failure_threshold == 0
+            || matches!(
+                e.kind,
+                AgentEventKind::Reasoning | AgentEventKind::Handover
+            )
+        {
             return Ok(Outcome::Nothing);
         }
         let run = self

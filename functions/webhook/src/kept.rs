@@ -76,5 +76,6 @@ fn alone(delivery: RawDelivery, origin: BatchOrigin) -> DeliveryBatch {
         conversations: Vec::new(),
         messages: Vec::new(),
         statuses: Vec::new(),
+        agent_events: Vec::new(),
     }
 }

@@ -17,6 +17,8 @@ pub enum TriggerKind {
     Keyword,
     /// The agent marked this many events in a row as failures.
     AgentFailures,
+    /// Meta's Conversation Routing passed the thread to Baton (`control_passed`).
+    ControlPassed,
 }
 
 impl TriggerKind {
@@ -26,6 +28,7 @@ impl TriggerKind {
             Self::CustomerAsked => "customer_asked",
             Self::Keyword => "keyword",
             Self::AgentFailures => "agent_failures",
+            Self::ControlPassed => "control_passed",
         }
     }
 }

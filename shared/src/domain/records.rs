@@ -187,6 +187,9 @@ pub struct DeliveryBatch {
     pub conversations: Vec<Conversation>,
     pub messages: Vec<MessageRecord>,
     pub statuses: Vec<StatusRecord>,
+    /// What Conversation Routing told: the thread owner's replies (echoes) and handovers, in
+    /// the timeline as the agent's own events would be.
+    pub agent_events: Vec<AgentEventRecord>,
 }
 
 /// What a store did with a batch.
@@ -199,6 +202,8 @@ pub struct WriteReport {
     pub statuses_applied: u32,
     /// Statuses not applied because an equal or later one was stored already.
     pub statuses_stale: u32,
+    /// Echoes and handovers (Conversation Routing) stored for the first time.
+    pub agent_events_new: u32,
     /// Round trips the store made (for DynamoDB: requests sent).
     pub requests: u32,
 }
@@ -212,6 +217,8 @@ pub enum AgentEventKind {
     Reasoning,
     ToolCall,
     Handoff,
+    /// Meta moved the thread away from Baton (Conversation Routing's `control_taken`).
+    Handover,
 }
 
 impl AgentEventKind {
@@ -221,6 +228,7 @@ impl AgentEventKind {
             Self::Reasoning => "reasoning",
             Self::ToolCall => "tool_call",
             Self::Handoff => "handoff",
+            Self::Handover => "handover",
         }
     }
 }

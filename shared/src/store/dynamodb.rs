@@ -38,7 +38,9 @@ mod ticket;
 
 pub use handoff::{change_from_image, change_from_item};
 
-use super::{ConversationReader, DeliveryLog, DeliveryStore, StoreError, TimelinePage};
+use super::{
+    AgentEventStore, ConversationReader, DeliveryLog, DeliveryStore, StoreError, TimelinePage,
+};
 use crate::domain::*;
 use crate::retry::Backoff;
 use crate::whatsapp::WaError;
@@ -917,6 +919,14 @@ impl DeliveryStore for DynamoDbStore {
         }
         if !chunk.is_empty() {
             self.commit(chunk, &mut report).await?;
+        }
+        // After the delivery itself: an answer lost here is a redelivery, which finds the body
+        // stored and writes the events it missed.
+        if !batch.agent_events.is_empty() {
+            report.agent_events_new = self
+                .write_agent_events(&batch.agent_events)
+                .await?
+                .events_new;
         }
         if batch.origin == BatchOrigin::Replay {
             // A replay updates the delivery it came from; it was never new.

@@ -4,6 +4,7 @@
 pub mod graph;
 pub mod handshake;
 pub mod payload;
+pub mod routing;
 pub mod signature;
 
 pub use handshake::{HandshakeError, verify_handshake};
