@@ -71,6 +71,8 @@ pub struct Rendered {
     pub media: Vec<MediaRef>,
     /// The order key of the last entry pushed.
     pub last_order_key: Option<String>,
+    /// Meta's Conversation Routing showed in the timeline (an echo or a handover).
+    pub routed: bool,
 }
 
 impl Rendered {
@@ -245,6 +247,7 @@ impl Transcript {
             );
             return;
         };
+        self.out.routed |= event.origin.is_some();
         match e.kind {
             AgentEventKind::Message => {
                 if let Some(w) = &event.wamid
@@ -276,8 +279,14 @@ impl Transcript {
                 }
             }
             AgentEventKind::Handover => {
-                let text = event.text.unwrap_or_else(|| "the WhatsApp thread moved".into());
-                self.line(e.timestamp, Role::System, &format!("{text} (Meta Conversation Routing)"));
+                let text = event
+                    .text
+                    .unwrap_or_else(|| "the WhatsApp thread moved".into());
+                self.line(
+                    e.timestamp,
+                    Role::System,
+                    &format!("{text} (Meta Conversation Routing)"),
+                );
             }
             // Reasoning and tool calls belong on the session page, not in the rep's transcript.
             AgentEventKind::Reasoning | AgentEventKind::ToolCall => {}
@@ -759,6 +768,9 @@ mod tests {
             ],
             "{text}"
         );
-        assert_eq!(rendered.agent_events, 5, "the posted copy of the echo is not counted");
+        assert_eq!(
+            rendered.agent_events, 5,
+            "the posted copy of the echo is not counted"
+        );
     }
 }

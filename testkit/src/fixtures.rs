@@ -119,5 +119,6 @@ pub fn handoff_record(
         media,
         reply_window_closes_at: Some(at + 86_400),
         created_at_ms: at * 1000,
+        thread: None,
     }
 }

@@ -1,6 +1,11 @@
 //! A local Graph API that keeps Meta's media contract (whatsapp-contract.md §5, §7): the media
 //! lookup needs the Bearer token, the download needs the token and a User-Agent, download URLs
 //! expire, errors come in Graph's JSON shape. Each file can be told to fail, hang or be slow.
+//!
+//! It also plays Meta's Conversation Routing (whatsapp-routing-contract.md): per thread, who owns
+//! it; sends by Baton (the escalation partner) take the thread, `thread_control` enforces who may
+//! pass, take and release, and the routing webhooks Meta would send Baton (`standby` copies,
+//! echoes, `control_passed`) are built here for the test to deliver.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -61,6 +66,13 @@ struct GraphState {
     send_faults: Mutex<Vec<i64>>,
     /// WhatsApp Business Accounts: id → the apps subscribed to it, (id, name) in order.
     wabas: Mutex<HashMap<String, Vec<(String, String)>>>,
+    /// Threads under Conversation Routing: (phone number id, customer) → owner. A thread not
+    /// here is not routed: anyone may send.
+    threads: Mutex<HashMap<(String, String), Owner>>,
+    /// Baton's app is the business's escalation partner (else only a standby partner).
+    escalation: std::sync::atomic::AtomicBool,
+    /// Every accepted thread-control request's body.
+    thread_calls: Mutex<Vec<serde_json::Value>>,
     url_ttl_ms: u64,
     pub lookups: AtomicU32,
     pub downloads: AtomicU32,
@@ -126,6 +138,9 @@ impl GraphServer {
             phones: Mutex::new(HashMap::new()),
             send_faults: Mutex::new(Vec::new()),
             wabas: Mutex::new(HashMap::new()),
+            threads: Mutex::new(HashMap::new()),
+            escalation: std::sync::atomic::AtomicBool::new(true),
+            thread_calls: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .route(
@@ -138,6 +153,10 @@ impl GraphServer {
                 axum::routing::post(send),
             )
             .route("/{version}/app", axum::routing::get(app))
+            .route(
+                "/{version}/{phone_number_id}/thread_control",
+                axum::routing::post(thread_control),
+            )
             .route(
                 "/{version}/{waba_id}/subscribed_apps",
                 axum::routing::get(subscribed_apps).post(subscribe),
@@ -209,6 +228,116 @@ impl GraphServer {
             .iter()
             .map(|(id, _)| id.clone())
             .collect()
+    }
+
+    /// Who owns the thread (after every request so far), if it is routed.
+    pub fn thread_owner(&self, phone_number_id: &str, customer: &str) -> Option<Owner> {
+        self.state
+            .threads
+            .lock()
+            .unwrap()
+            .get(&thread_key(phone_number_id, customer))
+            .copied()
+    }
+
+    /// Routing starts for the thread with `owner` owning it (the AI agent, typically).
+    pub fn route_thread(&self, phone_number_id: &str, customer: &str, owner: Owner) {
+        self.state
+            .threads
+            .lock()
+            .unwrap()
+            .insert(thread_key(phone_number_id, customer), owner);
+    }
+
+    /// Whether Baton's app is the escalation partner (true) or only a standby partner.
+    pub fn set_escalation_partner(&self, escalation: bool) {
+        self.state.escalation.store(escalation, Ordering::SeqCst);
+    }
+
+    /// Every accepted thread-control request.
+    pub fn thread_calls(&self) -> Vec<serde_json::Value> {
+        self.state.thread_calls.lock().unwrap().clone()
+    }
+
+    /// The `standby` copy of a customer's text message, as Meta sends it to a standby partner.
+    pub fn standby_message(
+        &self,
+        phone_number_id: &str,
+        customer: &str,
+        name: &str,
+        wamid: &str,
+        timestamp: i64,
+        text: &str,
+    ) -> Vec<u8> {
+        routing_body(
+            "standby",
+            json!({"messaging_product": "whatsapp", "metadata": metadata(phone_number_id),
+                "standby": {"contacts": [{"profile": {"name": name}, "wa_id": customer}],
+                    "messages": [{"from": customer, "id": wamid, "timestamp": timestamp.to_string(),
+                        "type": "text", "text": {"body": text}}]}}),
+        )
+    }
+
+    /// The `standby` echo of the thread owner's text reply.
+    pub fn standby_echo(
+        &self,
+        phone_number_id: &str,
+        customer: &str,
+        wamid: &str,
+        timestamp: i64,
+        text: &str,
+    ) -> Vec<u8> {
+        routing_body(
+            "standby",
+            json!({"messaging_product": "whatsapp", "metadata": metadata(phone_number_id),
+                "standby": {"message_echoes": [{"id": wamid, "timestamp": timestamp.to_string(),
+                    "message": {"messaging_product": "whatsapp", "to": customer, "recipient_type": "individual",
+                        "type": "text", "text": {"body": text, "preview_url": false}}}]}}),
+        )
+    }
+
+    /// The AI agent passes the thread to Baton: the thread is Baton's, and this is the
+    /// `control_passed` Meta sends it (with Meta's summary when given).
+    pub fn pass_to_baton(
+        &self,
+        phone_number_id: &str,
+        customer: &str,
+        timestamp: i64,
+        metadata_text: &str,
+        summary: Option<&str>,
+    ) -> Vec<u8> {
+        self.route_thread(phone_number_id, customer, Owner::Baton);
+        let mut passed = json!({"previous_owner_app_id": "1066355071287456",
+            "previous_owner_app_role": "meta_business_agent", "previous_owner_role": "ai_agent",
+            "new_owner_role": "escalation", "metadata": metadata_text});
+        if let Some(text) = summary {
+            passed["conversation_context"] = json!({"type": "summary", "summary": {"text": text}});
+        }
+        routing_body(
+            "messaging_handovers",
+            json!({"messaging_product": "whatsapp", "sender": {"phone_number": customer},
+                "recipient": {"phone_number_id": phone_number_id, "display_phone_number": "15550783881"},
+                "type": "control_passed", "timestamp": timestamp.to_string(), "control_passed": passed}),
+        )
+    }
+
+    /// Another responder (the AI agent, say) takes the thread from Baton: this is the
+    /// `control_taken` Meta sends Baton.
+    pub fn take_from_baton(
+        &self,
+        phone_number_id: &str,
+        customer: &str,
+        timestamp: i64,
+        metadata_text: &str,
+    ) -> Vec<u8> {
+        self.route_thread(phone_number_id, customer, Owner::Primary);
+        routing_body(
+            "messaging_handovers",
+            json!({"messaging_product": "whatsapp", "sender": {"phone_number": customer},
+                "recipient": {"phone_number_id": phone_number_id, "display_phone_number": "15550783881"},
+                "type": "control_taken", "timestamp": timestamp.to_string(),
+                "control_taken": {"previous_owner_role": "escalation", "new_owner_role": "ai_agent", "metadata": metadata_text}}),
+        )
     }
 
     /// The next send answers Graph error `code` (HTTP 400, as Meta answers even throttling).
@@ -288,6 +417,101 @@ async fn subscribe(
         apps.push((APP_ID.to_owned(), APP_NAME.to_owned()));
     }
     axum::Json(json!({"success": true})).into_response()
+}
+
+/// Who owns a routed thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The AI agent, the entry point's primary.
+    Primary,
+    /// Baton's app.
+    Baton,
+    /// Released or idle.
+    Idle,
+}
+
+fn thread_key(phone_number_id: &str, customer: &str) -> (String, String) {
+    (
+        phone_number_id.to_owned(),
+        customer.trim_start_matches('+').to_owned(),
+    )
+}
+
+fn metadata(phone_number_id: &str) -> serde_json::Value {
+    json!({"display_phone_number": "15550783881", "phone_number_id": phone_number_id})
+}
+
+fn routing_body(field: &str, value: serde_json::Value) -> Vec<u8> {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+        "changes": [{"field": field, "value": value}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// Graph's refusal of an act on a thread the caller may not act on (the code vendors report).
+fn not_thread_owner(what: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [("content-type", "application/json")],
+        json!({"error": {"message": format!("(#100) {what}"), "type": "OAuthException", "code": 100,
+            "error_subcode": 2_494_191, "fbtrace_id": "AbCdEf"}})
+        .to_string(),
+    )
+        .into_response()
+}
+
+/// `POST /{version}/{phone number id}/thread_control`: `pass` and `release` by the owner only,
+/// `take` by the escalation partner only (whatsapp-routing-contract.md §4).
+async fn thread_control(
+    State(state): State<Arc<GraphState>>,
+    Path((version, phone_number_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refuse(&state, &version, &headers) {
+        return refused;
+    }
+    let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "Invalid parameter: the body is not JSON",
+        );
+    };
+    let (Some("whatsapp"), Some(to), Some(action)) = (
+        msg["messaging_product"].as_str(),
+        msg["to"].as_str().or(msg["recipient"].as_str()),
+        msg["action"].as_str(),
+    ) else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "Invalid parameter: messaging_product, to (or recipient) and action are required",
+        );
+    };
+    let mut threads = state.threads.lock().unwrap();
+    let key = thread_key(&phone_number_id, to);
+    let owner = threads.get(&key).copied().unwrap_or(Owner::Idle);
+    let next = match action {
+        "pass" | "release" if owner != Owner::Baton => {
+            return not_thread_owner("The app does not control this thread");
+        }
+        "pass" if msg["control_pass"]["target_role"] == "ai_agent" => Owner::Primary,
+        "pass" => return not_thread_owner("Pass to the escalation partner: the caller is it"),
+        "release" => Owner::Idle,
+        "take" if state.escalation.load(Ordering::SeqCst) => Owner::Baton,
+        "take" => return not_thread_owner("Only the escalation partner may take a thread"),
+        _ => {
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                100,
+                "Invalid parameter: action must be pass, take or release",
+            );
+        }
+    };
+    threads.insert(key, next);
+    state.thread_calls.lock().unwrap().push(msg);
+    axum::Json(json!({"messaging_product": "whatsapp"})).into_response()
 }
 
 async fn lookup(
@@ -488,6 +712,21 @@ async fn send(
             }
         }
         _ => return invalid("type must be text or template here"),
+    }
+    // A routed thread: Baton's send takes it when Baton is the escalation partner, and is
+    // refused when it is only a standby partner.
+    {
+        let mut threads = state.threads.lock().unwrap();
+        if let Some(owner) = threads.get_mut(&thread_key(&phone_number_id, &to))
+            && *owner != Owner::Baton
+        {
+            if !state.escalation.load(Ordering::SeqCst) {
+                return not_thread_owner(
+                    "Cannot send regular messages: the app does not control this thread",
+                );
+            }
+            *owner = Owner::Baton;
+        }
     }
     if let Some(code) = state.send_faults.lock().unwrap().pop() {
         let message = match code {

@@ -642,6 +642,7 @@ pub async fn run_handoff<
         media: vec![media(MediaState::Copied, None)],
         reply_window_closes_at: Some(105 + 86_400),
         created_at_ms: 9,
+        thread: None,
     };
     assert!(store.handoff(&record.id).await.unwrap().is_none());
     assert!(store.save_handoff(&record).await.unwrap());

@@ -673,7 +673,7 @@ async fn a_reply_whose_send_was_cut_short_is_never_sent_twice() {
         .unwrap_or_else(|| panic!("{notes:#?}"));
     assert!(refused.contains("Not sent on WhatsApp"), "{refused}");
     assert!(
-        refused.contains("WhatsApp refused the message (HTTP 400, error 131026)"),
+        refused.contains("WhatsApp refused the request (HTTP 400, error 131026)"),
         "{refused}"
     );
     assert!(
@@ -738,4 +738,194 @@ async fn a_follow_up_hubspot_refused_is_parked_with_its_reason_and_replayed() {
         1,
         "{notes:#?}"
     );
+}
+
+/// With Conversation Routing on and no integration at all: the AI agent owns the thread, Baton
+/// hears the conversation through `standby` alone, Meta's `control_passed` opens the ticket, a
+/// rep's reply takes the thread back from the AI, and closing the ticket releases it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_conversation_routing_meta_alone_tells_baton_everything() {
+    use baton_testkit::graph::Owner;
+    let Some(mut a) = after(false).await else {
+        return;
+    };
+    let graph = a.rig.graph.clone();
+    graph.route_thread(PNID, CUSTOMER, Owner::Primary);
+    let t = now_ms() / 1000 - 600;
+    // Only standby, every delivery twice: the customer, and the AI's replies as echoes.
+    for body in [
+        graph.standby_message(
+            PNID,
+            CUSTOMER,
+            "Ana Ruiz",
+            "wamid.r1",
+            t,
+            "My order 48213 arrived broken.",
+        ),
+        graph.standby_echo(
+            PNID,
+            CUSTOMER,
+            "wamid.ai1",
+            t + 5,
+            "I'm sorry! Let me look at order 48213.",
+        ),
+        graph.standby_message(
+            PNID,
+            CUSTOMER,
+            "Ana Ruiz",
+            "wamid.r2",
+            t + 20,
+            "It is the second time this happens.",
+        ),
+        graph.standby_echo(
+            PNID,
+            CUSTOMER,
+            "wamid.ai2",
+            t + 25,
+            "I am passing you to a colleague who can refund it.",
+        ),
+    ] {
+        a.rig.deliver_twice(body).await;
+    }
+    a.settle().await;
+    assert!(
+        a.rig.handoffs().await.is_empty(),
+        "nothing asks for a person yet"
+    );
+
+    // The AI passes the thread to Baton: one ticket, Meta's reason and summary on it.
+    let summary = "Order 48213 arrived broken for the second time; the customer wants a refund.";
+    let passed = graph.pass_to_baton(PNID, CUSTOMER, t + 30, "customer_request", Some(summary));
+    a.rig.deliver_twice(passed.clone()).await;
+    a.settle().await;
+    let handoffs = a.rig.handoffs().await;
+    assert_eq!(handoffs.len(), 1);
+    let h = handoffs[0].clone();
+    assert_eq!(h.trigger.kind, TriggerKind::ControlPassed);
+    assert_eq!(h.reason.category, "customer_request");
+    assert_eq!(h.thread, Some(ThreadOwner::Baton));
+    assert_eq!(
+        h.insights.summary, summary,
+        "Meta's summary wins over the built-in one"
+    );
+    assert_eq!((h.transcript.messages, h.transcript.agent_events), (2, 3));
+    let ticket = a.ticket_of(&h.id).await;
+    let content = a.server.tickets()[0].properties["content"].clone();
+    let at = |needle: &str| {
+        content
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in\n{content}"))
+    };
+    assert!(
+        at("Customer (Ana Ruiz): My order 48213 arrived broken.")
+            < at("AI agent: I'm sorry! Let me look at order 48213.")
+            && at("AI agent: I'm sorry!") < at("Customer (Ana Ruiz): It is the second time")
+            && at("It is the second time") < at("AI agent: I am passing you to a colleague")
+            && at("a colleague who can refund it.")
+                < at(
+                    "the AI agent passed the WhatsApp thread to Baton (Meta Conversation Routing)"
+                ),
+        "{content}"
+    );
+    let notes = a.ticket_notes(&ticket);
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].contains(summary), "{}", notes[0]);
+
+    // control_passed again, after the ticket exists: nothing new.
+    a.rig.deliver_twice(passed).await;
+    a.settle().await;
+    assert_eq!(a.rig.handoffs().await.len(), 1);
+    assert_eq!(a.server.tickets().len(), 1);
+
+    // The AI takes the thread back: the ticket says so.
+    a.rig
+        .deliver_twice(graph.take_from_baton(PNID, CUSTOMER, t + 40, "The AI agent resumed"))
+        .await;
+    a.settle().await;
+    let notes = a.ticket_notes(&ticket);
+    assert_eq!(notes.len(), 2, "{notes:#?}");
+    assert!(
+        notes.iter().any(|n| n.contains("WhatsApp thread taken")
+            && n.contains("(now with the ai_agent role): The AI agent resumed")),
+        "{notes:#?}"
+    );
+
+    // A rep's reply takes the thread (Meta's rule for the escalation partner), once, however
+    // often HubSpot delivers the event; the note says so.
+    a.rep_replies(&ticket, "We are sending a replacement today.", 2)
+        .await;
+    a.settle().await;
+    assert_eq!(graph.sent().len(), 1);
+    assert_eq!(graph.thread_owner(PNID, CUSTOMER), Some(Owner::Baton));
+    let reply = a
+        .ticket_notes(&ticket)
+        .into_iter()
+        .find(|n| n.contains("We are sending a replacement today."))
+        .expect("the reply note");
+    assert!(
+        reply.contains("Sent on WhatsApp")
+            && reply.contains("WhatsApp thread taken over</strong> from another partner"),
+        "{reply}"
+    );
+
+    // Closing the ticket gives the thread back: released (the default), once.
+    let close = a
+        .server
+        .rep_sets(&ticket, "hs_pipeline_stage", "4")
+        .unwrap();
+    for _ in 0..2 {
+        let (status, _) = a
+            .hubspot(hubspot_request(&json!([close]), CLIENT_SECRET, now_ms()))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    a.settle().await;
+    let calls = graph.thread_calls();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert_eq!(calls[0]["action"], "release");
+    assert_eq!(calls[0]["to"], CUSTOMER);
+    assert_eq!(graph.thread_owner(PNID, CUSTOMER), Some(Owner::Idle));
+    let trail = a.rig.store.trail(&h.id).await.unwrap().unwrap();
+    assert_eq!(trail.thread, Some(ThreadOwner::Idle));
+}
+
+/// Baton only a standby partner: a rep's reply is refused by Meta, and the ticket says what to
+/// change in Meta Business Suite instead of retrying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_meta_refuses_for_the_thread_is_explained_and_not_retried() {
+    use baton_testkit::graph::Owner;
+    let Some(mut a) = after(false).await else {
+        return;
+    };
+    let graph = a.rig.graph.clone();
+    let t = now_ms() / 1000 - 600;
+    a.customer_says("wamid.s1", t, "I want to talk to a human")
+        .await;
+    a.settle().await;
+    let h = a.rig.handoffs().await[0].clone();
+    let ticket = a.ticket_of(&h.id).await;
+    // Routing turned on, the AI owning the thread, Baton not the escalation partner.
+    graph.route_thread(PNID, CUSTOMER, Owner::Primary);
+    graph.set_escalation_partner(false);
+    a.rep_replies(&ticket, "Hello from the support team.", 1)
+        .await;
+    a.settle().await;
+    assert!(graph.sent().is_empty());
+    let reply = a
+        .ticket_notes(&ticket)
+        .into_iter()
+        .find(|n| n.contains("Hello from the support team."))
+        .expect("the reply note");
+    assert!(
+        reply.contains("Not sent on WhatsApp")
+            && reply.contains("error 100/2494191")
+            && reply.contains("make Baton&#39;s app the escalation partner"),
+        "{reply}"
+    );
+    let events = a.events(&h.id).await;
+    let (_, trail) = events
+        .iter()
+        .find(|(e, _)| matches!(e.kind, TicketEventKind::Reply { .. }))
+        .unwrap();
+    assert_eq!(trail.status, TrailStatus::Done, "reported, not retried");
 }

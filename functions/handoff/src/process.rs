@@ -277,12 +277,31 @@ impl Processor {
                 .open(&e.conversation, trigger, reason, Some(request))
                 .await;
         }
+        // Another partner took the thread: the open handoff's ticket says so.
+        if e.kind == AgentEventKind::Handover {
+            let Some(handoff) = self.open_handoff(&e.conversation).await? else {
+                return Ok(Outcome::Nothing);
+            };
+            let event = TicketEvent {
+                handoff_id: handoff.id.clone(),
+                id: format!("taken#{}", e.order_key()),
+                conversation: handoff.conversation.clone(),
+                received_at_ms: (self.clock)(),
+                kind: TicketEventKind::ThreadTaken {
+                    text: event.text.unwrap_or_default(),
+                    at: e.timestamp,
+                },
+            };
+            let new = self.store.save_ticket_event(&event).await?;
+            tracing::info!(handoff_id = %handoff.id, new, "another partner took the WhatsApp thread");
+            return Ok(Outcome::FollowUp {
+                handoff_id: handoff.id,
+                new,
+            });
+        }
         // Reasoning and Meta's handovers neither fail nor succeed; replies and tool calls do.
         if self.settings.failure_threshold == 0
-            || matches!(
-                e.kind,
-                AgentEventKind::Reasoning | AgentEventKind::Handover
-            )
+            || matches!(e.kind, AgentEventKind::Reasoning | AgentEventKind::Handover)
         {
             return Ok(Outcome::Nothing);
         }
@@ -409,7 +428,15 @@ impl Processor {
         let insights = self
             .insights(&rendered.customer_texts, &bytes, &trigger, request.as_ref())
             .await;
+        // Meta passed the thread: Baton owns it. Routing in the conversation otherwise: the AI
+        // agent does, until a rep's reply takes it.
+        let thread = match trigger.kind {
+            TriggerKind::ControlPassed => Some(ThreadOwner::Baton),
+            _ if rendered.routed => Some(ThreadOwner::Primary),
+            _ => None,
+        };
         Ok(HandoffRecord {
+            thread,
             id,
             conversation: key.clone(),
             episode,

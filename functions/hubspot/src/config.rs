@@ -23,6 +23,8 @@ pub const SEARCH_RATE: &str = "HUBSPOT_SEARCH_PER_SECOND";
 pub const TIMEOUT_MS: &str = "HUBSPOT_TIMEOUT_MS";
 pub const FILES_FOLDER: &str = "HUBSPOT_FILES_FOLDER";
 pub const CREDENTIAL: &str = "HUBSPOT_CREDENTIAL";
+pub const THREAD_HANDBACK: &str = "WHATSAPP_THREAD_HANDBACK";
+pub const THREAD_CONTROL_URL: &str = "WHATSAPP_THREAD_CONTROL_URL";
 pub const TICKET_DEFAULTS: &str = "HUBSPOT_TICKET_DEFAULTS";
 pub const CONTACT_DEFAULTS: &str = "HUBSPOT_CONTACT_DEFAULTS";
 pub const PUBLIC_BASE_URL: &str = baton_shared::config::PUBLIC_BASE_URL;
@@ -78,6 +80,33 @@ impl Credential {
     }
 }
 
+/// What Baton does with a WhatsApp thread it owns when the ticket closes
+/// (`WHATSAPP_THREAD_HANDBACK`; Meta's Conversation Routing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Handback {
+    /// `release`: the thread goes idle and the customer's next message goes to the entry
+    /// point's primary (a third-party AI agent).
+    #[default]
+    Release,
+    /// `pass`: `pass` with `target_role: ai_agent` (Meta's own AI, Meta Business Agent).
+    PassToAi,
+    /// `off`: nothing; the thread stays Baton's until 24 hours of customer silence.
+    Off,
+}
+
+impl Handback {
+    pub const NAMES: &'static str = "release, pass, off";
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s.trim() {
+            "release" => Self::Release,
+            "pass" | "pass_to_ai" => Self::PassToAi,
+            "off" | "none" => Self::Off,
+            _ => return None,
+        })
+    }
+}
+
 /// Which HubSpot priority a handoff gets, by what the insights say. Keys are sentiment labels
 /// (`negative`, `neutral`, `positive`) and trigger kinds (`agent_request`, `customer_asked`,
 /// `keyword`, `agent_failures`); a trigger's entry wins over the sentiment's.
@@ -125,6 +154,11 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub struct HubspotConfig {
     pub credential: Credential,
+    /// What happens to a thread Baton owns when its ticket closes.
+    pub handback: Handback,
+    /// `WHATSAPP_THREAD_CONTROL_URL`: thread control's address when it is not the Graph API's
+    /// (`{phone_number_id}` stands for the number).
+    pub thread_control_url: Option<String>,
     /// Values for properties a portal's own rules require on create (`HUBSPOT_TICKET_DEFAULTS`,
     /// `HUBSPOT_CONTACT_DEFAULTS`); Baton's own values win.
     pub ticket_defaults: Properties,
@@ -259,8 +293,20 @@ impl HubspotConfig {
                 reason: format!("{:?} is not one of {}", v.trim(), Credential::NAMES),
             })?,
         };
+        let handback = match optional(src, THREAD_HANDBACK) {
+            None => Handback::default(),
+            Some(v) => Handback::parse(&v).ok_or_else(|| ConfigError::Invalid {
+                name: THREAD_HANDBACK,
+                reason: format!("{:?} is not one of {}", v.trim(), Handback::NAMES),
+            })?,
+        };
+        let thread_control_url = optional(src, THREAD_CONTROL_URL)
+            .map(|u| http_url(THREAD_CONTROL_URL, u))
+            .transpose()?;
         Ok(Self {
             credential,
+            handback,
+            thread_control_url,
             ticket_defaults: defaults(src, TICKET_DEFAULTS)?,
             contact_defaults: defaults(src, CONTACT_DEFAULTS)?,
             token: optional(src, ACCESS_TOKEN)
@@ -401,6 +447,11 @@ mod tests {
         assert!(c.credential.features_off().unwrap().contains("no webhooks"));
         assert_eq!(c.ticket_defaults["lead_source"], "WhatsApp");
         assert_eq!(c.contact_defaults["consent"], true);
+        assert_eq!(c.handback, Handback::Release);
+        let c = HubspotConfig::from_source(&[(THREAD_HANDBACK, "pass")]).unwrap();
+        assert_eq!(c.handback, Handback::PassToAi);
+        let err = HubspotConfig::from_source(&[(THREAD_HANDBACK, "keep")]).unwrap_err();
+        assert!(err.to_string().contains("release, pass, off"), "{err}");
         let err = HubspotConfig::from_source(&[(CREDENTIAL, "oauth")]).unwrap_err();
         assert!(
             err.to_string().contains("app, private-app, service-key"),

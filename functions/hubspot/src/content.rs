@@ -1,6 +1,6 @@
 //! What the rep reads: the ticket's subject and description, and the handoff note's HTML. Pure.
 
-use baton_shared::domain::{HandoffRecord, MediaState};
+use baton_shared::domain::{HandoffRecord, MediaState, ThreadOwner};
 use baton_shared::transcript::utc;
 
 /// HubSpot's limit on a multi-line text property such as `content` and `hs_note_body`.
@@ -343,6 +343,22 @@ pub fn reply_note(text: &str, outcome: ReplyOutcome<'_>) -> String {
         ),
     };
     format!("{head}{}", quote(text))
+}
+
+/// The note that says another partner took the customer's WhatsApp thread.
+pub fn thread_taken_note(text: &str) -> String {
+    format!(
+        "<p><strong>⚠ WhatsApp thread taken</strong>: Meta's Conversation Routing says {}. Until it comes back, the customer's messages go to that partner; a reply from this ticket takes the thread back (Baton is the escalation partner).</p>",
+        escape_within(text, LIST_ITEM_BUDGET)
+    )
+}
+
+/// What the reply note adds when the reply took the thread from its owner.
+pub fn took_thread(from: ThreadOwner) -> String {
+    format!(
+        "<p><strong>WhatsApp thread taken over</strong> from {}: under Meta's Conversation Routing a reply from the escalation partner takes the thread, so the customer's messages now come to Baton until the ticket closes.</p>",
+        from.describe()
+    )
 }
 
 /// The note that tells the rep WhatsApp did not deliver their reply.

@@ -43,6 +43,7 @@ impl Deliverer {
     ) -> Self {
         let sender = cfg.graph.token.clone().and_then(|token| {
             Sender::new(&cfg.graph.base_url, &cfg.graph.version, token, cfg.timeout)
+                .map(|s| s.with_thread_control_url(cfg.thread_control_url.clone()))
                 .map_err(|e| tracing::error!(error = %e, "replies cannot be sent"))
                 .ok()
         });

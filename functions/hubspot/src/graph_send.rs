@@ -40,10 +40,11 @@ pub enum Outgoing {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// Meta answered with an error: the message was not accepted.
-    #[error("WhatsApp refused the message (HTTP {status}, error {code}): {message}")]
+    #[error("WhatsApp refused the request (HTTP {status}, error {code}{}): {message}", subcode.map(|s| format!("/{s}")).unwrap_or_default())]
     Refused {
         status: u16,
         code: i64,
+        subcode: Option<i64>,
         message: String,
         /// Throttling and Meta's own failures: a later attempt may succeed.
         retryable: bool,
@@ -70,6 +71,48 @@ impl Classify for SendError {
     }
 }
 
+/// Conversation Routing's refusals: the thread is not Baton's to act on (2494191, the thread
+/// control error vendors report, as code or subcode) or Baton is not the Call entry point's
+/// primary (138038). Meta documents no code for a non-owner's send, so a refusal that says so in
+/// words counts too. Sending again cannot help: the business's routing set-up must change.
+pub const NOT_THREAD_OWNER: &[i64] = &[2_494_191, 138_038];
+
+impl SendError {
+    pub fn not_thread_owner(&self) -> bool {
+        match self {
+            Self::Refused {
+                code,
+                subcode,
+                message,
+                ..
+            } => {
+                NOT_THREAD_OWNER.contains(code)
+                    || subcode.is_some_and(|s| NOT_THREAD_OWNER.contains(&s))
+                    || message.to_ascii_lowercase().contains("thread")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What Baton does with a thread through Meta's thread-control API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAction {
+    /// Give it to the AI agent (`pass` with `target_role: ai_agent`).
+    PassToAi,
+    /// Let it go idle: the customer's next message goes to the entry point's primary.
+    Release,
+}
+
+impl ThreadAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PassToAi => "pass",
+            Self::Release => "release",
+        }
+    }
+}
+
 /// Graph error codes worth trying again later (whatsapp-contract.md §7): call-rate limits,
 /// throughput, the pair rate limit, and Meta's temporary failures.
 fn retryable_code(code: i64) -> bool {
@@ -82,6 +125,9 @@ pub struct Sender {
     base_url: String,
     version: String,
     token: SecretString,
+    /// Where thread control goes, `{phone_number_id}` standing for the number; `None`: the
+    /// Graph API's `/<version>/<phone number id>/thread_control`.
+    thread_control_url: Option<String>,
 }
 
 impl Sender {
@@ -97,7 +143,40 @@ impl Sender {
             base_url: base_url.trim_end_matches('/').to_owned(),
             version: version.to_owned(),
             token,
+            thread_control_url: None,
         })
+    }
+
+    /// Sends thread control to `url` instead of the Graph API (`WHATSAPP_THREAD_CONTROL_URL`).
+    pub fn with_thread_control_url(mut self, url: Option<String>) -> Self {
+        self.thread_control_url = url;
+        self
+    }
+
+    /// Passes the thread to the AI agent or releases it (Conversation Routing).
+    pub async fn thread_control(
+        &self,
+        phone_number_id: &str,
+        to: &Recipient,
+        action: ThreadAction,
+        metadata: &str,
+    ) -> Result<(), SendError> {
+        let url = match &self.thread_control_url {
+            Some(template) => template.replace("{phone_number_id}", phone_number_id),
+            None => format!(
+                "{}/{}/{phone_number_id}/thread_control",
+                self.base_url, self.version
+            ),
+        };
+        let mut body = json!({"messaging_product": "whatsapp", "action": action.as_str(), "metadata": metadata});
+        match to {
+            Recipient::Phone(p) => body["to"] = json!(p.trim_start_matches('+')),
+            Recipient::UserId(u) => body["recipient"] = json!(u),
+        }
+        if action == ThreadAction::PassToAi {
+            body["control_pass"] = json!({"target_role": "ai_agent"});
+        }
+        self.post(&url, &body).await.map(|_| ())
     }
 
     /// The request body for one message.
@@ -151,11 +230,20 @@ impl Sender {
             "{}/{}/{}/messages",
             self.base_url, self.version, phone_number_id
         );
+        let answer = self.post(&url, &Self::body(to, message, callback)).await?;
+        answer["messages"][0]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| SendError::Unknown("an answer without a message id".into()))
+    }
+
+    /// One Graph POST: the answer's JSON on 2xx, else Graph's error.
+    async fn post(&self, url: &str, body: &Value) -> Result<Value, SendError> {
         let response = self
             .http
-            .post(&url)
+            .post(url)
             .bearer_auth(self.token.expose_secret())
-            .json(&Self::body(to, message, callback))
+            .json(body)
             .send()
             .await
             .map_err(|e| {
@@ -171,10 +259,7 @@ impl Sender {
             .await
             .map_err(|e| SendError::Unknown(format!("unreadable answer (HTTP {status}): {e}")))?;
         if (200..300).contains(&status) {
-            return answer["messages"][0]["id"]
-                .as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| SendError::Unknown(format!("HTTP {status} without a message id")));
+            return Ok(answer);
         }
         let error = &answer["error"];
         let code = error["code"].as_i64().unwrap_or_default();
@@ -188,6 +273,7 @@ impl Sender {
         Err(SendError::Refused {
             status,
             code,
+            subcode: error["error_subcode"].as_i64(),
             message,
             retryable: status == 429 || status >= 500 || retryable_code(code),
         })

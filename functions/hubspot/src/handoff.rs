@@ -54,6 +54,9 @@ impl Deliverer {
         }
         trail.runs += 1;
         trail.status = TrailStatus::InProgress;
+        if trail.thread.is_none() {
+            trail.thread = record.thread;
+        }
         self.save(&record.id, &mut trail).await?;
         match self.run(record, &mut trail, deadline).await {
             Ok(()) => {

@@ -2,7 +2,9 @@
 //! records when it fails, and saving it after each step (a retry resumes at the next step).
 
 use baton_shared::clock::now_ms;
-use baton_shared::domain::{EventTrail, HubspotTrail, TicketEvent, TrailError, TrailStatus};
+use baton_shared::domain::{
+    EventTrail, HubspotTrail, ThreadOwner, TicketEvent, TrailError, TrailStatus,
+};
 use baton_shared::retry::Classify as _;
 
 use crate::deliverer::Deliverer;
@@ -55,6 +57,28 @@ impl Deliverer {
     ) -> Result<(), HubspotError> {
         trail.updated_at_ms = now_ms();
         self.store.save_trail(id, trail).await?;
+        Ok(())
+    }
+
+    /// Who owns the handoff's WhatsApp thread, as far as Baton knows.
+    pub(crate) async fn thread_owner(
+        &self,
+        handoff_id: &str,
+    ) -> Result<Option<ThreadOwner>, HubspotError> {
+        Ok(self.store.trail(handoff_id).await?.and_then(|t| t.thread))
+    }
+
+    /// Records who owns the handoff's WhatsApp thread now.
+    pub(crate) async fn set_thread_owner(
+        &self,
+        handoff_id: &str,
+        owner: ThreadOwner,
+    ) -> Result<(), HubspotError> {
+        let mut trail = self.store.trail(handoff_id).await?.unwrap_or_default();
+        if trail.thread != Some(owner) {
+            trail.thread = Some(owner);
+            self.save(handoff_id, &mut trail).await?;
+        }
         Ok(())
     }
 

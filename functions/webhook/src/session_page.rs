@@ -572,6 +572,9 @@ impl Page {
                 TicketEventKind::Ownership { owner } => {
                     format!("The AI agent is told: {} answers", owner.as_str())
                 }
+                TicketEventKind::ThreadTaken { text, .. } => {
+                    format!("Meta's Conversation Routing: {text}")
+                }
             };
             let outcome = match (&e.kind, t.step("send")) {
                 (TicketEventKind::Reply { .. }, Some(send)) => match (send.state, &send.id) {

@@ -205,6 +205,37 @@ pub struct HandoffRecord {
     /// Unix seconds when the 24-hour reply window closes; `None` when the customer never wrote.
     pub reply_window_closes_at: Option<i64>,
     pub created_at_ms: i64,
+    /// Who owned the WhatsApp thread when the handoff was made (Meta's Conversation Routing);
+    /// `None` when routing never showed in the conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<ThreadOwner>,
+}
+
+/// Who owns the customer's WhatsApp thread under Meta's Conversation Routing, as far as Baton
+/// knows: Meta tells an app when a thread is passed to it or taken from it, never what it did
+/// itself, so Baton keeps track of its own moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadOwner {
+    /// The primary responder: the AI agent.
+    Primary,
+    /// Baton, as the business's escalation partner.
+    Baton,
+    /// Another partner took it (`control_taken`).
+    Other,
+    /// Nobody: released, or idle after 24 hours without a customer message.
+    Idle,
+}
+
+impl ThreadOwner {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Primary => "the AI agent (the primary responder)",
+            Self::Baton => "Baton (the escalation partner)",
+            Self::Other => "another partner",
+            Self::Idle => "nobody (idle)",
+        }
+    }
 }
 
 impl HandoffRecord {

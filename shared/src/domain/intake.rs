@@ -188,7 +188,8 @@ impl Builder {
                 return;
             }
         };
-        let key = ConversationKey::new(handover.phone_number_id.as_str(), handover.customer.clone());
+        let key =
+            ConversationKey::new(handover.phone_number_id.as_str(), handover.customer.clone());
         let wa_id = handover
             .customer
             .bytes()
@@ -582,25 +583,43 @@ mod tests {
         assert_eq!(inbound.delivery.state, ParseState::Parsed);
         assert!(inbound.delivery.ignored_fields.is_empty());
         assert_eq!(inbound.messages.len(), 1);
-        assert_eq!(inbound.conversations[0].profile_name.as_deref(), Some("Ana Ruiz"));
-        assert_eq!(inbound.conversations[0].last_inbound_at, Some(1_750_100_000));
+        assert_eq!(
+            inbound.conversations[0].profile_name.as_deref(),
+            Some("Ana Ruiz")
+        );
+        assert_eq!(
+            inbound.conversations[0].last_inbound_at,
+            Some(1_750_100_000)
+        );
         let status = routing("standby_status_read");
-        assert_eq!((status.statuses.len(), status.statuses[0].status.as_str()), (1, "read"));
+        assert_eq!(
+            (status.statuses.len(), status.statuses[0].status.as_str()),
+            (1, "read")
+        );
 
         let echo = routing("standby_echo_text");
         let record = &echo.agent_events[0];
-        assert_eq!(record.conversation, ConversationKey::new("106540352242922", "16505551234"));
+        assert_eq!(
+            record.conversation,
+            ConversationKey::new("106540352242922", "16505551234")
+        );
         assert_eq!(record.kind, AgentEventKind::Message);
         assert_eq!(record.timestamp, 1_750_100_100);
         let e = event(&echo);
         assert_eq!(e.origin, Some(Origin::Echo));
-        assert_eq!(e.text.as_deref(), Some("Hello! Your order #12345 has shipped."));
+        assert_eq!(
+            e.text.as_deref(),
+            Some("Hello! Your order #12345 has shipped.")
+        );
         assert_eq!(
             e.wamid.as_deref(),
             Some("wamid.HBgLMTY1MDU1NTEyMzQVAgARGBJFQ0hPVEVYVDAwMDAwMDAwMQA=")
         );
         for (name, text) in [
-            ("standby_echo_template", "[template order_update: Ana | 48213]"),
+            (
+                "standby_echo_template",
+                "[template order_update: Ana | 48213]",
+            ),
             (
                 "standby_echo_interactive",
                 "Do you want a refund or a replacement? [choices: Refund | Replacement]",
@@ -629,11 +648,18 @@ mod tests {
             request.reason,
             "The customer asked for a person (WhatsApp user requested human agent)"
         );
-        assert!(request.summary.unwrap().starts_with("The customer's order 48213"));
+        assert!(
+            request
+                .summary
+                .unwrap()
+                .starts_with("The customer's order 48213")
+        );
         let app_role = event(&routing("control_passed_app_role")).handoff.unwrap();
         assert_eq!(app_role.category, "customer_request");
         assert!(app_role.summary.is_none());
-        let json = event(&routing("control_passed_json_metadata")).handoff.unwrap();
+        let json = event(&routing("control_passed_json_metadata"))
+            .handoff
+            .unwrap();
         assert_eq!(json.category, "marketing_message");
 
         let taken = routing("control_taken");
@@ -642,7 +668,9 @@ mod tests {
         assert_eq!(e.origin, Some(Origin::ControlTaken));
         assert_eq!(
             e.text.as_deref(),
-            Some("another partner took the WhatsApp thread (now with the customer_service role): Taken by the sales team")
+            Some(
+                "another partner took the WhatsApp thread (now with the customer_service role): Taken by the sales team"
+            )
         );
 
         // A type Baton does not know: kept, listed for replay, nothing stored from it.
@@ -664,11 +692,7 @@ mod tests {
         let change = v["entry"][0]["changes"][0].clone();
         let mut twice = v.clone();
         twice["entry"][0]["changes"] = serde_json::json!([change.clone(), change]);
-        let batch = build_batch(
-            Bytes::from(twice.to_string()),
-            1,
-            BatchOrigin::Webhook,
-        );
+        let batch = build_batch(Bytes::from(twice.to_string()), 1, BatchOrigin::Webhook);
         assert_eq!(batch.agent_events.len(), 1);
     }
 }

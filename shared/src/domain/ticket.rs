@@ -75,6 +75,13 @@ pub enum TicketEventKind {
     },
     /// Tell the AI agent who answers the customer now.
     Ownership { owner: Owner },
+    /// Meta's Conversation Routing gave the thread to another partner (`control_taken`).
+    ThreadTaken {
+        /// What Meta said, as a line.
+        text: String,
+        /// Unix seconds.
+        at: i64,
+    },
 }
 
 impl TicketEventKind {
@@ -85,6 +92,7 @@ impl TicketEventKind {
             Self::ReplyFailed { .. } => "reply_failed",
             Self::Stage { .. } => "stage",
             Self::Ownership { .. } => "ownership",
+            Self::ThreadTaken { .. } => "thread_taken",
         }
     }
 }

@@ -119,6 +119,9 @@ pub struct HubspotTrail {
     /// How many runs have worked on it.
     pub runs: u32,
     pub updated_at_ms: i64,
+    /// Who owns the WhatsApp thread now, as the handoff and its ticket events moved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<super::ThreadOwner>,
 }
 
 impl HubspotTrail {

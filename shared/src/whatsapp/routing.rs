@@ -96,7 +96,11 @@ pub fn parse_echo(raw: &str) -> Result<Echo, String> {
 /// message's body and choices, a file with its caption.
 pub fn echo_text(kind: &str, message: &Value) -> String {
     let content = &message[kind];
-    let str_at = |v: &Value, pointer: &str| v.pointer(pointer).and_then(Value::as_str).map(str::to_owned);
+    let str_at = |v: &Value, pointer: &str| {
+        v.pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     match kind {
         "text" => str_at(content, "/body").unwrap_or_default(),
         "template" => {
@@ -123,12 +127,23 @@ pub fn echo_text(kind: &str, message: &Value) -> String {
         "interactive" => {
             let body = str_at(content, "/body/text").unwrap_or_default();
             let mut choices: Vec<String> = Vec::new();
-            for button in content.pointer("/action/buttons").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(t) = str_at(button, "/reply/title").or_else(|| str_at(button, "/title")) {
+            for button in content
+                .pointer("/action/buttons")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(t) = str_at(button, "/reply/title").or_else(|| str_at(button, "/title"))
+                {
                     choices.push(t);
                 }
             }
-            for section in content.pointer("/action/sections").and_then(Value::as_array).into_iter().flatten() {
+            for section in content
+                .pointer("/action/sections")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 for row in section["rows"].as_array().into_iter().flatten() {
                     if let Some(t) = str_at(row, "/title") {
                         choices.push(t);
@@ -162,7 +177,10 @@ pub fn echo_text(kind: &str, message: &Value) -> String {
                 .or_else(|| str_at(content, "/address"))
                 .unwrap_or_else(|| format!("{}, {}", content["latitude"], content["longitude"]))
         ),
-        "reaction" => format!("[reacted {}]", str_at(content, "/emoji").unwrap_or_default()),
+        "reaction" => format!(
+            "[reacted {}]",
+            str_at(content, "/emoji").unwrap_or_default()
+        ),
         other => format!("[a {other} message]"),
     }
 }
@@ -308,12 +326,22 @@ mod tests {
         let standby = r#"{"id":"wamid.E1","timestamp":"1750101000","message":{"messaging_product":"whatsapp","to":"16505551234","type":"text","text":{"body":"Shipped!"}}}"#;
         let e = parse_echo(standby).unwrap();
         assert_eq!(
-            (e.wamid.as_str(), e.timestamp, e.to.as_str(), e.kind.as_str(), e.text.as_str()),
+            (
+                e.wamid.as_str(),
+                e.timestamp,
+                e.to.as_str(),
+                e.kind.as_str(),
+                e.text.as_str()
+            ),
             ("wamid.E1", 1_750_101_000, "16505551234", "text", "Shipped!")
         );
         let smb = r#"{"from":"15550783881","to":"16505551234","id":"wamid.S1","timestamp":1739321024,"type":"text","text":{"body":"From the phone"}}"#;
         assert_eq!(parse_echo(smb).unwrap().text, "From the phone");
-        assert!(parse_echo(r#"{"timestamp":"1"}"#).unwrap_err().contains("no id"));
+        assert!(
+            parse_echo(r#"{"timestamp":"1"}"#)
+                .unwrap_err()
+                .contains("no id")
+        );
     }
 
     #[test]
@@ -328,7 +356,10 @@ mod tests {
         let h = parse_handover(free).unwrap();
         assert_eq!(
             h.category_and_text(),
-            ("control_passed".into(), "Order question the bot cannot answer".into())
+            (
+                "control_passed".into(),
+                "Order question the bot cannot answer".into()
+            )
         );
         let unknown = r#"{"type":"control_requested","timestamp":"5","sender":{"phone_number":"1650"},"recipient":{"phone_number_id":"p"}}"#;
         assert_eq!(

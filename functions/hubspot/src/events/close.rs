@@ -37,6 +37,6 @@ impl Deliverer {
             trail.set("owner", Step::done(Owner::Agent.as_str(), "told", now_ms()));
             self.save_event(event, trail).await?;
         }
-        Ok(())
+        self.hand_back(event, handoff, trail).await
     }
 }

@@ -7,14 +7,18 @@
 //! | follow-up | [`follow_up`] | `file` (upload the customer's file) → `note` (the message on the ticket) → `window` (the ticket's reply-window deadline) |
 //! | reply | [`reply`] | `send` (text inside the 24-hour window, the configured template outside it, or nothing and why) → `note` (what became of it) → `clear` (empty the reply field) → `owner` (the agent is told a person answers) |
 //! | reply failed | [`reply_failed`] | `note` (WhatsApp's error and what to do) |
-//! | stage | [`close`] | `close` (a closed or deleted ticket ends the episode) → `owner` (the agent is told it may answer again) |
+//! | stage | [`close`] | `close` (a closed or deleted ticket ends the episode) → `owner` (the agent is told it may answer again) → `thread` (the thread handed back through Meta's thread control) |
 //! | ownership | [`ownership`] | `agent` (the signed POST to `AGENT_WEBHOOK_URL`) |
+//! | thread taken | [`thread`] | `note` (another partner took the WhatsApp thread) |
+//!
+//! A close also hands the WhatsApp thread back when Baton owns it (`thread`, in [`thread`]).
 
 mod close;
 mod follow_up;
 mod ownership;
 mod reply;
 mod reply_failed;
+mod thread;
 
 use baton_shared::clock::now_ms;
 use baton_shared::domain::{
@@ -165,6 +169,9 @@ impl Deliverer {
                     return Ok(());
                 }
                 self.close(event, &handoff, trail).await
+            }
+            TicketEventKind::ThreadTaken { text, .. } => {
+                self.thread_taken(&ctx, event, text, trail).await
             }
             TicketEventKind::Ownership { .. } => unreachable!("handled above"),
         }

@@ -6,7 +6,9 @@
 //! later run reports on the ticket instead of sending again.
 
 use baton_shared::clock::now_ms;
-use baton_shared::domain::{EventTrail, Owner, ReplyWindow, Step, StepState, TicketEvent};
+use baton_shared::domain::{
+    EventTrail, Owner, ReplyWindow, Step, StepState, ThreadOwner, TicketEvent,
+};
 use baton_shared::retry::Classify as _;
 use baton_shared::transcript::utc;
 
@@ -68,7 +70,35 @@ impl Deliverer {
                 None => ReplyOutcome::NotSent { why: &how },
             },
         };
-        let body = content::reply_note(text, outcome);
+        let mut body = content::reply_note(text, outcome);
+        // A reply that went out while another responder owned the thread took it (Meta's rule
+        // for the escalation partner): said on the note, and recorded.
+        if send.state == StepState::Done {
+            if !trail.is_finished("thread") {
+                let before = self.thread_owner(&ctx.handoff.id).await?;
+                let how = match before {
+                    Some(owner) if owner != ThreadOwner::Baton => {
+                        self.set_thread_owner(&ctx.handoff.id, ThreadOwner::Baton)
+                            .await?;
+                        tracing::info!(handoff = %event.handoff_id, "the rep's reply took the WhatsApp thread");
+                        serde_json::to_value(owner)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    }
+                    _ => String::new(),
+                };
+                trail.set("thread", Step::done("baton", &how, now_ms()));
+                self.save_event(event, trail).await?;
+            }
+            let took = trail
+                .step("thread")
+                .and_then(|s| s.how.as_deref())
+                .and_then(|how| serde_json::from_value::<ThreadOwner>(how.into()).ok());
+            if let Some(from) = took {
+                body.push_str(&content::took_thread(from));
+            }
+        }
         self.event_note(ctx, event, trail, body, None).await?;
         if !trail.is_finished("clear") {
             // Emptying the field fires HubSpot's event again, with no value: it sends nothing.
@@ -183,6 +213,9 @@ impl Deliverer {
             }
             Err(e @ SendError::Unknown(_)) => not_sent(format!(
                 "{UNKNOWN}{e}; the reply may or may not have reached the customer and was not sent again — check the session page"
+            )),
+            Err(e) if e.not_thread_owner() => not_sent(format!(
+                "{e} — Meta's Conversation Routing does not let Baton reply in this thread: in Meta Business Suite > Settings > Conversation routing make Baton's app the escalation partner (its replies then take the thread), or have the AI agent pass the thread to it. Not retried: sending again cannot help until that changes"
             )),
             Err(e) => not_sent(e.to_string()),
         }
