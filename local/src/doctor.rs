@@ -14,6 +14,7 @@ use baton_shared::config::{
     self, ACCESS_TOKEN, APP_SECRET, HUBSPOT_APP_SECRET, MEDIA_BUCKET, PUBLIC_BASE_URL, Source,
     TABLE_NAME, VERIFY_TOKEN,
 };
+use baton_shared::whatsapp::graph::GraphConfig;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -607,15 +608,11 @@ async fn hubspot_events(
         return;
     };
     let url = format!("{}/hubspot/events", base.trim_end_matches('/'));
-    let secret = config::optional(src, HUBSPOT_APP_SECRET)
-        .filter(|s| s != config::HUBSPOT_APP_SECRET_PLACEHOLDER)
-        .and_then(|list| {
-            list.split(',')
-                .map(str::trim)
-                .find(|s| !s.is_empty())
-                .map(str::to_owned)
-        });
-    let Some(secret) = secret else {
+    let Some(secret) = current_secret(
+        src,
+        HUBSPOT_APP_SECRET,
+        config::HUBSPOT_APP_SECRET_PLACEHOLDER,
+    ) else {
         report.push(Finding::fail(
             "HUBSPOT_APP_SECRET is not set, so HubSpot's events (replies from HubSpot, closed and deleted tickets) would be refused",
             "copy the app's client secret (HubSpot > Development > Projects > baton > app > Auth) into it (the stack's secret on AWS)",
@@ -673,13 +670,6 @@ async fn business_account(
     let Some(token) = graph.token.clone() else {
         return;
     };
-    let Some(waba) = config::optional(src, BUSINESS_ACCOUNT_ID) else {
-        report.push(Finding::fail(
-            format!("{BUSINESS_ACCOUNT_ID} is not set, so Baton's subscription to your WhatsApp Business Account cannot be checked"),
-            "set it to the account's id (WhatsApp Manager > Account tools > Business account info, or entry[].id in any webhook)",
-        ));
-        return;
-    };
     let get = |path: String| {
         let url = format!("{}/{}/{path}", graph.base_url, graph.version);
         let request = http.get(url).bearer_auth(token.expose_secret());
@@ -699,6 +689,14 @@ async fn business_account(
     };
     let app_id = app["id"].as_str().unwrap_or_default().to_owned();
     let app_name = app["name"].as_str().unwrap_or("Baton's app").to_owned();
+    webhook_fields(src, http, &graph, &app_id, &app_name, report).await;
+    let Some(waba) = config::optional(src, BUSINESS_ACCOUNT_ID) else {
+        report.push(Finding::fail(
+            format!("{BUSINESS_ACCOUNT_ID} is not set, so Baton's subscription to your WhatsApp Business Account cannot be checked"),
+            "set it to the account's id (WhatsApp Manager > Account tools > Business account info, or entry[].id in any webhook)",
+        ));
+        return;
+    };
     let mut subscribed = subscribed_apps(&get, &waba).await;
     let is_ours = |apps: &[(String, String)]| apps.iter().any(|(id, _)| *id == app_id);
     if opts.fix && matches!(&subscribed, Ok(apps) if !is_ours(apps)) {
@@ -736,6 +734,70 @@ async fn business_account(
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
+    });
+}
+
+/// The secret in use of a setting that lists several while rotating (the first), unless it is
+/// still the template's placeholder.
+fn current_secret(src: &dyn Source, name: &str, placeholder: &str) -> Option<String> {
+    let list = config::optional(src, name).filter(|s| s != placeholder)?;
+    baton_shared::whatsapp::AppSecrets::parse(&list).map(|s| s.current().expose_secret().to_owned())
+}
+
+/// The webhook fields Baton reads: `messages`, and Conversation Routing's.
+const ROUTING_FIELDS: &[&str] = &["standby", "messaging_handovers"];
+
+/// Which webhook fields Baton's app receives (`GET /<APP_ID>/subscriptions`, read with the app
+/// access token): `messages` always, and Conversation Routing's once a business turns it on.
+async fn webhook_fields(
+    src: &dyn Source,
+    http: &reqwest::Client,
+    graph: &GraphConfig,
+    app_id: &str,
+    app_name: &str,
+    report: &mut Report,
+) {
+    let Some(secret) = current_secret(src, APP_SECRET, config::APP_SECRET_PLACEHOLDER) else {
+        return;
+    };
+    let url = format!(
+        "{}/{}/{app_id}/subscriptions",
+        graph.base_url, graph.version
+    );
+    let answer = graph_json(http.get(url).bearer_auth(format!("{app_id}|{secret}"))).await;
+    let fields: Vec<String> = match answer {
+        Err(e) => {
+            report.push(Finding::fail(
+                format!("{app_name}'s webhook fields could not be read: {e}"),
+                "check WHATSAPP_APP_SECRET: it must be the App secret of the app the WhatsApp token belongs to",
+            ));
+            return;
+        }
+        Ok(body) => body["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["object"] == "whatsapp_business_account")
+            .flat_map(|s| s["fields"].as_array().cloned().unwrap_or_default())
+            .filter_map(|f| f["name"].as_str().map(str::to_owned))
+            .collect(),
+    };
+    let has = |f: &str| fields.iter().any(|have| have == f);
+    let missing: Vec<&str> = ROUTING_FIELDS.iter().copied().filter(|f| !has(f)).collect();
+    report.push(if !has("messages") {
+        Finding::fail(
+            format!("{app_name} is not subscribed to the messages webhook field, so Meta sends it no customer messages"),
+            "App Dashboard > WhatsApp > Configuration > Webhook fields: subscribe messages",
+        )
+    } else if !missing.is_empty() {
+        Finding::warn(
+            format!("{app_name} is not subscribed to {}: once your business turns Conversation Routing on, Baton would not see the threads your AI agent owns, nor its handoffs", missing.join(", ")),
+            "App Dashboard > WhatsApp > Configuration > Webhook fields: subscribe standby and messaging_handovers (and smb_message_echoes for a number also on the WhatsApp Business app); they need the whatsapp_business_management permission",
+        )
+    } else {
+        Finding::pass(format!(
+            "{app_name} receives messages, standby and messaging_handovers (ready for Conversation Routing)"
+        ))
     });
 }
 

@@ -132,6 +132,10 @@ async fn the_doctor_reads_a_deployed_stack_and_reaches_its_table_bucket_and_queu
     let url = deployed().await;
     let graph = GraphServer::start(Duration::from_secs(300)).await;
     graph.add_phone_number("106540352242922", "+1 555-010-0001", "Stack Shop");
+    graph.set_app_subscriptions(
+        "stack-app-secret",
+        &["messages", "standby", "messaging_handovers"],
+    );
     graph.add_waba(
         WABA,
         &[
@@ -173,7 +177,7 @@ async fn the_doctor_reads_a_deployed_stack_and_reaches_its_table_bucket_and_queu
         &format!("✓ bucket {} is reachable", stack.objects.bucket()),
         "✓ the HubSpot dead-letter queue is reachable (0 record(s) waiting)",
         "✓ the handoff dead-letter queue is reachable (0 record(s) waiting)",
-        "All 15 checks passed.",
+        "All 16 checks passed.",
     ] {
         assert!(text.contains(want), "{want:?} not in\n{text}");
     }
@@ -207,7 +211,7 @@ async fn the_doctor_reads_a_deployed_stack_and_reaches_its_table_bucket_and_queu
         text.contains("✗ bucket baton-no-such-bucket is not reachable"),
         "{text}"
     );
-    assert!(text.contains("2 of 15 checks failed."), "{text}");
+    assert!(text.contains("2 of 16 checks failed."), "{text}");
     // And a stack that does not exist.
     let (ok, text) = doctor(
         &stack,

@@ -73,6 +73,10 @@ struct GraphState {
     escalation: std::sync::atomic::AtomicBool,
     /// Every accepted thread-control request's body.
     thread_calls: Mutex<Vec<serde_json::Value>>,
+    /// The app secret an app access token (`<app id>|<app secret>`) must carry.
+    app_secret: Mutex<String>,
+    /// The webhook fields Baton's app is subscribed to.
+    fields: Mutex<Vec<String>>,
     url_ttl_ms: u64,
     pub lookups: AtomicU32,
     pub downloads: AtomicU32,
@@ -141,6 +145,8 @@ impl GraphServer {
             threads: Mutex::new(HashMap::new()),
             escalation: std::sync::atomic::AtomicBool::new(true),
             thread_calls: Mutex::new(Vec::new()),
+            app_secret: Mutex::new(String::new()),
+            fields: Mutex::new(vec!["messages".to_owned()]),
         });
         let app = axum::Router::new()
             .route(
@@ -156,6 +162,10 @@ impl GraphServer {
             .route(
                 "/{version}/{phone_number_id}/thread_control",
                 axum::routing::post(thread_control),
+            )
+            .route(
+                "/{version}/{app_id}/subscriptions",
+                axum::routing::get(subscriptions),
             )
             .route(
                 "/{version}/{waba_id}/subscribed_apps",
@@ -247,6 +257,13 @@ impl GraphServer {
             .lock()
             .unwrap()
             .insert(thread_key(phone_number_id, customer), owner);
+    }
+
+    /// Baton's app's secret (its app access token is `<APP_ID>|<secret>`) and the webhook fields
+    /// the app is subscribed to.
+    pub fn set_app_subscriptions(&self, app_secret: &str, fields: &[&str]) {
+        *self.state.app_secret.lock().unwrap() = app_secret.to_owned();
+        *self.state.fields.lock().unwrap() = fields.iter().map(|f| (*f).to_owned()).collect();
     }
 
     /// Whether Baton's app is the escalation partner (true) or only a standby partner.
@@ -417,6 +434,43 @@ async fn subscribe(
         apps.push((APP_ID.to_owned(), APP_NAME.to_owned()));
     }
     axum::Json(json!({"success": true})).into_response()
+}
+
+/// `GET /{version}/{app id}/subscriptions`: the app's webhook subscriptions, read with the app
+/// access token `<app id>|<app secret>` (a user or system-user token is refused).
+async fn subscriptions(
+    State(state): State<Arc<GraphState>>,
+    Path((version, app_id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if version != VERSION {
+        return graph_error(StatusCode::BAD_REQUEST, 2500, "Unknown path components");
+    }
+    let secret = state.app_secret.lock().unwrap().clone();
+    let expected = format!("{APP_ID}|{secret}");
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let token = query.get("access_token").map(String::as_str).or(bearer);
+    if app_id != APP_ID || secret.is_empty() || token != Some(expected.as_str()) {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            190,
+            "Invalid OAuth access token - an app access token is required",
+        );
+    }
+    let fields: Vec<serde_json::Value> = state
+        .fields
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|f| json!({"name": f, "version": VERSION}))
+        .collect();
+    axum::Json(json!({"data": [{"object": "whatsapp_business_account",
+        "callback_url": "https://baton.example.com/webhook", "active": true, "fields": fields}]}))
+    .into_response()
 }
 
 /// Who owns a routed thread.

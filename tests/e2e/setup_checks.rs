@@ -65,6 +65,7 @@ async fn baton() -> Baton {
     let graph = GraphServer::start(Duration::from_secs(300)).await;
     graph.add_phone_number(PNID, "+1 555-010-0000", "Baton Test Shop");
     graph.add_waba(WABA, &[AGENT_APP, (graph::APP_ID, "Baton")]);
+    graph.set_app_subscriptions(APP, &["messages", "standby", "messaging_handovers"]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let dir = std::env::temp_dir().join(unique("baton-setup"));
@@ -96,6 +97,13 @@ fn failed(report: &Report) -> Vec<&Finding> {
     report.0.iter().filter(|f| !f.ok).collect()
 }
 
+/// The doctor with one setting unset.
+async fn doctor_without(b: &Baton, unset: &str) -> Report {
+    let mut vars = b.settings();
+    vars.retain(|(k, _)| *k != unset);
+    doctor::run(&Vars(vars), None, doctor::Options::default()).await
+}
+
 async fn doctor_with(b: &Baton, change: &[(&'static str, &str)]) -> Report {
     let mut vars = b.settings();
     for (k, v) in change {
@@ -117,6 +125,7 @@ async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix(
     for want in [
         "✓ WHATSAPP_APP_SECRET is set (1 secret(s))",
         "✓ the WhatsApp token reads business number +1 555-010-0000 (Baton Test Shop)",
+        "✓ Baton receives messages, standby and messaging_handovers (ready for Conversation Routing)",
         "✓ Baton is subscribed to WhatsApp Business Account 102290129340398, beside Customer Support Bot: each app gets the messages",
         "✓ HubSpot credential: the token of Baton's HubSpot app (static auth) (HUBSPOT_CREDENTIAL=app)",
         "✓ the HubSpot token works: portal 62515 (data hosted in eu1)",
@@ -125,7 +134,7 @@ async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix(
         "do not exist yet; the first handoff creates them",
         "/webhook answers Meta's handshake with the verify token",
         "/hubspot/events accepts an event signed with HUBSPOT_APP_SECRET (the app's webhook target URL)",
-        "All 11 checks passed.",
+        "All 12 checks passed.",
     ] {
         assert!(text.contains(want), "{want:?} not in\n{text}");
     }
@@ -232,9 +241,7 @@ async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix(
         "{}",
         f[0].what
     );
-    let mut vars = b.settings();
-    vars.retain(|(k, _)| *k != "HUBSPOT_APP_SECRET");
-    let r = doctor::run(&Vars(vars), None, doctor::Options::default()).await;
+    let r = doctor_without(&b, "HUBSPOT_APP_SECRET").await;
     let f = failed(&r);
     assert_eq!(f.len(), 1, "{}", r.render());
     assert!(f[0].what.starts_with("HUBSPOT_APP_SECRET is not set"));
@@ -317,6 +324,32 @@ async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix(
         "{}",
         r.render()
     );
+    // The app's webhook fields: without routing's, a warning; without messages, a failure.
+    b.graph.set_app_subscriptions(APP, &["messages"]);
+    let r = doctor_with(&b, &[]).await;
+    assert!(r.passed(), "{}", r.render());
+    assert!(
+        r.render().contains("! Baton is not subscribed to standby, messaging_handovers: once your business turns Conversation Routing on"),
+        "{}",
+        r.render()
+    );
+    b.graph.set_app_subscriptions(APP, &["standby"]);
+    let r = doctor_with(&b, &[]).await;
+    assert_eq!(
+        failed(&r)[0].what,
+        "Baton is not subscribed to the messages webhook field, so Meta sends it no customer messages"
+    );
+    // Read with the app access token: another app secret cannot read them.
+    let r = doctor_with(&b, &[("WHATSAPP_APP_SECRET", "another-app-secret")]).await;
+    assert!(
+        failed(&r)[0]
+            .what
+            .starts_with("Baton's webhook fields could not be read: HTTP 400, error 190"),
+        "{}",
+        r.render()
+    );
+    b.graph
+        .set_app_subscriptions(APP, &["messages", "standby", "messaging_handovers"]);
     // An account the token cannot manage, and none set.
     let r = doctor_with(&b, &[("WHATSAPP_BUSINESS_ACCOUNT_ID", "555")]).await;
     assert!(
@@ -324,9 +357,7 @@ async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix(
         "{}",
         r.render()
     );
-    let mut vars = b.settings();
-    vars.retain(|(k, _)| *k != "WHATSAPP_BUSINESS_ACCOUNT_ID");
-    let r = doctor::run(&Vars(vars), None, doctor::Options::default()).await;
+    let r = doctor_without(&b, "WHATSAPP_BUSINESS_ACCOUNT_ID").await;
     assert!(
         failed(&r)[0]
             .what

@@ -81,6 +81,8 @@ fn the_template_wires_what_the_functions_read_and_serve() {
         baton_hubspot::config::CREDENTIAL,
         baton_hubspot::config::TICKET_DEFAULTS,
         baton_hubspot::config::CONTACT_DEFAULTS,
+        baton_hubspot::config::THREAD_HANDBACK,
+        baton_hubspot::config::THREAD_CONTROL_URL,
     ] {
         assert!(hubspot.contains(&format!("{var}: ")), "hubspot env {var}");
     }
