@@ -50,11 +50,13 @@ impl<E: Endpoint> FromRequest<Arc<Webhook>> for Signed<E> {
 
     async fn from_request(req: Request, app: &Arc<Webhook>) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        // One byte past the limit tells an oversized body without reading it all.
-        let body = axum::body::to_bytes(body, E::LIMIT + 1)
+        // Read on past the limit (up to twice it) before refusing: a server that stops reading
+        // mid-body resets the connection, and the sender sees a broken pipe instead of the 413.
+        // Past that, the sender is not Meta and gets the reset.
+        let body = axum::body::to_bytes(body, E::LIMIT * 2)
             .await
             .map_err(|_| {
-                E::refused_too_large(E::LIMIT + 1);
+                E::refused_too_large(E::LIMIT * 2 + 1);
                 too_large(E::LIMIT_TEXT)
             })?;
         if body.len() > E::LIMIT {
