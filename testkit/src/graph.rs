@@ -73,6 +73,8 @@ struct GraphState {
     escalation: std::sync::atomic::AtomicBool,
     /// Every accepted thread-control request's body.
     thread_calls: Mutex<Vec<serde_json::Value>>,
+    /// The next thread-control requests answer these HTTP statuses (Meta's outage).
+    thread_faults: Mutex<Vec<u16>>,
     /// The app secret an app access token (`<app id>|<app secret>`) must carry.
     app_secret: Mutex<String>,
     /// The webhook fields Baton's app is subscribed to.
@@ -145,6 +147,7 @@ impl GraphServer {
             threads: Mutex::new(HashMap::new()),
             escalation: std::sync::atomic::AtomicBool::new(true),
             thread_calls: Mutex::new(Vec::new()),
+            thread_faults: Mutex::new(Vec::new()),
             app_secret: Mutex::new(String::new()),
             fields: Mutex::new(vec!["messages".to_owned()]),
         });
@@ -269,6 +272,11 @@ impl GraphServer {
     /// Whether Baton's app is the escalation partner (true) or only a standby partner.
     pub fn set_escalation_partner(&self, escalation: bool) {
         self.state.escalation.store(escalation, Ordering::SeqCst);
+    }
+
+    /// The next thread-control request answers `status` (a 5xx: Meta is unavailable).
+    pub fn fail_next_thread_control(&self, status: u16) {
+        self.state.thread_faults.lock().unwrap().push(status);
     }
 
     /// Every accepted thread-control request.
@@ -543,6 +551,13 @@ async fn thread_control(
             "Invalid parameter: messaging_product, to (or recipient) and action are required",
         );
     };
+    if let Some(status) = state.thread_faults.lock().unwrap().pop() {
+        return graph_error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            2,
+            "Service temporarily unavailable",
+        );
+    }
     let mut threads = state.threads.lock().unwrap();
     let key = thread_key(&phone_number_id, to);
     let owner = threads.get(&key).copied().unwrap_or(Owner::Idle);

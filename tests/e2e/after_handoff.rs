@@ -929,3 +929,80 @@ async fn a_reply_meta_refuses_for_the_thread_is_explained_and_not_retried() {
         .unwrap();
     assert_eq!(trail.status, TrailStatus::Done, "reported, not retried");
 }
+
+/// The hand-back on close: Meta's outage is retried until the thread is released; Meta's
+/// refusal (the thread was no longer Baton's) parks the event with Meta's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_back_is_retried_through_an_outage_and_parked_when_meta_refuses() {
+    use baton_testkit::graph::Owner;
+    let Some(mut a) = after(false).await else {
+        return;
+    };
+    let graph = a.rig.graph.clone();
+    let t = now_ms() / 1000 - 600;
+    let other = "16505559999";
+    for customer in [CUSTOMER, other] {
+        a.rig
+            .deliver_twice(graph.pass_to_baton(PNID, customer, t, "customer_request", None))
+            .await;
+    }
+    a.settle().await;
+    let handoffs = a.rig.handoffs().await;
+    assert_eq!(handoffs.len(), 2);
+    let close = |a: &After, ticket: &str| {
+        let event = a.server.rep_sets(ticket, "hs_pipeline_stage", "4").unwrap();
+        hubspot_request(&json!([event]), CLIENT_SECRET, now_ms())
+    };
+    let of = |customer: &str| {
+        handoffs
+            .iter()
+            .find(|h| h.conversation.customer == customer)
+            .unwrap()
+            .clone()
+    };
+
+    // Meta is down for the first attempt: the stream retries, and the thread is released once.
+    let first = of(CUSTOMER);
+    let ticket = a.ticket_of(&first.id).await;
+    graph.fail_next_thread_control(503);
+    let (status, _) = a.hubspot(close(&a, &ticket)).await;
+    assert_eq!(status, StatusCode::OK);
+    a.settle().await;
+    assert_eq!(graph.thread_calls().len(), 1);
+    assert_eq!(graph.thread_owner(PNID, CUSTOMER), Some(Owner::Idle));
+
+    // The AI took the thread back without Baton hearing of it: Meta refuses the release.
+    let second = of(other);
+    let ticket = a.ticket_of(&second.id).await;
+    graph.route_thread(PNID, other, Owner::Primary);
+    let (status, _) = a.hubspot(close(&a, &ticket)).await;
+    assert_eq!(status, StatusCode::OK);
+    a.settle().await;
+    assert_eq!(graph.thread_calls().len(), 1, "nothing more was released");
+    let events = a.events(&second.id).await;
+    let (_, trail) = events
+        .iter()
+        .find(|(e, _)| matches!(e.kind, TicketEventKind::Stage { .. }))
+        .unwrap();
+    assert_eq!(trail.status, TrailStatus::Parked);
+    let error = trail.last_error.clone().unwrap();
+    assert_eq!(error.step, "thread");
+    assert!(
+        error
+            .message
+            .contains("giving the WhatsApp thread back (release)")
+            && error.message.contains("2494191")
+            && error.message.contains("Conversation routing"),
+        "{}",
+        error.message
+    );
+    // The episode ended all the same.
+    assert!(
+        a.rig
+            .store
+            .open_episode(&ConversationKey::new(PNID, other))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
