@@ -30,6 +30,8 @@ pub mod metric {
     pub const DUPLICATE_DELIVERIES: &str = "DuplicateDeliveries";
     pub const MESSAGES_NEW: &str = "MessagesNew";
     pub const MESSAGES_DUPLICATE: &str = "MessagesDuplicate";
+    /// Stored messages the transcript could only read in part (repaired, or shown as unreadable).
+    pub const MESSAGES_UNREADABLE: &str = "MessagesUnreadable";
     pub const AGENT_EVENTS: &str = "AgentEvents";
     pub const SESSION_PAGES: &str = "SessionPageViews";
     pub const SESSION_PAGES_REFUSED: &str = "SessionPagesRefused";

@@ -11,7 +11,7 @@ use crate::agent::{AgentEvent, Origin};
 use crate::domain::{
     AgentEventKind, AgentEventRecord, MediaRecord, MediaState, MessageRecord, TimelineEntry,
 };
-use crate::whatsapp::{Content, InboundMessage, Interactive, Media};
+use crate::whatsapp::{Content, InboundMessage, Interactive, Media, Reading, read_message};
 
 /// Marks where a media line's copy goes until the copies are known (see [`Rendered::text`]).
 const MEDIA_MARK: char = '\u{0}';
@@ -295,18 +295,26 @@ impl Transcript {
 
     fn message(&mut self, m: &MessageRecord) {
         self.out.messages += 1;
-        let msg: InboundMessage = match serde_json::from_str(&m.raw) {
-            Ok(msg) => msg,
-            Err(_) => {
+        // A stored message always reaches the transcript: repaired, or shown for what it is.
+        let mut prefix = String::new();
+        let msg: InboundMessage = match read_message(&m.raw) {
+            Reading::Whole(msg) => msg,
+            Reading::Repaired(msg) => {
+                crate::observe::count(crate::observe::metric::MESSAGES_UNREADABLE, 1);
+                prefix.push_str("(some characters could not be read) ");
+                msg
+            }
+            Reading::Unreadable { reason, words } => {
+                crate::observe::count(crate::observe::metric::MESSAGES_UNREADABLE, 1);
+                let words = words.map(|w| format!(" “{w}”")).unwrap_or_default();
                 self.line(
                     m.timestamp,
                     Role::Customer,
-                    &format!("[a {} message that could not be read]", m.kind),
+                    &format!("[unreadable {} message: {reason}]{words}", m.kind),
                 );
                 return;
             }
         };
-        let mut prefix = String::new();
         if let Some(ctx) = &msg.context {
             if ctx.frequently_forwarded == Some(true) {
                 prefix.push_str("(forwarded many times) ");

@@ -1069,3 +1069,50 @@ fn baton_local_filters_the_stream_as_template_yaml_does() {
     );
     assert!(!baton_hubspot::passes_filter(&record("INSERT", "message")));
 }
+
+/// Messages the webhook stores but the handoff stage cannot read as messages (a lone UTF-16
+/// surrogate, a placeholder where Meta sends a number) still reach the transcript: repaired, or
+/// shown as unreadable with the reason; the handoff is not held up by them.
+#[tokio::test]
+async fn every_stored_message_reaches_the_transcript_even_one_that_cannot_be_read() {
+    let Some(mut rig) = rig(HandoffSettings::default(), None).await else {
+        return;
+    };
+    let mut location = bodies::text("wamid.u2", CUSTOMER, T0 + 5, "");
+    location["type"] = json!("location");
+    location["location"] =
+        json!({"latitude": "LATITUDE", "longitude": "LONGITUDE", "name": "Home"});
+    location.as_object_mut().unwrap().remove("text");
+    let body = deliver(vec![
+        bodies::text("wamid.u1", CUSTOMER, T0, "My screen LONE is cracked"),
+        location,
+        bodies::text("wamid.u3", CUSTOMER, T0 + 10, "I want to talk to a human"),
+    ]);
+    // serde_json cannot write a lone surrogate; Meta's JSON can carry one.
+    let body = String::from_utf8(body)
+        .unwrap()
+        .replace("LONE", "\\ud800")
+        .into_bytes();
+    rig.deliver_twice(body).await;
+    rig.run_stream(true).await;
+    let handoffs = rig.handoffs().await;
+    assert_eq!(handoffs.len(), 1);
+    let h = &handoffs[0];
+    assert_eq!(h.transcript.messages, 3);
+    let transcript = String::from_utf8(
+        rig.objects
+            .get(&h.transcript.key)
+            .await
+            .unwrap()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for want in [
+        "Customer (Maria Lopez): (some characters could not be read) My screen \u{fffd} is cracked",
+        "Customer (Maria Lopez): [unreadable location message: ",
+        "Customer (Maria Lopez): I want to talk to a human",
+    ] {
+        assert!(transcript.contains(want), "{want:?} not in\n{transcript}");
+    }
+}

@@ -18,7 +18,7 @@ use baton_shared::objects::{ObjectError, ObjectMeta};
 use baton_shared::retry::{Classify, ErrorClass};
 use baton_shared::store::{HandoffStore, StoreError};
 use baton_shared::transcript::{Transcript, excerpt_of};
-use baton_shared::whatsapp::{Content, InboundMessage, Interactive, Media};
+use baton_shared::whatsapp::{Content, InboundMessage, Interactive, Media, Reading, read_message};
 
 /// Media types copied to storage.
 pub const MEDIA_KINDS: &[&str] = &["image", "audio", "video", "document", "sticker"];
@@ -128,16 +128,18 @@ impl Processor {
     }
 
     async fn message(&self, m: &MessageRecord) -> Result<Outcome, ProcessError> {
-        let msg: InboundMessage = match serde_json::from_str(&m.raw) {
-            Ok(msg) => msg,
-            Err(e) => {
-                tracing::warn!(message_ref = %baton_shared::observe::message_ref(&m.wamid), error = %e, "stored message could not be read; skipped");
-                return Ok(Outcome::Nothing);
+        // What cannot be read as a message still reaches the transcript (and a follow-up note)
+        // for what it is; only the phrase detection and the media copy need the message itself.
+        let msg: Option<InboundMessage> = match read_message(&m.raw) {
+            Reading::Whole(msg) | Reading::Repaired(msg) => Some(msg),
+            Reading::Unreadable { reason, .. } => {
+                tracing::warn!(message_ref = %baton_shared::observe::message_ref(&m.wamid), error = %reason, "stored message read only in part; it goes to the transcript as unreadable");
+                None
             }
         };
         let mut outcome = Outcome::Nothing;
         let mut copy = None;
-        if let Some(media) = msg.content.media()
+        if let Some(media) = msg.as_ref().and_then(|msg| msg.content.media())
             && MEDIA_KINDS.contains(&m.kind.as_str())
         {
             let record = self
@@ -163,7 +165,7 @@ impl Processor {
                 new,
             });
         }
-        let Some(text) = customer_words(&msg) else {
+        let Some(text) = msg.as_ref().and_then(customer_words) else {
             return Ok(outcome);
         };
         let Some(found) = self.detector.detect(&text) else {

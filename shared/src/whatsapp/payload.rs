@@ -138,6 +138,107 @@ pub struct MessageHead {
     pub kind: Option<String>,
 }
 
+/// How a stored message read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reading {
+    /// As Meta sent it.
+    Whole(InboundMessage),
+    /// After repairs (a lone UTF-16 surrogate escape became U+FFFD): what the customer wrote,
+    /// minus the characters no text can hold.
+    Repaired(InboundMessage),
+    /// Not as a message: why, and the words it carries (`text.body`, a caption), if any.
+    Unreadable {
+        reason: String,
+        words: Option<String>,
+    },
+}
+
+/// Reads a stored message. JSON allows what Rust strings cannot (a lone `\ud800`), and Meta
+/// has sent strings where it documents numbers; neither may drop the message.
+pub fn read_message(raw: &str) -> Reading {
+    let first = match serde_json::from_str::<InboundMessage>(raw) {
+        Ok(m) => return Reading::Whole(m),
+        Err(e) => e.to_string(),
+    };
+    let repaired = repair_surrogates(raw);
+    if let std::borrow::Cow::Owned(fixed) = &repaired
+        && let Ok(m) = serde_json::from_str::<InboundMessage>(fixed)
+    {
+        return Reading::Repaired(m);
+    }
+    let words = serde_json::from_str::<serde_json::Value>(&repaired)
+        .ok()
+        .and_then(|v| {
+            let kind = v["type"].as_str().unwrap_or_default().to_owned();
+            ["/text/body".to_owned(), format!("/{kind}/caption")]
+                .iter()
+                .find_map(|p| {
+                    v.pointer(p)
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned)
+                })
+        });
+    Reading::Unreadable {
+        reason: first,
+        words,
+    }
+}
+
+/// Replaces every `\uXXXX` escape of an unpaired UTF-16 surrogate with `\ufffd`.
+fn repair_surrogates(raw: &str) -> std::borrow::Cow<'_, str> {
+    if !raw.contains("\\u") && !raw.contains("\\U") {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let bytes = raw.as_bytes();
+    let escape_at = |i: usize| -> Option<u32> {
+        if bytes.get(i) == Some(&b'\\') && matches!(bytes.get(i + 1), Some(b'u' | b'U')) {
+            raw.get(i + 2..i + 6)
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+        } else {
+            None
+        }
+    };
+    let mut out = String::with_capacity(raw.len());
+    let mut changed = false;
+    let mut i = 0;
+    let mut last = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match escape_at(i) {
+            Some(0xD800..=0xDBFF) => {
+                let paired = escape_at(i + 6).is_some_and(|low| (0xDC00..=0xDFFF).contains(&low));
+                if paired {
+                    i += 12;
+                } else {
+                    out.push_str(&raw[last..i]);
+                    out.push_str("\\ufffd");
+                    i += 6;
+                    last = i;
+                    changed = true;
+                }
+            }
+            Some(0xDC00..=0xDFFF) => {
+                out.push_str(&raw[last..i]);
+                out.push_str("\\ufffd");
+                i += 6;
+                last = i;
+                changed = true;
+            }
+            Some(_) => i += 6,
+            // Any other escape (`\\`, `\"`, …) is two characters: skip both.
+            None => i += 2,
+        }
+    }
+    if !changed {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    out.push_str(&raw[last..]);
+    std::borrow::Cow::Owned(out)
+}
+
 /// An inbound message with its typed content.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboundMessage {
@@ -812,4 +913,44 @@ fn float_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 
 fn float_or_string_default<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     float_or_string(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_messages_read_whole_repaired_or_as_unreadable() {
+        let text = |body: &str| {
+            format!(
+                r#"{{"from":"1","id":"wamid.x","timestamp":"1","type":"text","text":{{"body":"{body}"}}}}"#
+            )
+        };
+        assert!(matches!(read_message(&text("hi")), Reading::Whole(_)));
+        // A lone surrogate, leading or trailing, becomes U+FFFD; a pair and an escaped
+        // backslash stay as they are.
+        for (raw, want) in [
+            (r"a\ud800b", "a\u{fffd}b"),
+            (r"a\udc00b", "a\u{fffd}b"),
+            (r"\ud83d\ude00 \ud800", "\u{1f600} \u{fffd}"),
+            (r"\\ud800 \ud800", "\\ud800 \u{fffd}"),
+        ] {
+            let Reading::Repaired(m) = read_message(&text(raw)) else {
+                panic!("{raw} not repaired")
+            };
+            let Content::Text(t) = m.content else {
+                panic!()
+            };
+            assert_eq!(t.body, want, "{raw}");
+        }
+        let location = r#"{"from":"1","id":"wamid.y","timestamp":"1","type":"location","location":{"latitude":"LATITUDE","longitude":"LONGITUDE"}}"#;
+        let Reading::Unreadable { reason, words } = read_message(location) else {
+            panic!("a placeholder number")
+        };
+        assert!(
+            reason.contains("LATITUDE") || reason.contains("invalid"),
+            "{reason}"
+        );
+        assert_eq!(words, None);
+    }
 }
