@@ -779,6 +779,22 @@ async fn send(
             {
                 return invalid("template.name and template.language.code are required");
             }
+            // Template text parameters: no new-lines, no tabs, at most four spaces in a row.
+            let params = msg["template"]["components"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c["parameters"].as_array().cloned().unwrap_or_default());
+            for p in params {
+                let text = p["text"].as_str().unwrap_or_default();
+                if text.contains(['\n', '\t']) || text.contains("     ") {
+                    return graph_error(
+                        StatusCode::BAD_REQUEST,
+                        132_018,
+                        "(#132018) There was an issue with the parameters in your template.",
+                    );
+                }
+            }
         }
         _ => return invalid("type must be text or template here"),
     }

@@ -121,6 +121,11 @@ struct After {
 }
 
 async fn after(template: bool) -> Option<After> {
+    after_with(template, "customer_name,ticket_id").await
+}
+
+/// [`after`], the template's body parameters given.
+async fn after_with(template: bool, params: &str) -> Option<After> {
     let rig = handoff::rig(HandoffSettings::default(), None).await?;
     let sdk = handoff::aws(&dynamodb_endpoint()?);
     let hubspot_reader = StreamReader::open(&sdk, rig.store.table(), None)
@@ -140,10 +145,7 @@ async fn after(template: bool) -> Option<After> {
     if template {
         vars.push(("WHATSAPP_REPLY_TEMPLATE", TEMPLATE.to_owned()));
         vars.push(("WHATSAPP_REPLY_TEMPLATE_LANGUAGE", "es_MX".to_owned()));
-        vars.push((
-            "WHATSAPP_REPLY_TEMPLATE_PARAMS",
-            "customer_name,ticket_id".to_owned(),
-        ));
+        vars.push(("WHATSAPP_REPLY_TEMPLATE_PARAMS", params.to_owned()));
     }
     let cfg = HubspotConfig::from_source(&Vars(vars)).unwrap();
     let client = HubspotClient::from_config(&cfg).unwrap();
@@ -1004,5 +1006,35 @@ async fn a_hand_back_is_retried_through_an_outage_and_parked_when_meta_refuses()
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// Outside the window a multi-line answer goes out as the template's `reply` parameter, its
+/// white space collapsed as Meta requires of template parameters (no new-lines, no tabs, at most
+/// four spaces in a row): the test Graph server refuses any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_line_reply_reaches_the_customer_as_a_template_parameter() {
+    let Some(mut a) = after_with(true, "customer_name,reply").await else {
+        return;
+    };
+    let t = now_ms() / 1000 - 2 * 86_400;
+    a.customer_says("wamid.m1", t, "Can I speak to a person about my refund?")
+        .await;
+    a.settle().await;
+    let h = a.rig.handoffs().await[0].clone();
+    let ticket = a.ticket_of(&h.id).await;
+    a.rep_replies(
+        &ticket,
+        "Hello Maria,\n\nYour refund\twas approved.      It arrives in 3 days.\r\nThanks!",
+        1,
+    )
+    .await;
+    a.settle().await;
+    let sent = a.rig.graph.sent();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    let params = &sent[0].1["template"]["components"][0]["parameters"];
+    assert_eq!(
+        params[1]["text"],
+        "Hello Maria, Your refund was approved. It arrives in 3 days. Thanks!"
     );
 }

@@ -165,8 +165,9 @@ impl Deliverer {
                         .unwrap_or_else(|| "there".into()),
                     TemplateParam::TicketId => ctx.ticket_id.to_owned(),
                     TemplateParam::HandoffId => ctx.handoff.id.clone(),
-                    TemplateParam::Reply => clip(text, TEMPLATE_PARAM_CHARS),
+                    TemplateParam::Reply => text.to_owned(),
                 })
+                .map(|p| template_param(&p))
                 .collect();
             (
                 Outgoing::Template {
@@ -220,6 +221,13 @@ impl Deliverer {
             Err(e) => not_sent(e.to_string()),
         }
     }
+}
+
+/// A template body parameter as Meta takes it: no new-lines, no tabs, no more than four spaces
+/// in a row (all white space runs become one space), and at most [`TEMPLATE_PARAM_CHARS`].
+fn template_param(text: &str) -> String {
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    clip(&collapsed, TEMPLATE_PARAM_CHARS)
 }
 
 fn clip(text: &str, max: usize) -> String {
