@@ -405,7 +405,7 @@ async fn hubspot(src: &(dyn Source + Sync), report: &mut Report) -> Option<Crede
         )),
         Credential::PrivateApp => Finding::warn(
             format!("HubSpot credential: {}", credential.describe()),
-            "it keeps working until HubSpot retires legacy apps (September 2027), but no new one can be made: move to Baton's HubSpot app (README, Upgrading from a private app)",
+            "it keeps working until HubSpot retires legacy apps (September 2027), but no new one can be made: move to Baton's HubSpot app (README, Deploy: upgrading a deployment that uses a legacy private app)",
         ),
         Credential::ServiceKey => Finding::warn(
             format!("HubSpot credential: {}", credential.describe()),
