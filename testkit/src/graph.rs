@@ -365,6 +365,11 @@ impl GraphServer {
         )
     }
 
+    /// Sends are accepted again (the injected refusals are dropped).
+    pub fn clear_send_faults(&self) {
+        self.state.send_faults.lock().unwrap().clear();
+    }
+
     /// The next send answers Graph error `code` (HTTP 400, as Meta answers even throttling).
     pub fn fail_next_send(&self, code: i64) {
         self.state.send_faults.lock().unwrap().push(code);

@@ -1038,3 +1038,57 @@ async fn a_multi_line_reply_reaches_the_customer_as_a_template_parameter() {
         "Hello Maria, Your refund was approved. It arrives in 3 days. Thanks!"
     );
 }
+
+/// Meta throttles every send of one reply: the reply is tried a bounded number of times, then
+/// parked with the reason, and the replay after the throttle lifts sends it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_throttled_without_end_parks_after_the_bound_and_a_replay_sends_it_once() {
+    let Some(mut a) = after(false).await else {
+        return;
+    };
+    let t = now_ms() / 1000 - 60;
+    a.customer_says("wamid.th1", t, "I want to talk to a human")
+        .await;
+    a.settle().await;
+    let h = a.rig.handoffs().await[0].clone();
+    let ticket = a.ticket_of(&h.id).await;
+    for _ in 0..50 {
+        a.rig.graph.fail_next_send(130_429);
+    }
+    a.rep_replies(&ticket, "We are on it.", 1).await;
+    a.settle().await;
+    assert!(a.rig.graph.sent().is_empty());
+    let events = a.events(&h.id).await;
+    let (_, trail) = events
+        .iter()
+        .find(|(e, _)| matches!(e.kind, TicketEventKind::Reply { .. }))
+        .unwrap();
+    assert_eq!(trail.status, TrailStatus::Parked, "{trail:#?}");
+    assert_eq!(trail.runs, baton_hubspot::MAX_SEND_TRIES);
+    let error = trail.last_error.clone().unwrap();
+    assert!(
+        error.message.contains("error 130429")
+            && error
+                .message
+                .contains("refused 5 tries in a row, so the reply is parked"),
+        "{}",
+        error.message
+    );
+
+    // The throttle lifts; the replay sends it, once.
+    a.rig.graph.clear_send_faults();
+    let Stage::Hubspot(deliverer) = &a.stage else {
+        unreachable!()
+    };
+    let report = baton_hubspot::replay::replay(
+        deliverer,
+        &a.rig.store,
+        &a.rig.store,
+        tokio::time::Instant::now() + std::time::Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(report.events_done, 1, "{report:?}");
+    let sent = a.rig.graph.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1["text"]["body"], "We are on it.");
+}

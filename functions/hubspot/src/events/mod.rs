@@ -18,6 +18,8 @@ mod follow_up;
 mod ownership;
 mod reply;
 mod reply_failed;
+
+pub use reply::MAX_SEND_TRIES;
 mod thread;
 
 use baton_shared::clock::now_ms;

@@ -28,6 +28,13 @@ const UNKNOWN: &str = "outcome unknown: ";
 /// A template parameter's limit we keep to (Meta refuses long body parameters).
 const TEMPLATE_PARAM_CHARS: usize = 1000;
 
+/// Sends Meta refused with a retryable error (throttling, its own failures) before the reply is
+/// parked: throttling that outlasts them is not going to lift in the next second, and a retry
+/// that never ends holds up what comes after it. A replay starts a fresh count.
+pub const MAX_SEND_TRIES: u32 = 5;
+/// The step counting them.
+const TRIES: &str = "tries";
+
 impl Deliverer {
     pub(super) async fn reply(
         &self,
@@ -203,13 +210,33 @@ impl Deliverer {
                 Ok(Step::done(wamid, &how, now_ms()))
             }
             Err(e) if e.is_retryable() => {
-                // Not sent: the next run may send it.
+                // Not sent: the next run may send it, up to the bound; then it parks with the
+                // reason and a replay (after the throttle lifts) starts counting again.
+                let tries = trail
+                    .step(TRIES)
+                    .and_then(|s| s.id.as_deref())
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .unwrap_or(0)
+                    + 1;
+                let parked = tries >= MAX_SEND_TRIES;
+                let count = if parked { 0 } else { tries };
                 trail.set("send", Step::default());
+                trail.set(
+                    TRIES,
+                    Step::done(count.to_string(), "retryable refusals", now_ms()),
+                );
                 self.save_event(event, trail).await?;
+                let message = if parked {
+                    format!(
+                        "{e}; WhatsApp refused {tries} tries in a row, so the reply is parked: run baton-local hubspot-replay once it accepts messages again, which sends it once"
+                    )
+                } else {
+                    e.to_string()
+                };
                 Err(HubspotError::Peer {
                     step: "send",
-                    message: e.to_string(),
-                    retryable: true,
+                    message,
+                    retryable: !parked,
                 })
             }
             Err(e @ SendError::Unknown(_)) => not_sent(format!(
