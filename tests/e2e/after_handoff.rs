@@ -190,6 +190,15 @@ impl After {
             .await;
     }
 
+    /// The customer asks for a person: the handoff and its ticket.
+    async fn handed_off(&mut self, wamid: &str, ts: i64, text: &str) -> (HandoffRecord, String) {
+        self.customer_says(wamid, ts, text).await;
+        self.settle().await;
+        let h = self.rig.handoffs().await[0].clone();
+        let ticket = self.ticket_of(&h.id).await;
+        (h, ticket)
+    }
+
     async fn hubspot(&self, req: Request<Bytes>) -> (StatusCode, Value) {
         call(&self.app, req).await
     }
@@ -611,11 +620,7 @@ async fn a_reply_whose_send_was_cut_short_is_never_sent_twice() {
         return;
     };
     let t = now_ms() / 1000 - 60;
-    a.customer_says("wamid.c1", t, "Please get me a human")
-        .await;
-    a.settle().await;
-    let h = a.rig.handoffs().await[0].clone();
-    let ticket = a.ticket_of(&h.id).await;
+    let (h, ticket) = a.handed_off("wamid.c1", t, "Please get me a human").await;
     a.rep_replies(&ticket, "On it!", 1).await;
     // A previous run marked the send and stopped before Meta's answer was saved.
     let (reply, _) = a
@@ -901,11 +906,9 @@ async fn a_reply_meta_refuses_for_the_thread_is_explained_and_not_retried() {
     };
     let graph = a.rig.graph.clone();
     let t = now_ms() / 1000 - 600;
-    a.customer_says("wamid.s1", t, "I want to talk to a human")
+    let (h, ticket) = a
+        .handed_off("wamid.s1", t, "I want to talk to a human")
         .await;
-    a.settle().await;
-    let h = a.rig.handoffs().await[0].clone();
-    let ticket = a.ticket_of(&h.id).await;
     // Routing turned on, the AI owning the thread, Baton not the escalation partner.
     graph.route_thread(PNID, CUSTOMER, Owner::Primary);
     graph.set_escalation_partner(false);
@@ -1018,11 +1021,9 @@ async fn a_multi_line_reply_reaches_the_customer_as_a_template_parameter() {
         return;
     };
     let t = now_ms() / 1000 - 2 * 86_400;
-    a.customer_says("wamid.m1", t, "Can I speak to a person about my refund?")
+    let (_, ticket) = a
+        .handed_off("wamid.m1", t, "Can I speak to a person about my refund?")
         .await;
-    a.settle().await;
-    let h = a.rig.handoffs().await[0].clone();
-    let ticket = a.ticket_of(&h.id).await;
     a.rep_replies(
         &ticket,
         "Hello Maria,\n\nYour refund\twas approved.      It arrives in 3 days.\r\nThanks!",
@@ -1047,11 +1048,9 @@ async fn a_reply_throttled_without_end_parks_after_the_bound_and_a_replay_sends_
         return;
     };
     let t = now_ms() / 1000 - 60;
-    a.customer_says("wamid.th1", t, "I want to talk to a human")
+    let (h, ticket) = a
+        .handed_off("wamid.th1", t, "I want to talk to a human")
         .await;
-    a.settle().await;
-    let h = a.rig.handoffs().await[0].clone();
-    let ticket = a.ticket_of(&h.id).await;
     for _ in 0..50 {
         a.rig.graph.fail_next_send(130_429);
     }
