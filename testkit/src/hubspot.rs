@@ -77,6 +77,9 @@ pub enum Fault {
     DoThenHang,
     /// Do the work, then answer 502.
     DoThenFail,
+    /// Hold the request: answer nothing, and carry it out after this long (HubSpot acting on a
+    /// request whose caller gave up). An upload is carried out at once, then never answered.
+    DoLater(Duration),
 }
 
 struct Injected {
@@ -933,12 +936,23 @@ async fn answer(shared: &Arc<Shared>, req: Request) -> Response {
                 }
             }
         };
+        if let Some(Fault::DoLater(after)) = &fault {
+            let (shared, after) = (shared.clone(), *after);
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let opts = shared.options.lock().expect("options").clone();
+                let mut p = shared.portal.lock().expect("portal");
+                let _ = route(&mut p, &opts, &method, &uri, &path, json);
+            });
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return error(504, "GATEWAY_TIMEOUT", "held");
+        }
         let opts = shared.options.lock().expect("options").clone();
         let mut p = shared.portal.lock().expect("portal");
         route(&mut p, &opts, &method, &uri, &path, json)
     };
     match fault {
-        Some(Fault::DoThenHang) => {
+        Some(Fault::DoThenHang | Fault::DoLater(_)) => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             response
         }

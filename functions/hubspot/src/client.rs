@@ -153,6 +153,10 @@ pub struct HubspotClient {
     search: std::sync::Mutex<Window>,
     /// Waits between attempts of one call (and of a create's look-ups).
     pub backoff: Backoff,
+    /// How long HubSpot may still carry out a create whose answer was lost: a note's look-up
+    /// keeps looking this long before the note is posted again (notes have no unique property
+    /// that would refuse the second one).
+    pub settle: Duration,
     pub counters: Counters,
 }
 
@@ -194,6 +198,7 @@ impl HubspotClient {
                 true,
             )),
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(8), 6),
+            settle: Duration::from_secs(10),
             counters: Counters::default(),
         }
     }

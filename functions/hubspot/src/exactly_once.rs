@@ -3,6 +3,7 @@
 //! answer was lost (timeout, 5xx) or whose unique value is taken is looked up before anything is
 //! sent again.
 
+use baton_shared::domain::{Step, StepState};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -35,6 +36,30 @@ pub(crate) struct TicketNote<'a> {
     pub body: &'a str,
     pub attachments: &'a [String],
     pub marker: &'a str,
+    /// When an earlier run was about to post this note (unix ms), if one was: HubSpot may still
+    /// carry that post out, so this run looks for the note until [`HubspotClient::settle`] has
+    /// passed since then before it posts.
+    pub in_flight_since_ms: Option<i64>,
+}
+
+/// A note step's mark while its create may be under way (see [`TicketNote::in_flight_since_ms`]).
+const CREATING: &str = "creating";
+
+/// The mark a note step gets just before its note is posted.
+pub(crate) fn creating() -> Step {
+    Step {
+        state: StepState::Pending,
+        id: None,
+        how: Some(CREATING.into()),
+        at_ms: Some(baton_shared::clock::now_ms()),
+    }
+}
+
+/// When an earlier run marked `step` as posting its note, if it did.
+pub(crate) fn creating_since(step: &Step) -> Option<i64> {
+    (step.state == StepState::Pending && step.how.as_deref() == Some(CREATING))
+        .then_some(step.at_ms)
+        .flatten()
 }
 
 /// Posts `note` once; its id and how it was made (or found).
@@ -62,7 +87,35 @@ pub(crate) async fn note_once(
         ticket_id: note.ticket_id,
         marker: note.marker,
     };
+    if let Some(since) = note.in_flight_since_ms {
+        let left =
+            (since + client.settle.as_millis() as i64 - baton_shared::clock::now_ms()).max(0);
+        let wait = std::time::Duration::from_millis(left as u64);
+        if let Some(id) = look_for(client, lookup, wait, deadline).await? {
+            return Ok((id, "found_on_retry"));
+        }
+    }
     create_once(client, &call, lookup, retried, deadline).await
+}
+
+/// Looks for what a lost create may yet make, until `wait` has passed (or the deadline).
+async fn look_for(
+    client: &HubspotClient,
+    lookup: Lookup<'_>,
+    wait: std::time::Duration,
+    deadline: Instant,
+) -> Result<Option<String>, HubspotError> {
+    let until = (Instant::now() + wait).min(deadline);
+    loop {
+        if let Some(id) = lookup.find(client, deadline).await? {
+            return Ok(Some(id));
+        }
+        let now = Instant::now();
+        if now >= until {
+            return Ok(None);
+        }
+        tokio::time::sleep((until - now).min(std::time::Duration::from_millis(500))).await;
+    }
 }
 
 /// Creates with `call`; when the outcome is unknown or a unique value is taken, `lookup` says
@@ -90,7 +143,13 @@ async fn create_or_find(
             }
             Ok(a) => return Err(a.rejected(call.step)),
             Err(e @ HubspotError::Uncertain { .. }) => {
-                if let Some(id) = lookup.find(client, deadline).await? {
+                // A note has nothing unique HubSpot would refuse a second one for: keep looking
+                // while HubSpot may still carry the first out.
+                let wait = match lookup {
+                    Lookup::Note { .. } => client.settle,
+                    Lookup::Ticket { .. } => std::time::Duration::ZERO,
+                };
+                if let Some(id) = look_for(client, lookup, wait, deadline).await? {
                     return Ok((id, "found_after_timeout"));
                 }
                 attempt += 1;

@@ -17,7 +17,7 @@ use crate::contact::{self, Identity};
 use crate::content;
 use crate::deliverer::{Deliverer, content_type_of, hubspot_file_name};
 use crate::error::HubspotError;
-use crate::exactly_once::{Lookup, TicketNote, create_once, note_once};
+use crate::exactly_once::{Lookup, TicketNote, create_once, creating, creating_since, note_once};
 use crate::portal::{self, Portal};
 use crate::trail::{Delivered, failed};
 
@@ -109,9 +109,15 @@ impl Deliverer {
             .file_steps(client, record, trail, cut, deadline)
             .await?;
         if !trail.note.is_finished() {
+            // Marked before the post: a later run knows HubSpot may still carry it out.
+            let in_flight = creating_since(&trail.note);
+            trail.note = creating();
+            self.save(&record.id, trail).await?;
             // Saved with the trail's final state by the caller.
             trail.note = self
-                .note_step(client, portal, record, trail, &files, cut, deadline)
+                .note_step(
+                    client, portal, record, trail, &files, cut, in_flight, deadline,
+                )
                 .await?;
         }
         Ok(())
@@ -345,6 +351,7 @@ impl Deliverer {
         trail: &HubspotTrail,
         files: &Attached,
         cut: bool,
+        in_flight_since_ms: Option<i64>,
         deadline: Instant,
     ) -> Result<Step, HubspotError> {
         let ticket_id = trail.ticket.id.clone().unwrap_or_default();
@@ -374,6 +381,7 @@ impl Deliverer {
             body: &body,
             attachments: &attachments,
             marker: &marker,
+            in_flight_since_ms,
         };
         let (id, how) = note_once(client, portal, &note, trail.runs > 1, deadline).await?;
         Ok(Step::done(id, how, now_ms()))

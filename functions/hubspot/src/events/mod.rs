@@ -34,7 +34,7 @@ use crate::client::HubspotClient;
 use crate::content;
 use crate::deliverer::Deliverer;
 use crate::error::HubspotError;
-use crate::exactly_once::{TicketNote, note_once};
+use crate::exactly_once::{TicketNote, creating, creating_since, note_once};
 use crate::portal::Portal;
 use crate::trail::{EventDone, failed};
 
@@ -195,6 +195,10 @@ impl Deliverer {
         let marker = content::event_marker(&event.handoff_id, &event.id);
         let body = content::marked(body, &marker);
         let attachments: Vec<String> = attachment.map(str::to_owned).into_iter().collect();
+        // Marked before the post: a later run knows HubSpot may still carry it out.
+        let in_flight_since_ms = trail.step("note").and_then(creating_since);
+        trail.set("note", creating());
+        self.save_event(event, trail).await?;
         let note = TicketNote {
             ticket_id: ctx.ticket_id,
             contact_id: ctx.contact_id,
@@ -202,6 +206,7 @@ impl Deliverer {
             body: &body,
             attachments: &attachments,
             marker: &marker,
+            in_flight_since_ms,
         };
         let (id, how) =
             note_once(ctx.client, ctx.portal, &note, trail.runs > 1, ctx.deadline).await?;
