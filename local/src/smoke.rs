@@ -115,14 +115,22 @@ async fn smoke_steps(
     report.0.push(ticket_text(&ticket));
     let (found, contact) = smoke.contact(&ticket_id).await;
     report.0.push(found);
-    let notes = smoke.hubspot.associated(&ticket_id, Object::Notes).await;
+    // The note follows the ticket (after the files): waited for like the ticket.
+    let (notes, note) = loop {
+        let notes = smoke.hubspot.associated(&ticket_id, Object::Notes).await;
+        let note = smoke.note(&notes).await;
+        if note.is_some() || started.elapsed() >= opts.timeout {
+            break (notes, note);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     let made = Made {
         hubspot: smoke.hubspot.clone(),
         ticket: ticket_id,
-        notes: notes.clone(),
+        notes,
         contact,
     };
-    match smoke.note(&notes).await {
+    match note {
         Some(note) => {
             report.0.push(note_fields(&note));
             report.0.push(smoke.session_link(&note).await);
