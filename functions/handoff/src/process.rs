@@ -84,6 +84,9 @@ pub enum Outcome {
     /// The message came after the open handoff's transcript: it goes to the ticket (`new` is
     /// false when it had been passed on before).
     FollowUp { handoff_id: String, new: bool },
+    /// Meta gave the thread to another partner: a note for the open handoff's ticket (`new` is
+    /// false when it had been passed on before).
+    ThreadTaken { handoff_id: String, new: bool },
 }
 
 /// The handoff function's logic, independent of Lambda.
@@ -284,19 +287,15 @@ impl Processor {
             let Some(handoff) = self.open_handoff(&e.conversation).await? else {
                 return Ok(Outcome::Nothing);
             };
-            let event = TicketEvent {
-                handoff_id: handoff.id.clone(),
-                id: format!("taken#{}", e.order_key()),
-                conversation: handoff.conversation.clone(),
-                received_at_ms: (self.clock)(),
-                kind: TicketEventKind::ThreadTaken {
-                    text: event.text.unwrap_or_default(),
-                    at: e.timestamp,
-                },
-            };
+            let event = TicketEvent::thread_taken(
+                &handoff,
+                e,
+                event.text.unwrap_or_default(),
+                (self.clock)(),
+            );
             let new = self.store.save_ticket_event(&event).await?;
             tracing::info!(handoff_id = %handoff.id, new, "another partner took the WhatsApp thread");
-            return Ok(Outcome::FollowUp {
+            return Ok(Outcome::ThreadTaken {
                 handoff_id: handoff.id,
                 new,
             });

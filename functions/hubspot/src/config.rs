@@ -55,7 +55,7 @@ impl Credential {
 
     fn parse(s: &str) -> Option<Self> {
         Some(match s.trim() {
-            "app" | "static-app" => Self::App,
+            "app" => Self::App,
             "private-app" => Self::PrivateApp,
             "service-key" => Self::ServiceKey,
             _ => return None,
@@ -100,8 +100,8 @@ impl Handback {
     fn parse(s: &str) -> Option<Self> {
         Some(match s.trim() {
             "release" => Self::Release,
-            "pass" | "pass_to_ai" => Self::PassToAi,
-            "off" | "none" => Self::Off,
+            "pass" => Self::PassToAi,
+            "off" => Self::Off,
             _ => return None,
         })
     }

@@ -25,6 +25,17 @@ pub enum Recipient {
     UserId(String),
 }
 
+impl Recipient {
+    /// The customer's address: the phone number when WhatsApp gave one, else the user id.
+    pub fn of(customer: &baton_shared::domain::Customer) -> Option<Self> {
+        match (&customer.wa_id, &customer.user_id) {
+            (Some(wa), _) => Some(Self::Phone(format!("+{}", wa.trim_start_matches('+')))),
+            (None, Some(user)) => Some(Self::UserId(user.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
     Text(String),

@@ -60,14 +60,6 @@ impl Deliverer {
         Ok(())
     }
 
-    /// Who owns the handoff's WhatsApp thread, as far as Baton knows.
-    pub(crate) async fn thread_owner(
-        &self,
-        handoff_id: &str,
-    ) -> Result<Option<ThreadOwner>, HubspotError> {
-        Ok(self.store.trail(handoff_id).await?.and_then(|t| t.thread))
-    }
-
     /// Records who owns the handoff's WhatsApp thread now.
     pub(crate) async fn set_thread_owner(
         &self,

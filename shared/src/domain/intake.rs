@@ -20,6 +20,15 @@ pub const MAX_PROBLEMS_LISTED: usize = 50;
 
 const WABA: &str = "whatsapp_business_account";
 
+/// The webhook fields Baton reads; any other is acknowledged and named.
+const FIELDS_READ: &[&str] = &[
+    "messages",
+    routing::STANDBY,
+    routing::MESSAGE_ECHOES,
+    routing::SMB_MESSAGE_ECHOES,
+    routing::MESSAGING_HANDOVERS,
+];
+
 /// Parses `body` and builds every record it produces. Never fails: what cannot be read is
 /// described in the delivery's `state` and `problems`, and the body is kept whole.
 pub fn build_batch(body: Bytes, received_at_ms: i64, origin: BatchOrigin) -> DeliveryBatch {
@@ -88,14 +97,7 @@ impl Builder {
         for (e, entry) in n.entry.iter().enumerate() {
             for (c, change) in entry.changes.iter().enumerate() {
                 let field = change.field.as_str();
-                let read = [
-                    "messages",
-                    routing::STANDBY,
-                    routing::MESSAGE_ECHOES,
-                    routing::SMB_MESSAGE_ECHOES,
-                    routing::MESSAGING_HANDOVERS,
-                ];
-                if !read.contains(&field) {
+                if !FIELDS_READ.contains(&field) {
                     if !self.ignored_fields.contains(&change.field) {
                         self.ignored_fields.push(change.field.clone());
                     }

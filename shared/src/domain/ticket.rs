@@ -14,7 +14,7 @@ pub const REPLY_PROPERTY: &str = "baton_whatsapp_reply";
 
 use serde::{Deserialize, Serialize};
 
-use super::records::{ConversationKey, MessageRecord};
+use super::records::{AgentEventRecord, ConversationKey, MessageRecord};
 use super::trail::{FileStep, Step, TrailError, TrailStatus};
 use super::{HandoffRecord, MediaRecord};
 use crate::whatsapp::WaError;
@@ -127,6 +127,26 @@ impl TicketEvent {
                 message: Box::new(message.clone()),
                 media: media.map(Box::new),
                 reply_window_closes_at,
+            },
+        }
+    }
+
+    /// The event for Meta's `control_taken` (`agent_event`, the handover as stored) on an open
+    /// handoff.
+    pub fn thread_taken(
+        handoff: &HandoffRecord,
+        agent_event: &AgentEventRecord,
+        text: String,
+        now_ms: i64,
+    ) -> Self {
+        Self {
+            handoff_id: handoff.id.clone(),
+            id: format!("taken#{}", agent_event.order_key()),
+            conversation: handoff.conversation.clone(),
+            received_at_ms: now_ms,
+            kind: TicketEventKind::ThreadTaken {
+                text,
+                at: agent_event.timestamp,
             },
         }
     }

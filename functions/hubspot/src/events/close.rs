@@ -2,7 +2,9 @@
 //! answer again.
 
 use baton_shared::clock::now_ms;
-use baton_shared::domain::{EventTrail, HandoffRecord, Owner, Step, TicketEvent};
+use baton_shared::domain::{EventTrail, Owner, Step, TicketEvent};
+
+use super::Ctx;
 
 use crate::deliverer::Deliverer;
 use crate::error::HubspotError;
@@ -12,10 +14,11 @@ impl Deliverer {
     /// person opens a new handoff and a new ticket; the agent is told it may answer again.
     pub(super) async fn close(
         &self,
+        ctx: &Ctx<'_>,
         event: &TicketEvent,
-        handoff: &HandoffRecord,
         trail: &mut EventTrail,
     ) -> Result<(), HubspotError> {
+        let handoff = ctx.handoff;
         if !trail.is_finished("close") {
             let closed = self
                 .store
@@ -37,6 +40,6 @@ impl Deliverer {
             trail.set("owner", Step::done(Owner::Agent.as_str(), "told", now_ms()));
             self.save_event(event, trail).await?;
         }
-        self.hand_back(event, handoff, trail).await
+        self.hand_back(ctx, event, trail).await
     }
 }

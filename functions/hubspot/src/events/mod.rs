@@ -24,7 +24,7 @@ mod thread;
 
 use baton_shared::clock::now_ms;
 use baton_shared::domain::{
-    EventTrail, HandoffRecord, Step, TicketEvent, TicketEventKind, TrailStatus,
+    EventTrail, HandoffRecord, Step, ThreadOwner, TicketEvent, TicketEventKind, TrailStatus,
 };
 use baton_shared::retry::Classify as _;
 use tokio::time::Instant;
@@ -45,6 +45,8 @@ struct Ctx<'a> {
     handoff: &'a HandoffRecord,
     ticket_id: &'a str,
     contact_id: Option<&'a str>,
+    /// Who owned the WhatsApp thread when this event's run began.
+    thread: Option<ThreadOwner>,
     deadline: Instant,
 }
 
@@ -141,6 +143,7 @@ impl Deliverer {
             handoff: &handoff,
             ticket_id: &ticket_id,
             contact_id: handoff_trail.contact.id.as_deref(),
+            thread: handoff_trail.thread,
             deadline,
         };
         match &event.kind {
@@ -170,7 +173,7 @@ impl Deliverer {
                 if !closed {
                     return Ok(());
                 }
-                self.close(event, &handoff, trail).await
+                self.close(&ctx, event, trail).await
             }
             TicketEventKind::ThreadTaken { text, .. } => {
                 self.thread_taken(&ctx, event, text, trail).await

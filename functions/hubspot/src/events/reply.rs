@@ -82,8 +82,7 @@ impl Deliverer {
         // for the escalation partner): said on the note, and recorded.
         if send.state == StepState::Done {
             if !trail.is_finished("thread") {
-                let before = self.thread_owner(&ctx.handoff.id).await?;
-                let how = match before {
+                let how = match ctx.thread {
                     Some(owner) if owner != ThreadOwner::Baton => {
                         self.set_thread_owner(&ctx.handoff.id, ThreadOwner::Baton)
                             .await?;
@@ -136,12 +135,8 @@ impl Deliverer {
             return not_sent("WHATSAPP_ACCESS_TOKEN is not set, so Baton cannot send on WhatsApp: put the token into the stack's secret".into());
         };
         let customer = &ctx.handoff.customer;
-        let to = match (&customer.wa_id, &customer.user_id) {
-            (Some(wa), _) => Recipient::Phone(format!("+{}", wa.trim_start_matches('+'))),
-            (None, Some(user)) => Recipient::UserId(user.clone()),
-            (None, None) => {
-                return not_sent("WhatsApp gave no number or user id for this customer".into());
-            }
+        let Some(to) = Recipient::of(customer) else {
+            return not_sent("WhatsApp gave no number or user id for this customer".into());
         };
         let now = now_ms() / 1000;
         let (message, how) = if window.is_some_and(|w| w.is_open_at(now)) {

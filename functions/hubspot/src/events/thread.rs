@@ -4,7 +4,7 @@
 //! Baton records them on the handoff's trail.
 
 use baton_shared::clock::now_ms;
-use baton_shared::domain::{EventTrail, HandoffRecord, Step, ThreadOwner, TicketEvent};
+use baton_shared::domain::{EventTrail, Step, ThreadOwner, TicketEvent};
 use baton_shared::retry::Classify as _;
 
 use super::Ctx;
@@ -35,14 +35,14 @@ impl Deliverer {
     /// Meta's reason when it refuses.
     pub(super) async fn hand_back(
         &self,
+        ctx: &Ctx<'_>,
         event: &TicketEvent,
-        handoff: &HandoffRecord,
         trail: &mut EventTrail,
     ) -> Result<(), HubspotError> {
         if trail.is_finished("thread") {
             return Ok(());
         }
-        let owner = self.thread_owner(&handoff.id).await?;
+        let (handoff, owner) = (ctx.handoff, ctx.thread);
         let last_heard = self
             .store
             .conversation(&handoff.conversation)
@@ -83,11 +83,15 @@ impl Deliverer {
                 retryable: false,
             });
         };
-        let customer = &handoff.customer;
-        let to = match (&customer.wa_id, &customer.user_id) {
-            (Some(wa), _) => Recipient::Phone(wa.clone()),
-            (None, Some(user)) => Recipient::UserId(user.clone()),
-            (None, None) => Recipient::Phone(handoff.conversation.customer.clone()),
+        let Some(to) = Recipient::of(&handoff.customer) else {
+            trail.set(
+                "thread",
+                Step::skipped(
+                    "WhatsApp gave no number or user id for this customer",
+                    now_ms(),
+                ),
+            );
+            return self.save_event(event, trail).await;
         };
         let metadata = format!("HubSpot ticket for handoff {} closed", handoff.id);
         match sender
