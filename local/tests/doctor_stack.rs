@@ -87,10 +87,12 @@ async fn create_stack(moto: &str, name: &str, outputs: serde_json::Value) {
         .unwrap();
 }
 
-fn doctor(stack: &Stack, name: &str, hubspot: &str, graph: &str) -> (bool, String) {
+/// `baton-local` with `args`, on a clean environment that reaches the emulators' AWS and
+/// `settings`: whether it succeeded, and what it printed.
+fn baton_local(stack: &Stack, args: &[&str], settings: &[(&str, &str)]) -> (bool, String) {
     let e = &stack.emulators;
     let out = Command::new(env!("CARGO_BIN_EXE_baton-local"))
-        .args(["doctor", "--stack", name])
+        .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("RUST_LOG", "error")
@@ -102,11 +104,7 @@ fn doctor(stack: &Stack, name: &str, hubspot: &str, graph: &str) -> (bool, Strin
         .env("AWS_ENDPOINT_URL_SQS", &e.moto)
         .env("AWS_ENDPOINT_URL_DYNAMODB", &e.dynamodb)
         .env("AWS_ENDPOINT_URL_S3", &e.s3)
-        .env("BATON_S3_PATH_STYLE", "1")
-        .env("WHATSAPP_PHONE_NUMBER_ID", "106540352242922")
-        .env("WHATSAPP_BUSINESS_ACCOUNT_ID", WABA)
-        .env("GRAPH_API_BASE_URL", graph)
-        .env("HUBSPOT_BASE_URL", hubspot)
+        .envs(settings.iter().copied())
         .output()
         .unwrap();
     (
@@ -116,6 +114,20 @@ fn doctor(stack: &Stack, name: &str, hubspot: &str, graph: &str) -> (bool, Strin
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         ),
+    )
+}
+
+fn doctor(stack: &Stack, name: &str, hubspot: &str, graph: &str) -> (bool, String) {
+    baton_local(
+        stack,
+        &["doctor", "--stack", name],
+        &[
+            ("BATON_S3_PATH_STYLE", "1"),
+            ("WHATSAPP_PHONE_NUMBER_ID", "106540352242922"),
+            ("WHATSAPP_BUSINESS_ACCOUNT_ID", WABA),
+            ("GRAPH_API_BASE_URL", graph),
+            ("HUBSPOT_BASE_URL", hubspot),
+        ],
     )
 }
 
@@ -228,29 +240,16 @@ async fn the_doctor_reads_a_deployed_stack_and_reaches_its_table_bucket_and_queu
 
 /// `baton-local hubspot-app` with the emulators' AWS settings.
 fn hubspot_app(stack: &Stack, args: &[&str], hubspot: &str) -> (bool, String) {
-    let e = &stack.emulators;
-    let out = Command::new(env!("CARGO_BIN_EXE_baton-local"))
-        .arg("hubspot-app")
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("RUST_LOG", "error")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL_CLOUDFORMATION", &e.moto)
-        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &e.moto)
-        .env("HUBSPOT_APP_SUPPORT_EMAIL", "it@example.com")
-        .env("HUBSPOT_BASE_URL", hubspot)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    let args: Vec<&str> = std::iter::once("hubspot-app")
+        .chain(args.iter().copied())
+        .collect();
+    baton_local(
+        stack,
+        &args,
+        &[
+            ("HUBSPOT_APP_SUPPORT_EMAIL", "it@example.com"),
+            ("HUBSPOT_BASE_URL", hubspot),
+        ],
     )
 }
 

@@ -87,6 +87,51 @@ pub async fn run_all(store: &dyn Store, ns: &str) {
     timeline_orders_by_timestamp_then_arrival(store, ns).await;
     a_thousand_messages_in_one_delivery(store, ns).await;
     unreadable_bodies_are_kept_whole_and_replayable(store, ns).await;
+    routed_deliveries_store_echoes_and_handovers_once(store, ns).await;
+}
+
+/// Conversation Routing's fields: the customer's message in `standby`, the AI's echo and the
+/// handover go into the timeline once, however often Meta delivers them.
+pub async fn routed_deliveries_store_echoes_and_handovers_once(store: &dyn Store, ns: &str) {
+    let p = pnid(ns, "routed");
+    let wa = "16505550077";
+    let metadata = json!({"display_phone_number": "15550783881", "phone_number_id": p});
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
+        {"field": "standby", "value": {"metadata": metadata, "standby": {
+            "contacts": [{"profile": {"name": "Routed Customer"}, "wa_id": wa}],
+            "messages": [{"from": wa, "id": "wamid.r-in", "timestamp": "100", "type": "text", "text": {"body": "hi"}}],
+            "message_echoes": [{"id": "wamid.r-echo", "timestamp": "101",
+                "message": {"to": wa, "type": "text", "text": {"body": "hello, how can I help?"}}}]}}},
+        {"field": "messaging_handovers", "value": {"sender": {"phone_number": wa},
+            "recipient": {"phone_number_id": p, "display_phone_number": "15550783881"},
+            "type": "control_passed", "timestamp": "102", "control_passed": {"metadata": "customer_request"}}}
+    ]}]})
+    .to_string()
+    .into_bytes();
+    let first = store.write_batch(&batch(body.clone(), 1)).await.unwrap();
+    assert_eq!((first.messages_new, first.agent_events_new), (1, 2));
+    let again = store.write_batch(&batch(body, 2)).await.unwrap();
+    assert_eq!((again.messages_new, again.agent_events_new), (0, 0));
+    let key = ConversationKey::new(p.as_str(), wa);
+    let page = store.timeline_page(&key, None, 10).await.unwrap();
+    let entries: Vec<(String, &str)> = page
+        .entries
+        .iter()
+        .map(|e| match e {
+            TimelineEntry::Message(m) => (m.wamid.clone(), "message"),
+            TimelineEntry::Agent(a) => (a.event_id.clone(), a.kind.as_str()),
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("wamid.r-in".to_owned(), "message"),
+            ("echo:wamid.r-echo".to_owned(), "message"),
+            ("control_passed:102".to_owned(), "handoff"),
+        ]
+    );
+    let conv = store.conversation(&key).await.unwrap().expect("stored");
+    assert_eq!(conv.profile_name.as_deref(), Some("Routed Customer"));
 }
 
 pub async fn stores_a_delivery_and_reads_it_back(store: &dyn Store, ns: &str) {

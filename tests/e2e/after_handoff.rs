@@ -220,6 +220,20 @@ impl After {
         event
     }
 
+    /// `baton-local hubspot-replay`: every parked or retrying handoff and ticket event again.
+    async fn hubspot_replay(&self) -> baton_hubspot::replay::ReplayReport {
+        let Stage::Hubspot(deliverer) = &self.stage else {
+            unreachable!("the HubSpot stage")
+        };
+        baton_hubspot::replay::replay(
+            deliverer,
+            &self.rig.store,
+            &self.rig.store,
+            tokio::time::Instant::now() + std::time::Duration::from_secs(30),
+        )
+        .await
+    }
+
     /// The HubSpot ticket of a delivered handoff.
     async fn ticket_of(&self, handoff_id: &str) -> String {
         self.rig
@@ -716,16 +730,7 @@ async fn a_follow_up_hubspot_refused_is_parked_with_its_reason_and_replayed() {
     assert_eq!(trail.status, TrailStatus::Parked, "{trail:#?}");
     let error = trail.last_error.clone().unwrap();
     assert_eq!((error.step.as_str(), error.status), ("note", Some(400)));
-    let Stage::Hubspot(deliverer) = &a.stage else {
-        unreachable!()
-    };
-    let report = baton_hubspot::replay::replay(
-        deliverer,
-        &a.rig.store,
-        &a.rig.store,
-        tokio::time::Instant::now() + std::time::Duration::from_secs(30),
-    )
-    .await;
+    let report = a.hubspot_replay().await;
     assert_eq!(
         (
             report.events_done,
@@ -1076,16 +1081,7 @@ async fn a_reply_throttled_without_end_parks_after_the_bound_and_a_replay_sends_
 
     // The throttle lifts; the replay sends it, once.
     a.rig.graph.clear_send_faults();
-    let Stage::Hubspot(deliverer) = &a.stage else {
-        unreachable!()
-    };
-    let report = baton_hubspot::replay::replay(
-        deliverer,
-        &a.rig.store,
-        &a.rig.store,
-        tokio::time::Instant::now() + std::time::Duration::from_secs(30),
-    )
-    .await;
+    let report = a.hubspot_replay().await;
     assert_eq!(report.events_done, 1, "{report:?}");
     let sent = a.rig.graph.sent();
     assert_eq!(sent.len(), 1);

@@ -137,6 +137,27 @@ async fn the_link_in_the_hubspot_note_opens_the_whole_session_and_its_files() {
          "wamid": "wamid.agent-p3", "text": "The carrier lost it. I'm sorry!"}
     ]}))
     .await;
+    // Meta's routing copies: the agent's posted reply echoed again (one line), and a message a
+    // person sent from the WhatsApp Business app, shown as such.
+    rig.deliver_twice(rig.graph.standby_echo(
+        PNID,
+        CUSTOMER,
+        "wamid.agent-p3",
+        T0 + 32,
+        "The carrier lost it. I'm sorry!",
+    ))
+    .await;
+    rig.deliver_twice(
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+            "field": "smb_message_echoes", "value": {
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": PNID},
+                "message_echoes": [{"from": "15550783881", "to": CUSTOMER, "id": "wamid.smb-1",
+                    "timestamp": (T0 + 40).to_string(), "type": "text",
+                    "text": {"body": "We found your parcel at the depot"}}]}}]}]})
+        .to_string()
+        .into_bytes(),
+    )
+    .await;
     rig.deliver_twice(handoff::deliver(vec![bodies::text(
         "wamid.s9",
         CUSTOMER,
@@ -241,6 +262,8 @@ async fn the_link_in_the_hubspot_note_opens_the_whole_session_and_its_files() {
         "&quot;77&lt;x&gt;&quot;",
         "&quot;lost&quot;",
         "The carrier lost it. I&#39;m sorry!",
+        "Business (WhatsApp Business app)",
+        "We found your parcel at the depot",
         "I want to talk to a human now",
     ];
     let mut at = 0;
@@ -250,6 +273,11 @@ async fn the_link_in_the_hubspot_note_opens_the_whole_session_and_its_files() {
             None => panic!("{want:?} missing or out of order in the page:\n{html}"),
         }
     }
+    assert_eq!(
+        html.matches("The carrier lost it.").count(),
+        1,
+        "the agent's reply and Meta's echo of it are one line"
+    );
     let trail = rig.store.trail(&h.id).await.unwrap().unwrap();
     assert!(
         html.contains(trail.ticket.id.as_deref().unwrap()),
@@ -377,7 +405,8 @@ async fn the_link_in_the_hubspot_note_opens_the_whole_session_and_its_files() {
     assert_eq!(dom["video"], 1);
     assert_eq!(dom["details"], 2);
     assert_eq!(dom["open"], 0, "reasoning and tool calls start folded");
-    assert_eq!(dom["agent"], 1);
+    // The agent's reply (its echo is the same line) and the business app's message.
+    assert_eq!(dom["agent"], 2);
     assert!(
         dom["customer"].as_u64().unwrap() >= 11,
         "{}",

@@ -141,7 +141,8 @@ async fn the_doctor_passes_a_healthy_set_up_and_names_each_failure_with_its_fix(
     for secret in [APP, VERIFY, TOKEN, graph::TOKEN, HUBSPOT_SECRET] {
         assert!(!text.contains(secret), "a secret is printed:\n{text}");
     }
-    // Every HubSpot request carried the Bearer header (the server refuses any other).
+    // The token was proved on the account first; the server refuses any request without the
+    // Bearer header, token info included, so every check above carried it.
     assert!(
         b.hubspot
             .requests()
