@@ -371,7 +371,7 @@ async fn a_real_conversation_makes_exactly_one_handoff_with_transcript_insights_
     assert_eq!(rig.graph.lookups(), 3, "pdf once, voice twice");
     assert_eq!(rig.graph.refused(), 0);
 
-    let transcript = rig.transcript(&h).await;
+    let transcript = rig.transcript(h).await;
     assert_eq!(h.transcript.messages, 8);
     assert_eq!(h.transcript.agent_events, 3);
     let lines: Vec<&str> = transcript.lines().collect();
@@ -621,7 +621,7 @@ async fn files_that_cannot_be_fetched_do_not_block_the_handoff_and_the_transcrip
         "every request carried the token and a User-Agent"
     );
 
-    let transcript = rig.transcript(&h).await;
+    let transcript = rig.transcript(h).await;
     let missing: Vec<&str> = transcript
         .lines()
         .filter(|l| l.contains("FILE MISSING:"))
@@ -689,7 +689,7 @@ async fn the_agents_request_and_values_win_and_a_second_request_makes_no_second_
         (h.insights.sentiment.label, h.insights.sentiment.source),
         (SentimentLabel::Neutral, Source::Agent)
     );
-    let transcript = rig.transcript(&h).await;
+    let transcript = rig.transcript(h).await;
     assert!(
         transcript
             .contains("System: the AI agent handed the conversation to a person (cancellation)"),
@@ -1086,7 +1086,7 @@ async fn every_stored_message_reaches_the_transcript_even_one_that_cannot_be_rea
     assert_eq!(handoffs.len(), 1);
     let h = &handoffs[0];
     assert_eq!(h.transcript.messages, 3);
-    let transcript = rig.transcript(&h).await;
+    let transcript = rig.transcript(h).await;
     for want in [
         "Customer (Maria Lopez): (some characters could not be read) My screen \u{fffd} is cracked",
         "Customer (Maria Lopez): [unreadable location message: ",
