@@ -697,13 +697,11 @@ async fn business_account(
         ));
         return;
     };
-    let mut subscribed = subscribed_apps(&get, &waba).await;
+    let apps_path = format!("{waba}/subscribed_apps");
+    let mut subscribed = get(apps_path.clone()).await.map(|b| apps_of(&b));
     let is_ours = |apps: &[(String, String)]| apps.iter().any(|(id, _)| *id == app_id);
     if opts.fix && matches!(&subscribed, Ok(apps) if !is_ours(apps)) {
-        let url = format!(
-            "{}/{}/{waba}/subscribed_apps",
-            graph.base_url, graph.version
-        );
+        let url = format!("{}/{}/{apps_path}", graph.base_url, graph.version);
         if let Err(e) = graph_json(http.post(url).bearer_auth(token.expose_secret())).await {
             report.push(Finding::fail(
                 format!("subscribing {app_name} to WhatsApp Business Account {waba} failed: {e}"),
@@ -711,7 +709,7 @@ async fn business_account(
             ));
             return;
         }
-        subscribed = subscribed_apps(&get, &waba).await;
+        subscribed = get(apps_path.clone()).await.map(|b| apps_of(&b));
     }
     report.push(match subscribed {
         Err(e) => Finding::fail(
@@ -801,14 +799,9 @@ async fn webhook_fields(
     });
 }
 
-/// The apps subscribed to `waba`, as (id, name).
-async fn subscribed_apps<F, Fut>(get: &F, waba: &str) -> Result<Vec<(String, String)>, String>
-where
-    F: Fn(String) -> Fut,
-    Fut: Future<Output = Result<Value, String>>,
-{
-    let body = get(format!("{waba}/subscribed_apps")).await?;
-    Ok(body["data"]
+/// The apps a `subscribed_apps` answer lists, as (id, name).
+fn apps_of(body: &Value) -> Vec<(String, String)> {
+    body["data"]
         .as_array()
         .into_iter()
         .flatten()
@@ -819,7 +812,7 @@ where
                 app["name"].as_str().unwrap_or("an unnamed app").to_owned(),
             )
         })
-        .collect())
+        .collect()
 }
 
 /// A Graph answer's JSON, or Graph's error as one line.

@@ -228,6 +228,21 @@ pub enum ThreadOwner {
 }
 
 impl ThreadOwner {
+    pub const ALL: [Self; 4] = [Self::Primary, Self::Baton, Self::Other, Self::Idle];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::Baton => "baton",
+            Self::Other => "other",
+            Self::Idle => "idle",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Self::Primary => "the AI agent (the primary responder)",

@@ -87,20 +87,20 @@ impl Deliverer {
                         self.set_thread_owner(&ctx.handoff.id, ThreadOwner::Baton)
                             .await?;
                         tracing::info!(handoff = %event.handoff_id, "the rep's reply took the WhatsApp thread");
-                        serde_json::to_value(owner)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default()
+                        owner.as_str()
                     }
-                    _ => String::new(),
+                    _ => "",
                 };
-                trail.set("thread", Step::done("baton", &how, now_ms()));
+                trail.set(
+                    "thread",
+                    Step::done(ThreadOwner::Baton.as_str(), how, now_ms()),
+                );
                 self.save_event(event, trail).await?;
             }
             let took = trail
                 .step("thread")
                 .and_then(|s| s.how.as_deref())
-                .and_then(|how| serde_json::from_value::<ThreadOwner>(how.into()).ok());
+                .and_then(ThreadOwner::parse);
             if let Some(from) = took {
                 body.push_str(&content::took_thread(from));
             }
