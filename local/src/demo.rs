@@ -89,7 +89,7 @@ pub async fn run(cfg: &LocalConfig) -> Result<String, String> {
     ))
     .await?;
 
-    let processor = std::sync::Arc::new(cfg.processor(stores.handoff.clone()).await?);
+    let processor = cfg.processor(stores.handoff.clone()).await?;
     let deliverer = std::sync::Arc::new(cfg.deliverer(stores.trails.clone()).await?);
     let key = ConversationKey::new(DEMO_PHONE_NUMBER_ID, customer.as_str());
     let id = HandoffRecord::id_for(&key, 1);

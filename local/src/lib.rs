@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod forget;
 pub mod fs_objects;
 pub mod hubspot_app;
+pub mod lanes;
 pub mod redb_store;
 pub mod smoke;
 pub mod stream;
@@ -19,6 +20,7 @@ use crate::fs_objects::FsObjectStore;
 use crate::redb_store::RedbStore;
 use baton_handoff::HandoffConfig;
 use baton_handoff::Processor;
+use baton_handoff::copies::{TokioCopyQueue, run_local_copies};
 use baton_hubspot::{Deliverer, HubspotClient};
 use baton_shared::config::{
     self, AGENT_EVENTS_SECRET, APP_SECRET, ConfigError, MEDIA_BUCKET, Source, TABLE_NAME,
@@ -315,13 +317,23 @@ impl LocalConfig {
         }
     }
 
-    /// The handoff function's logic over these stores.
-    pub async fn processor(&self, handoff: Arc<dyn HandoffStore>) -> Result<Processor, String> {
+    /// The handoff function's logic over these stores, its media copies run as tasks of their
+    /// own (as the Lambda runs them from a queue), so none holds up a conversation.
+    pub async fn processor(
+        &self,
+        handoff: Arc<dyn HandoffStore>,
+    ) -> Result<Arc<Processor>, String> {
         let objects = self.open_objects().await?;
-        self.handoff
+        let (queue, jobs) = TokioCopyQueue::new();
+        let processor = self
+            .handoff
             .clone()
             .build(handoff, objects)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?
+            .with_copy_queue(Arc::new(queue));
+        let processor = Arc::new(processor);
+        tokio::spawn(run_local_copies(processor.clone(), jobs));
+        Ok(processor)
     }
 
     /// The HubSpot stage: calls `HUBSPOT_BASE_URL` with `HUBSPOT_ACCESS_TOKEN`, or without a
@@ -445,7 +457,7 @@ impl Stage {
     }
 
     /// Handles one change of the embedded feed: `Err` when a retry could fix it.
-    async fn on_change(&self, change: &Change) -> Result<(), String> {
+    pub(crate) async fn on_change(&self, change: &Change) -> Result<(), String> {
         let (result, retryable) = match (self, change) {
             (Self::Handoff(p), _) => match p.process(change).await {
                 Ok(_) => return Ok(()),
@@ -478,31 +490,10 @@ impl Stage {
         Ok(())
     }
 
-    /// Hands every pending change of the embedded feed over, in order, under this stage's own
-    /// cursor; returns how many. A change that fails in a way a retry could fix stops the run
-    /// there, to be tried again.
+    /// Hands every pending change of the embedded feed over, each conversation's in order and
+    /// the conversations side by side ([`lanes`]), and waits for them; returns how many.
     pub async fn drain_embedded(&self, store: &RedbStore) -> Result<usize, String> {
-        let consumer = self.name();
-        let mut cursor = store.cursor(consumer).await.map_err(|e| e.to_string())?;
-        let mut done = 0;
-        loop {
-            let changes = store
-                .changes_after(cursor, 100)
-                .await
-                .map_err(|e| e.to_string())?;
-            if changes.is_empty() {
-                return Ok(done);
-            }
-            for (seq, change) in changes {
-                self.on_change(&change).await?;
-                cursor = seq;
-                store
-                    .save_cursor(consumer, cursor)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                done += 1;
-            }
-        }
+        lanes::Lanes::new(self.clone()).drain(store).await
     }
 
     /// Reads the table's stream once and hands each shard's records that pass the function's
@@ -569,9 +560,38 @@ impl Stage {
     }
 }
 
-/// Runs a stage forever, polling the feed.
+/// Runs a stage forever, polling the feed: the embedded feed through the stage's lanes, the
+/// table's stream a batch at a time as Lambda reads it.
 pub async fn run_stage(stage: Stage, feed: Feed, data_dir: PathBuf) {
     let pause = std::time::Duration::from_millis(250);
+    if let Feed::Embedded(store) = &feed {
+        let lanes = lanes::Lanes::new(stage.clone());
+        let mut read = None;
+        loop {
+            let pumped = match read {
+                Some(ref mut at) => lanes.pump(store, at).await,
+                None => store
+                    .cursor(stage.name())
+                    .await
+                    .map(|at| {
+                        read = Some(at);
+                        1
+                    })
+                    .map_err(|e| e.to_string()),
+            };
+            match pumped {
+                Ok(0) => lanes.wait(pause).await,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(stage = stage.name(), error = %e, "the stage will try again");
+                    tokio::time::sleep(pause * 4).await;
+                }
+            }
+            if lanes.in_flight() == 0 {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
     let mut reader = None;
     loop {
         if let Err(e) = stage.drain(&feed, &mut reader, &data_dir).await {

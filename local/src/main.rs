@@ -182,7 +182,7 @@ async fn serve(cfg: &LocalConfig, stores: &Stores) -> ExitCode {
     // A closed stdout (a piped reader gone) must not stop the server.
     let _ = writeln!(std::io::stdout().lock(), "{}", banner(cfg, bound));
     let processor = match cfg.processor(stores.handoff.clone()).await {
-        Ok(p) => Arc::new(p),
+        Ok(p) => p,
         Err(e) => return stopped("cannot start the handoff stage", e),
     };
     let deliverer = match cfg.deliverer(stores.trails.clone()).await {

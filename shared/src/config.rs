@@ -158,6 +158,10 @@ pub const ACCESS_TOKEN: &str = "WHATSAPP_ACCESS_TOKEN";
 pub const GRAPH_API_BASE_URL: &str = "GRAPH_API_BASE_URL";
 pub const GRAPH_API_VERSION: &str = "GRAPH_API_VERSION";
 pub const HANDOFF_FAILURES: &str = "BATON_HANDOFF_FAILURES";
+/// Seconds a handoff waits for the conversation's files still being copied.
+pub const MEDIA_WAIT_SECONDS: &str = "BATON_MEDIA_WAIT_SECONDS";
+/// The SQS queue the Lambda's media copies run through.
+pub const MEDIA_COPY_QUEUE_URL: &str = "MEDIA_COPY_QUEUE_URL";
 pub const HANDOFF_KEYWORDS: &str = "BATON_HANDOFF_KEYWORDS";
 pub const S3_PATH_STYLE: &str = "BATON_S3_PATH_STYLE";
 pub const SESSION_LINK_SECRET: &str = "SESSION_LINK_SECRET";

@@ -1,9 +1,10 @@
 //! The runtime both stream functions share: Lambda's event source mapping hands a function a
-//! batch of DynamoDB stream records (filtered by `item_type`, template.yaml's `FilterCriteria`);
-//! each record is handled in order, in its own span, and the first one worth retrying is reported
-//! as the batch's failure (`ReportBatchItemFailures`), so it and the records after it come again
-//! and a conversation's changes keep their order. A record that can never be handled is logged
-//! and skipped.
+//! batch of DynamoDB stream records (filtered by `item_type`, template.yaml's `FilterCriteria`).
+//! Records are grouped by partition key (a conversation, or a handoff and its ticket events): the
+//! groups run concurrently, each one's records in order, so a slow conversation never holds up
+//! another's. A group's first record worth retrying is reported as a failure
+//! (`ReportBatchItemFailures`) and the rest of that group waits for the retry; a record that can
+//! never be handled is logged and skipped.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -77,7 +78,7 @@ where
         let left = Duration::from_millis(left_ms as u64).saturating_sub(margin);
         let handler = handler_for(Instant::now() + left);
         async move {
-            let response = process_in_order(&event.payload, &handler).await;
+            let response = process_by_partition(&event.payload, &handler).await;
             crate::observe::flush(name);
             Ok::<_, lambda_runtime::Error>(response)
         }
@@ -85,13 +86,49 @@ where
     .await
 }
 
-/// Handles `event`'s records in order with `handler`, stopping at the first one worth retrying.
-pub async fn process_in_order(
+/// The partition key a record's item is stored under: the unit whose order must be kept.
+fn partition_of(record: &EventRecord) -> &str {
+    match record.change.keys.get("pk") {
+        Some(serde_dynamo::AttributeValue::S(pk)) => pk,
+        _ => "",
+    }
+}
+
+/// Handles `event`'s records with `handler`: one partition's records in order, stopping at the
+/// first worth retrying; different partitions at the same time. Lambda retries from the lowest
+/// failed sequence number, so records of other partitions after it come again and are found
+/// already handled.
+pub async fn process_by_partition(
     event: &Event,
     handler: &impl RecordHandler,
 ) -> DynamoDbEventResponse {
-    let mut response = DynamoDbEventResponse::default();
+    let mut groups: Vec<(&str, Vec<&EventRecord>)> = Vec::new();
     for record in &event.records {
+        let pk = partition_of(record);
+        match groups.iter_mut().find(|(key, _)| *key == pk) {
+            Some((_, records)) => records.push(record),
+            None => groups.push((pk, vec![record])),
+        }
+    }
+    let runs = groups
+        .iter()
+        .map(|(_, records)| process_in_order(records, handler));
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    response
+}
+
+/// Handles one partition's records in order, stopping at the first one worth retrying, which it
+/// returns as the failure to report.
+async fn process_in_order(
+    records: &[&EventRecord],
+    handler: &impl RecordHandler,
+) -> Option<DynamoDbBatchItemFailure> {
+    for record in records {
         let span = tracing::info_span!("stream_record", event_id = %record.event_id);
         match handler.handle(record).instrument(span).await {
             RecordOutcome::Done | RecordOutcome::Skipped => {}
@@ -99,13 +136,12 @@ pub async fn process_in_order(
                 tracing::error!(event_id = %record.event_id, reason = %reason, "stream record dropped: it can never be processed");
             }
             RecordOutcome::Retry(reason) => {
-                tracing::warn!(event_id = %record.event_id, reason = %reason, "stream record failed; it and the records after it will be retried");
+                tracing::warn!(event_id = %record.event_id, reason = %reason, "stream record failed; it and its partition's records after it will be retried");
                 let mut failure = DynamoDbBatchItemFailure::default();
                 failure.item_identifier = record.change.sequence_number.clone();
-                response.batch_item_failures.push(failure);
-                break;
+                return Some(failure);
             }
         }
     }
-    response
+    None
 }

@@ -97,6 +97,9 @@ impl Rendered {
                         out.push_str(" (its checksum differs from WhatsApp's)");
                     }
                 }
+                Some(r) if r.state == MediaState::Pending => {
+                    out.push_str(" — still being copied: the file follows on the ticket");
+                }
                 Some(r) => {
                     let _ = write!(
                         out,

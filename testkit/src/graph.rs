@@ -38,6 +38,8 @@ pub enum Fault {
     HangDownload,
     /// Downloads send 64 KiB every `ms` milliseconds.
     SlowDownload(u64),
+    /// Downloads send the headers, stall this long, then send the file.
+    StallDownload(Duration),
     /// The sha256 reported is not the file's.
     WrongSha,
     /// The lookup reports this size (the file itself is small).
@@ -710,17 +712,25 @@ async fn download(
         Fault::SlowDownload(ms) => Some(Duration::from_millis(ms)),
         _ => None,
     };
+    let stall = match file.fault {
+        Fault::StallDownload(d) => Some(d),
+        _ => None,
+    };
     let chunks: Vec<Bytes> = file
         .bytes
         .chunks(64 * 1024)
         .map(Bytes::copy_from_slice)
         .collect();
-    let stream = futures_util::stream::iter(chunks).then(move |c| async move {
-        if let Some(d) = delay {
-            tokio::time::sleep(d).await;
-        }
-        Ok::<Bytes, std::io::Error>(c)
-    });
+    let stream =
+        futures_util::stream::iter(chunks.into_iter().enumerate()).then(move |(i, c)| async move {
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
+            if let (Some(d), 0) = (stall, i) {
+                tokio::time::sleep(d).await;
+            }
+            Ok::<Bytes, std::io::Error>(c)
+        });
     Response::builder()
         .header("content-type", file.mime)
         .header("content-length", file.bytes.len())

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+use baton_handoff::copies::{TokioCopyQueue, run_local_copies};
 use baton_handoff::llm::{LlmClient, LlmConfig};
 use baton_handoff::media::MediaCopier;
 use baton_handoff::{HandoffSettings, Processor};
 use baton_local::stream::StreamReader;
 use baton_shared::domain::*;
 use baton_shared::objects::{ObjectStore, S3Store};
-use baton_shared::store::{DynamoDbStore, HandoffStore, Store};
+use baton_shared::store::{DynamoDbStore, HandoffStore, Store, TicketStore};
 use baton_shared::whatsapp::graph::GraphConfig;
 use baton_testkit::bodies;
 use http::StatusCode;
@@ -49,7 +50,7 @@ pub(crate) fn aws(endpoint: &str) -> aws_config::SdkConfig {
         .build()
 }
 
-fn graph_config(graph: &GraphServer) -> GraphConfig {
+pub(crate) fn graph_config(graph: &GraphServer) -> GraphConfig {
     let mut g = GraphConfig::new(
         &graph.base_url,
         graph::VERSION,
@@ -72,19 +73,48 @@ pub(crate) async fn rig_retaining(
     llm: Option<LlmConfig>,
     days: Option<u32>,
 ) -> Option<Rig> {
+    rig_built(settings, llm, days, None).await
+}
+
+/// A rig whose copies run from a queue, as in the Lambda and `baton-local`, with `graph`'s
+/// timeouts.
+pub(crate) async fn rig_queued(
+    settings: HandoffSettings,
+    graph: fn(&GraphServer) -> GraphConfig,
+) -> Option<Rig> {
+    rig_built(settings, None, None, Some(graph)).await
+}
+
+async fn rig_built(
+    settings: HandoffSettings,
+    llm: Option<LlmConfig>,
+    days: Option<u32>,
+    queued: Option<fn(&GraphServer) -> GraphConfig>,
+) -> Option<Rig> {
     let endpoint = dynamodb_endpoint()?;
     let objects = s3_store().await?;
     let sdk = aws(&endpoint);
     let store = DynamoDbStore::from_config(&sdk, unique("baton-handoff")).with_retention(days);
     store.ensure_table().await.unwrap();
     let graph = GraphServer::start(Duration::from_secs(300)).await;
-    let copier = MediaCopier::new(graph_config(&graph), Arc::new(objects.clone())).unwrap();
-    let processor = Processor::new(
+    let graph_settings = queued.map_or_else(|| graph_config(&graph), |g| g(&graph));
+    let copier = MediaCopier::new(graph_settings, Arc::new(objects.clone())).unwrap();
+    let mut processor = Processor::new(
         Arc::new(store.clone()),
         copier,
         llm.map(|c| LlmClient::new(c).unwrap()),
         settings,
     );
+    let mut jobs = None;
+    if queued.is_some() {
+        let (queue, receiver) = TokioCopyQueue::new();
+        processor = processor.with_copy_queue(Arc::new(queue));
+        jobs = Some(receiver);
+    }
+    let processor = Arc::new(processor);
+    if let Some(jobs) = jobs {
+        tokio::spawn(run_local_copies(processor.clone(), jobs));
+    }
     let reader = StreamReader::open(&sdk, store.table(), None).await.unwrap();
     Some(Rig {
         app: webhook(Arc::new(store.clone()) as Arc<dyn Store>),
@@ -92,7 +122,7 @@ pub(crate) async fn rig_retaining(
         objects,
         graph,
         reader,
-        processor: Arc::new(processor),
+        processor,
     })
 }
 
@@ -1094,4 +1124,93 @@ async fn every_stored_message_reaches_the_transcript_even_one_that_cannot_be_rea
     ] {
         assert!(transcript.contains(want), "{want:?} not in\n{transcript}");
     }
+}
+
+/// Timeouts long enough for a stalled download to finish.
+fn patient_graph(graph: &GraphServer) -> GraphConfig {
+    let mut g = graph_config(graph);
+    g.read_timeout = Duration::from_secs(10);
+    g.attempt_timeout = Duration::from_secs(20);
+    g
+}
+
+#[tokio::test]
+async fn a_stalled_download_holds_up_no_other_conversation_and_its_own_handoff_only_up_to_the_bound()
+ {
+    let settings = HandoffSettings {
+        media_wait: Duration::from_millis(800),
+        ..HandoffSettings::default()
+    };
+    let Some(mut rig) = rig_queued(settings, patient_graph).await else {
+        return;
+    };
+    let photo = pattern(200_000, 9);
+    rig.graph.add(
+        "media-stalled",
+        photo.clone(),
+        "image/jpeg",
+        Fault::StallDownload(Duration::from_secs(4)),
+    );
+    // Customer A sends a photo whose download stalls, then asks for a person.
+    let mut image = message("image.json", "wamid.s1", T0);
+    media(&mut image, "image", "media-stalled", &photo, None);
+    let ask = bodies::text("wamid.s2", CUSTOMER, T0 + 5, "I want to talk to a human");
+    rig.deliver_twice(deliver(vec![image, ask])).await;
+    // Customer B, a neighbour on the same stream, asks for a person too.
+    let neighbour = "16505559876";
+    rig.deliver_twice(bodies::delivery(
+        PNID,
+        bodies::contact(neighbour, "Ana Ruiz"),
+        json!([bodies::text(
+            "wamid.n1",
+            neighbour,
+            T0 + 6,
+            "I want to talk to a human"
+        )]),
+        json!([]),
+    ))
+    .await;
+
+    rig.run_stream(false).await;
+    // Both handoffs are written while A's download is still stalled: B never waited for it, and
+    // A's handoff went on without the file after its bound.
+    let handoffs = rig.handoffs().await;
+    assert_eq!(handoffs.len(), 2, "{handoffs:#?}");
+    assert!(
+        rig.store.media(&key(), "wamid.s1").await.unwrap().is_none(),
+        "the stalled copy has not landed yet"
+    );
+    let a = handoffs
+        .iter()
+        .find(|h| h.conversation == key())
+        .expect("A's handoff");
+    assert_eq!(a.media.len(), 1);
+    assert_eq!(a.media[0].state, MediaState::Pending, "{:?}", a.media[0]);
+    assert!(
+        rig.transcript(a)
+            .await
+            .contains("still being copied: the file follows on the ticket"),
+        "{}",
+        rig.transcript(a).await
+    );
+
+    // When the copy lands, the file follows on A's ticket, once.
+    let mut landed = None;
+    for _ in 0..100 {
+        let events = rig.store.ticket_events(&a.id).await.unwrap();
+        landed = events.into_iter().find(|(e, _)| e.id == "file#wamid.s1");
+        if landed.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (event, _) = landed.expect("a file_landed event for A's ticket");
+    let TicketEventKind::FileLanded { media } = &event.kind else {
+        panic!("{event:?}");
+    };
+    assert_eq!(media.state, MediaState::Copied, "{media:?}");
+    assert_eq!(media.bytes, Some(photo.len() as u64));
+    assert_eq!(rig.store.ticket_events(&a.id).await.unwrap().len(), 1);
+    let b = handoffs.iter().find(|h| h.conversation != key()).unwrap();
+    assert!(rig.store.ticket_events(&b.id).await.unwrap().is_empty());
 }

@@ -83,7 +83,7 @@ async fn baton() -> Baton {
     b.tasks.push(tokio::spawn(async move {
         axum::serve(listener, app.router()).await.unwrap();
     }));
-    let processor = Arc::new(cfg.processor(stores.handoff.clone()).await.unwrap());
+    let processor = cfg.processor(stores.handoff.clone()).await.unwrap();
     let deliverer = Arc::new(cfg.deliverer(stores.trails.clone()).await.unwrap());
     for stage in [Stage::Handoff(processor), Stage::Hubspot(deliverer)] {
         let (feed, dir) = (stores.feed.clone(), dir.clone());

@@ -214,6 +214,7 @@ async fn child(mode: &str, size: usize, base: &str) {
                 },
                 attempts_before: 0,
                 attempts: None,
+                order_key: None,
             };
             let record = copier.copy(&job, 0).await;
             assert_eq!(record.state, MediaState::Copied, "{record:?}");

@@ -2,7 +2,8 @@
 
 use baton_shared::config::{
     ConfigError, HANDOFF_FAILURES, HANDOFF_KEYWORDS, LLM_API_KEY, LLM_BASE_URL, LLM_MODEL,
-    LLM_TIMEOUT_MS, Source, graph_config, number, optional, required, s3_path_style,
+    LLM_TIMEOUT_MS, MEDIA_WAIT_SECONDS, Source, graph_config, number, optional, required,
+    s3_path_style,
 };
 use baton_shared::whatsapp::graph::GraphConfig;
 use secrecy::SecretString;
@@ -52,6 +53,11 @@ impl HandoffConfig {
         let settings = HandoffSettings {
             failure_threshold: number(src, HANDOFF_FAILURES, 3)?,
             keywords,
+            media_wait: std::time::Duration::from_secs(number(
+                src,
+                MEDIA_WAIT_SECONDS,
+                crate::process::MEDIA_WAIT.as_secs(),
+            )?),
         };
         let llm = match optional(src, LLM_BASE_URL) {
             None => None,

@@ -11,6 +11,7 @@ use baton_shared::stream::{self, RecordHandler, RecordOutcome};
 use tracing::Instrument;
 
 pub mod config;
+pub mod copies;
 pub mod detect;
 pub mod insights;
 pub mod llm;
@@ -72,5 +73,5 @@ impl RecordHandler for Processor {
 
 /// Handles one batch from the event source mapping.
 pub async fn handle_batch(processor: &Processor, event: Event) -> DynamoDbEventResponse {
-    stream::process_in_order(&event, processor).await
+    stream::process_by_partition(&event, processor).await
 }

@@ -1,11 +1,16 @@
-//! The handoff Lambda: wiring only.
+//! The handoff Lambda: wiring only. Two event sources invoke it: the table's stream (new messages
+//! and agent events) and the queue of media copies.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::sqs::SqsEvent;
 use baton_handoff::HandoffConfig;
-use baton_shared::config::StreamFunction;
-use baton_shared::stream;
+use baton_handoff::copies::{SqsCopyQueue, handle_copies};
+use baton_shared::config::{MEDIA_COPY_QUEUE_URL, ProcessEnv, StreamFunction, optional};
+use baton_shared::observe;
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -17,6 +22,26 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             "WHATSAPP_ACCESS_TOKEN is not set: media cannot be copied until it is put into the stack's secret"
         );
     }
-    let processor = Arc::new(cfg.build(function.store, function.objects)?);
-    stream::run_lambda("handoff", Duration::ZERO, |_| processor.clone()).await
+    let mut processor = cfg.build(function.store, function.objects)?;
+    if let Some(url) = optional(&ProcessEnv, MEDIA_COPY_QUEUE_URL) {
+        let sqs = aws_sdk_sqs::Client::new(&baton_shared::retry::load_aws().await);
+        processor = processor.with_copy_queue(Arc::new(SqsCopyQueue::new(sqs, url)));
+    }
+    let processor = Arc::new(processor);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let processor = processor.clone();
+        async move {
+            let from_sqs = event.payload["Records"][0]["eventSource"] == "aws:sqs";
+            let response = if from_sqs {
+                let batch: SqsEvent = serde_json::from_value(event.payload)?;
+                serde_json::to_value(handle_copies(&processor, batch).await)?
+            } else {
+                let batch: Event = serde_json::from_value(event.payload)?;
+                serde_json::to_value(baton_handoff::handle_batch(&processor, batch).await)?
+            };
+            observe::flush("handoff");
+            Ok::<_, lambda_runtime::Error>(response)
+        }
+    }))
+    .await
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use baton_shared::domain::{ConversationKey, MediaRecord, MediaState};
@@ -22,8 +22,9 @@ use baton_shared::whatsapp::graph::GraphConfig;
 /// WhatsApp delivers inbound files of up to 100 MB; larger ones arrive as error 131052 instead.
 pub const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
 
-/// One file to copy: the message that carried it and its media object.
-#[derive(Debug, Clone)]
+/// One file to copy: the message that carried it and its media object. Serialized as an SQS
+/// message body when the copy is queued.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MediaJob {
     pub conversation: ConversationKey,
     pub wamid: String,
@@ -34,6 +35,43 @@ pub struct MediaJob {
     /// Attempts this call may make; `None` for the configured number. The handoff makes one, so
     /// files that keep failing can't hold it up.
     pub attempts: Option<u32>,
+    /// The message's order key, when the copy was queued as it arrived: a follow-up that went on
+    /// without the file is found by it.
+    #[serde(default)]
+    pub order_key: Option<String>,
+}
+
+impl MediaJob {
+    /// The file's name: the document's own, or one made from the kind and type.
+    fn filename(&self) -> String {
+        let voice = self.media.voice == Some(true);
+        self.media
+            .filename
+            .clone()
+            .filter(|f| !f.trim().is_empty())
+            .unwrap_or_else(|| default_filename(&self.kind, self.media.mime_type.as_deref(), voice))
+    }
+
+    /// The record of this file before any outcome: `state`, with nothing copied.
+    pub fn record(&self, state: MediaState, now_ms: i64) -> MediaRecord {
+        MediaRecord {
+            conversation: self.conversation.clone(),
+            wamid: self.wamid.clone(),
+            kind: self.kind.clone(),
+            media_id: self.media.id.clone(),
+            state,
+            key: None,
+            content_type: self.media.mime_type.clone(),
+            filename: self.filename(),
+            bytes: None,
+            sha256_expected: self.media.sha256.clone(),
+            sha256_matches: None,
+            error: None,
+            retryable: true,
+            attempts: self.attempts_before,
+            updated_at_ms: now_ms,
+        }
+    }
 }
 
 /// Why one attempt failed, and whether another could succeed.
@@ -142,31 +180,9 @@ impl MediaCopier {
 
     /// Copies one file, trying up to `attempts` times; never fails: the record says what happened.
     pub async fn copy(&self, job: &MediaJob, now_ms: i64) -> MediaRecord {
-        let voice = job.media.voice == Some(true);
-        let filename = job
-            .media
-            .filename
-            .clone()
-            .filter(|f| !f.trim().is_empty())
-            .unwrap_or_else(|| default_filename(&job.kind, job.media.mime_type.as_deref(), voice));
+        let mut record = job.record(MediaState::Failed, now_ms);
+        let filename = record.filename.clone();
         let key = object_key(&job.conversation, &job.wamid, &filename);
-        let mut record = MediaRecord {
-            conversation: job.conversation.clone(),
-            wamid: job.wamid.clone(),
-            kind: job.kind.clone(),
-            media_id: job.media.id.clone(),
-            state: MediaState::Failed,
-            key: None,
-            content_type: job.media.mime_type.clone(),
-            filename: filename.clone(),
-            bytes: None,
-            sha256_expected: job.media.sha256.clone(),
-            sha256_matches: None,
-            error: None,
-            retryable: true,
-            attempts: job.attempts_before,
-            updated_at_ms: now_ms,
-        };
 
         // A copy made by an earlier attempt whose record was never written.
         match self.objects.head(&key).await {

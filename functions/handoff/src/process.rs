@@ -5,9 +5,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::copies::CopyQueue;
 use crate::detect::{DetectionKind, Detector};
 use crate::insights;
 use crate::llm::LlmClient;
@@ -38,13 +40,21 @@ pub struct HandoffSettings {
     pub failure_threshold: u32,
     /// Extra keywords per language (`BATON_HANDOFF_KEYWORDS`).
     pub keywords: BTreeMap<String, Vec<String>>,
+    /// How long a handoff or follow-up waits for a queued copy of the conversation's files
+    /// before it goes on without them (they follow on the ticket as they land).
+    pub media_wait: Duration,
 }
+
+/// [`HandoffSettings::media_wait`]'s default: an image or a voice note copies in a second or
+/// two; a long video may not, and the rep should not wait for it.
+pub const MEDIA_WAIT: Duration = Duration::from_secs(10);
 
 impl Default for HandoffSettings {
     fn default() -> Self {
         Self {
             failure_threshold: 3,
             keywords: BTreeMap::new(),
+            media_wait: MEDIA_WAIT,
         }
     }
 }
@@ -77,6 +87,8 @@ pub enum Outcome {
     Nothing,
     /// The message's file was copied (or its failure recorded); no handoff.
     MediaSaved(MediaState),
+    /// The message's file was queued to be copied; no handoff.
+    MediaQueued,
     /// A handoff was opened and its record written.
     Opened { handoff_id: String },
     /// A handoff is already open for this conversation; nothing new.
@@ -93,6 +105,8 @@ pub enum Outcome {
 pub struct Processor {
     store: Arc<dyn HandoffStore>,
     copier: MediaCopier,
+    /// Where copies run; `None` copies inline, as each record is handled.
+    copies: Option<Arc<dyn CopyQueue>>,
     llm: Option<LlmClient>,
     detector: Detector,
     settings: HandoffSettings,
@@ -109,11 +123,18 @@ impl Processor {
         Self {
             store,
             copier,
+            copies: None,
             llm,
             detector: Detector::with_keywords(&settings.keywords),
             settings,
             clock: baton_shared::clock::now_ms,
         }
+    }
+
+    /// Copies run through `queue`, apart from the records ([`crate::copies`]).
+    pub fn with_copy_queue(mut self, queue: Arc<dyn CopyQueue>) -> Self {
+        self.copies = Some(queue);
+        self
     }
 
     /// A fixed clock, for tests.
@@ -145,11 +166,27 @@ impl Processor {
         if let Some(media) = msg.as_ref().and_then(|msg| msg.content.media())
             && MEDIA_KINDS.contains(&m.kind.as_str())
         {
-            let record = self
-                .copied(&m.conversation, &m.wamid, &m.kind, media, None)
-                .await?;
-            outcome = Outcome::MediaSaved(record.state);
-            copy = Some(record);
+            let job = self.job(&m.conversation, &m.wamid, &m.kind, media).await?;
+            let job = job.map(|job| MediaJob {
+                order_key: Some(m.order_key()),
+                ..job
+            });
+            match (&self.copies, job) {
+                (_, Err(done)) => {
+                    outcome = Outcome::MediaSaved(done.state);
+                    copy = Some(Ok(done));
+                }
+                (Some(queue), Ok(job)) => {
+                    queue.enqueue(&job).await?;
+                    outcome = Outcome::MediaQueued;
+                    copy = Some(Err(job));
+                }
+                (None, Ok(job)) => {
+                    let record = self.copy_now(&job).await?;
+                    outcome = Outcome::MediaSaved(record.state);
+                    copy = Some(Ok(record));
+                }
+            }
         }
         if let Some(handoff) = self.open_handoff(&m.conversation).await?
             && follows(&handoff, m)
@@ -160,9 +197,16 @@ impl Processor {
                 .await?
                 .and_then(|c| c.reply_window())
                 .map(ReplyWindow::closes_at);
+            let copy = match copy {
+                Some(Ok(record)) => Some(record),
+                Some(Err(job)) => self.awaited(vec![(job, 0)]).await?.pop(),
+                None => None,
+            };
+            let pending = pending_of(copy.iter());
             let event = TicketEvent::follow_up(&handoff, m, copy, window, (self.clock)());
             let new = self.store.save_ticket_event(&event).await?;
             tracing::info!(handoff_id = %handoff.id, new, "follow-up passed on to the ticket");
+            self.landed_meanwhile(&handoff, pending).await?;
             return Ok(Outcome::FollowUp {
                 handoff_id: handoff.id,
                 new,
@@ -221,32 +265,132 @@ impl Processor {
         }
     }
 
-    /// The message's file, copied now unless a copy exists or can never be made; `attempts`
-    /// overrides the configured number.
-    async fn copied(
+    /// The job that copies a message's file, or its stored record when a copy exists or can
+    /// never be made.
+    async fn job(
         &self,
         key: &ConversationKey,
         wamid: &str,
         kind: &str,
         media: &Media,
-        attempts: Option<u32>,
-    ) -> Result<MediaRecord, ProcessError> {
+    ) -> Result<Result<MediaJob, MediaRecord>, ProcessError> {
         let attempts_before = match self.store.media(key, wamid).await? {
-            Some(r) if r.state == MediaState::Copied || !r.retryable => return Ok(r),
+            Some(r) if r.state == MediaState::Copied || !r.retryable => return Ok(Err(r)),
             Some(r) => r.attempts,
             None => 0,
         };
-        let job = MediaJob {
+        Ok(Ok(MediaJob {
             conversation: key.clone(),
             wamid: wamid.to_owned(),
             kind: kind.to_owned(),
             media: media.clone(),
             attempts_before,
-            attempts,
-        };
-        let record = self.copier.copy(&job, (self.clock)()).await;
+            attempts: None,
+            order_key: None,
+        }))
+    }
+
+    /// Copies a file inline and stores the outcome.
+    async fn copy_now(&self, job: &MediaJob) -> Result<MediaRecord, ProcessError> {
+        let record = self.copier.copy(job, (self.clock)()).await;
         self.store.save_media(&record).await?;
         Ok(record)
+    }
+
+    /// Runs a queued copy job: the file copied (with the configured attempts) and the outcome
+    /// stored; when a handoff or follow-up went on without it, it follows on the ticket.
+    pub async fn run_copy(&self, job: &MediaJob) -> Result<MediaRecord, ProcessError> {
+        let record = self.copy_now(job).await?;
+        if let Some(handoff) = self.open_handoff(&job.conversation).await?
+            && self.went_on_without(&handoff, job).await?
+        {
+            self.file_follows(&handoff, record.clone()).await?;
+        }
+        Ok(record)
+    }
+
+    /// Whether the handoff, or the follow-up of the job's message, was written with the file
+    /// still pending.
+    async fn went_on_without(
+        &self,
+        handoff: &HandoffRecord,
+        job: &MediaJob,
+    ) -> Result<bool, ProcessError> {
+        let pending = |m: &MediaRecord| m.wamid == job.wamid && m.state == MediaState::Pending;
+        if handoff.media.iter().any(pending) {
+            return Ok(true);
+        }
+        let Some(order_key) = &job.order_key else {
+            return Ok(false);
+        };
+        let follow_up = self
+            .store
+            .ticket_event(&handoff.id, &TicketEvent::follow_up_id(order_key))
+            .await?;
+        Ok(matches!(
+            follow_up.as_ref().map(|(e, _)| &e.kind),
+            Some(TicketEventKind::FollowUp { media: Some(m), .. }) if pending(m)
+        ))
+    }
+
+    async fn file_follows(
+        &self,
+        handoff: &HandoffRecord,
+        record: MediaRecord,
+    ) -> Result<(), ProcessError> {
+        let event = TicketEvent::file_landed(handoff, record, (self.clock)());
+        if self.store.save_ticket_event(&event).await? {
+            tracing::info!(handoff_id = %handoff.id, "a file that was still being copied follows on the ticket");
+        }
+        Ok(())
+    }
+
+    /// Waits, up to the configured bound, for the outcome of each queued copy (a job and the
+    /// time it was queued: an outcome older than that is a previous attempt's); a copy still
+    /// running by then is returned as pending, with the time its copy was queued.
+    async fn awaited(&self, jobs: Vec<(MediaJob, i64)>) -> Result<Vec<MediaRecord>, ProcessError> {
+        let until = tokio::time::Instant::now() + self.settings.media_wait;
+        let mut outcomes: Vec<Option<MediaRecord>> = vec![None; jobs.len()];
+        loop {
+            for ((job, since), outcome) in jobs.iter().zip(outcomes.iter_mut()) {
+                if outcome.is_none() {
+                    *outcome = self
+                        .store
+                        .media(&job.conversation, &job.wamid)
+                        .await?
+                        .filter(|r| is_outcome_since(r, *since));
+                }
+            }
+            if outcomes.iter().all(Option::is_some) || tokio::time::Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(MEDIA_POLL).await;
+        }
+        // A pending record keeps, as its time, when its copy was queued.
+        Ok(jobs
+            .iter()
+            .zip(outcomes)
+            .map(|((job, since), outcome)| {
+                outcome.unwrap_or_else(|| job.record(MediaState::Pending, *since))
+            })
+            .collect())
+    }
+
+    /// After a handoff or follow-up was written with files pending: any that landed while it was
+    /// being written follow now (the copy job, finishing first, found nothing to follow).
+    async fn landed_meanwhile(
+        &self,
+        handoff: &HandoffRecord,
+        pending: Vec<MediaRecord>,
+    ) -> Result<(), ProcessError> {
+        for p in pending {
+            if let Some(record) = self.store.media(&p.conversation, &p.wamid).await?
+                && is_outcome_since(&record, p.updated_at_ms)
+            {
+                self.file_follows(handoff, record).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn agent_event(&self, e: &AgentEventRecord) -> Result<Outcome, ProcessError> {
@@ -359,6 +503,8 @@ impl Processor {
             .await?;
         if self.store.save_handoff(&record).await? {
             tracing::info!(handoff_id = %handoff_id, media = record.media.len(), messages = record.transcript.messages, "handoff written");
+            self.landed_meanwhile(&record, pending_of(record.media.iter()))
+                .await?;
         }
         Ok(Outcome::Opened { handoff_id })
     }
@@ -404,16 +550,47 @@ impl Processor {
         }
         let rendered = transcript.finish();
 
-        // Every file, copied on arrival or now; a file that can't be fetched doesn't block.
+        // Every file, copied on arrival or now; a file that can't be fetched doesn't block, and
+        // one still being copied is waited for only so long.
         let mut copies: HashMap<String, MediaRecord> = HashMap::new();
         let mut media = Vec::with_capacity(rendered.media.len());
+        let mut waiting = Vec::new();
         for m in &rendered.media {
-            let record = self
-                .copied(key, &m.wamid, &m.kind, &m.media, Some(1))
-                .await?;
+            let record = match (
+                self.job(key, &m.wamid, &m.kind, &m.media).await?,
+                &self.copies,
+            ) {
+                (Err(done), _) => done,
+                (Ok(mut job), None) => {
+                    job.attempts = Some(1);
+                    self.copy_now(&job).await?
+                }
+                (Ok(job), Some(queue)) => {
+                    // A failed copy is queued again; a first one is still in its queue.
+                    let since = if job.attempts_before > 0 {
+                        queue.enqueue(&job).await?;
+                        (self.clock)()
+                    } else {
+                        0
+                    };
+                    waiting.push((job, since));
+                    continue;
+                }
+            };
             copies.insert(m.wamid.clone(), record.clone());
             media.push(record);
         }
+        for record in self.awaited(waiting).await? {
+            copies.insert(record.wamid.clone(), record.clone());
+            media.push(record);
+        }
+        let order: HashMap<&str, usize> = rendered
+            .media
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.wamid.as_str(), i))
+            .collect();
+        media.sort_by_key(|r| order.get(r.wamid.as_str()).copied());
         let objects = self.copier.objects().clone();
         let text = rendered.text(&copies, &|k| objects.link(k));
         let transcript_key = format!("transcripts/{id}.txt");
@@ -538,6 +715,23 @@ fn canonical_score(label: SentimentLabel) -> f64 {
         SentimentLabel::Neutral => 0.0,
         SentimentLabel::Positive => 0.5,
     }
+}
+
+/// How often a handoff waiting for a queued copy looks for its outcome.
+const MEDIA_POLL: Duration = Duration::from_millis(200);
+
+/// Whether `r` is the outcome of a copy queued at `since` (ms; 0 for the first copy): copied,
+/// failed for good, or failed by that copy.
+fn is_outcome_since(r: &MediaRecord, since: i64) -> bool {
+    r.state == MediaState::Copied || !r.retryable || r.updated_at_ms >= since
+}
+
+/// The records among `media` still pending.
+fn pending_of<'a>(media: impl Iterator<Item = &'a MediaRecord>) -> Vec<MediaRecord> {
+    media
+        .filter(|m| m.state == MediaState::Pending)
+        .cloned()
+        .collect()
 }
 
 /// Whether `m` came after everything the handoff's transcript holds.

@@ -1,6 +1,6 @@
 //! What the rep reads: the ticket's subject and description, and the handoff note's HTML. Pure.
 
-use baton_shared::domain::{HandoffRecord, MediaState, ThreadOwner};
+use baton_shared::domain::{HandoffRecord, MediaRecord, MediaState, ThreadOwner};
 use baton_shared::transcript::utc;
 
 /// HubSpot's limit on a multi-line text property such as `content` and `hs_note_body`.
@@ -214,14 +214,7 @@ pub fn note_body(
         .media
         .iter()
         .filter(|m| m.state != MediaState::Copied)
-        .map(|m| {
-            format!(
-                "{} ({}): not copied from WhatsApp: {}",
-                m.filename,
-                m.kind,
-                m.error.as_deref().unwrap_or("unknown error")
-            )
-        })
+        .map(|m| format!("{} ({}): {}", m.filename, m.kind, not_copied(m)))
         .chain(
             not_attached
                 .iter()
@@ -298,6 +291,40 @@ pub fn follow_up_note(
         ));
     }
     html
+}
+
+/// Why a customer's file is not attached (yet).
+pub fn not_copied(m: &MediaRecord) -> String {
+    match m.state {
+        MediaState::Pending => {
+            "still being copied from WhatsApp: it follows on the ticket when it lands".to_owned()
+        }
+        _ => format!(
+            "not copied from WhatsApp: {}",
+            m.error.as_deref().unwrap_or("unknown error")
+        ),
+    }
+}
+
+/// The note for a file that followed the ticket: attached now, or why not.
+pub fn file_landed_note(
+    record: &HandoffRecord,
+    media: &MediaRecord,
+    outcome: Result<(), &str>,
+) -> String {
+    let name = escape_within(&media.filename, LIST_ITEM_BUDGET);
+    let from = escape_within(&display_name(record), NAME_BUDGET);
+    match outcome {
+        Ok(()) => format!(
+            "<p><strong>File from WhatsApp</strong> ({}) sent by {from}, still being copied when the ticket was written, is now attached: {name}</p>",
+            escape(&media.kind)
+        ),
+        Err(why) => format!(
+            "<p><strong>File not attached</strong>: {name} ({}) sent by {from}: {}</p>",
+            escape(&media.kind),
+            escape_within(why, LIST_ITEM_BUDGET)
+        ),
+    }
 }
 
 /// How a rep's reply went.

@@ -130,7 +130,7 @@ pub async fn handle_batch(
     event: Event,
     deadline: Instant,
 ) -> DynamoDbEventResponse {
-    stream::process_in_order(&event, &Invocation::new(deliverer, deadline)).await
+    stream::process_by_partition(&event, &Invocation::new(deliverer, deadline)).await
 }
 
 /// One invocation's work: records handled until the invocation's deadline, by the deliverer

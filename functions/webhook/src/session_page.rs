@@ -575,6 +575,9 @@ impl Page {
                 TicketEventKind::ThreadTaken { text, .. } => {
                     format!("Meta's Conversation Routing: {text}")
                 }
+                TicketEventKind::FileLanded { media } => {
+                    format!("The customer's {} followed once copied", media.kind)
+                }
             };
             let outcome = match (&e.kind, t.step("send")) {
                 (TicketEventKind::Reply { .. }, Some(send)) => match (send.state, &send.id) {

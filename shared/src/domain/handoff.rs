@@ -164,6 +164,9 @@ pub enum MediaState {
     Copied,
     /// Copying failed; `retryable` says whether another attempt could succeed.
     Failed,
+    /// Still being copied when the handoff (or follow-up) stopped waiting for it: the file follows
+    /// on the ticket when it lands. Only in handoff records and follow-ups, never stored alone.
+    Pending,
 }
 
 /// One file the customer sent and its copy.

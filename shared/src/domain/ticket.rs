@@ -75,6 +75,9 @@ pub enum TicketEventKind {
     },
     /// Tell the AI agent who answers the customer now.
     Ownership { owner: Owner },
+    /// A customer's file the handoff (or a follow-up) stopped waiting for, now copied, or given
+    /// up on: it goes on the ticket with a note.
+    FileLanded { media: Box<MediaRecord> },
     /// Meta's Conversation Routing gave the thread to another partner (`control_taken`).
     ThreadTaken {
         /// What Meta said, as a line.
@@ -92,6 +95,7 @@ impl TicketEventKind {
             Self::ReplyFailed { .. } => "reply_failed",
             Self::Stage { .. } => "stage",
             Self::Ownership { .. } => "ownership",
+            Self::FileLanded { .. } => "file_landed",
             Self::ThreadTaken { .. } => "thread_taken",
         }
     }
@@ -120,13 +124,31 @@ impl TicketEvent {
     ) -> Self {
         Self {
             handoff_id: handoff.id.clone(),
-            id: format!("fu#{}", message.order_key()),
+            id: Self::follow_up_id(&message.order_key()),
             conversation: handoff.conversation.clone(),
             received_at_ms: now_ms,
             kind: TicketEventKind::FollowUp {
                 message: Box::new(message.clone()),
                 media: media.map(Box::new),
                 reply_window_closes_at,
+            },
+        }
+    }
+
+    /// The follow-up event's id for the message with `order_key`.
+    pub fn follow_up_id(order_key: &str) -> String {
+        format!("fu#{order_key}")
+    }
+
+    /// The event for a file the handoff or a follow-up went on without: one per file.
+    pub fn file_landed(handoff: &HandoffRecord, media: MediaRecord, now_ms: i64) -> Self {
+        Self {
+            handoff_id: handoff.id.clone(),
+            id: format!("file#{}", media.wamid),
+            conversation: handoff.conversation.clone(),
+            received_at_ms: now_ms,
+            kind: TicketEventKind::FileLanded {
+                media: Box::new(media),
             },
         }
     }

@@ -1,5 +1,6 @@
 //! A customer's message after the handoff: its file uploaded, a note on the ticket, and the
-//! ticket's reply-window deadline moved to the new one.
+//! ticket's reply-window deadline moved to the new one. A file the handoff or a follow-up went on
+//! without follows the same way when its copy lands.
 
 use baton_shared::clock::now_ms;
 use baton_shared::domain::{
@@ -60,16 +61,34 @@ impl Deliverer {
         Ok(())
     }
 
+    /// A file that was still being copied when the ticket (or its follow-up) was written: uploaded
+    /// now, with a note naming it.
+    pub(super) async fn file_landed(
+        &self,
+        ctx: &Ctx<'_>,
+        event: &TicketEvent,
+        media: &MediaRecord,
+        trail: &mut EventTrail,
+    ) -> Result<(), HubspotError> {
+        if !trail.is_finished("file") {
+            let step = self.follow_up_file(ctx, media).await?;
+            trail.set("file", step);
+            self.save_event(event, trail).await?;
+        }
+        let step = trail.step("file").cloned().unwrap_or_default();
+        let outcome = match step.state {
+            StepState::Done => Ok(()),
+            _ => Err(step.how.as_deref().unwrap_or("not attached")),
+        };
+        let body = content::file_landed_note(ctx.handoff, media, outcome);
+        self.event_note(ctx, event, trail, body, step.id.as_deref())
+            .await
+    }
+
     /// The follow-up's file in HubSpot Files, or why it is not there.
     async fn follow_up_file(&self, ctx: &Ctx<'_>, m: &MediaRecord) -> Result<Step, HubspotError> {
         let (MediaState::Copied, Some(key)) = (m.state, &m.key) else {
-            return Ok(Step::skipped(
-                &format!(
-                    "not copied from WhatsApp: {}",
-                    m.error.as_deref().unwrap_or("unknown error")
-                ),
-                now_ms(),
-            ));
+            return Ok(Step::skipped(&content::not_copied(m), now_ms()));
         };
         let name = hubspot_file_name(m);
         match self

@@ -175,6 +175,9 @@ impl Deliverer {
                 }
                 self.close(&ctx, event, trail).await
             }
+            TicketEventKind::FileLanded { media } => {
+                self.file_landed(&ctx, event, media, trail).await
+            }
             TicketEventKind::ThreadTaken { text, .. } => {
                 self.thread_taken(&ctx, event, text, trail).await
             }

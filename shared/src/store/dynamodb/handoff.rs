@@ -309,6 +309,7 @@ impl HandoffStore for DynamoDbStore {
         let state = match record.state {
             MediaState::Copied => "copied",
             MediaState::Failed => "failed",
+            MediaState::Pending => "pending",
         };
         let result = self
             .client
