@@ -9,6 +9,7 @@
 //! so a restart hands over again (idempotently) what was in flight and never skips it.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +20,23 @@ use baton_shared::retry::Backoff;
 
 use crate::Stage;
 use crate::redb_store::RedbStore;
+
+/// What a lane hands each change to: a stage, or a test's stand-in.
+pub trait ChangeHandler: Clone + Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// Handles one change: `Err` when a retry could fix it.
+    fn on_change(&self, change: &Change) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+impl ChangeHandler for Stage {
+    fn name(&self) -> &'static str {
+        Stage::name(self)
+    }
+
+    fn on_change(&self, change: &Change) -> impl Future<Output = Result<(), String>> + Send {
+        Stage::on_change(self, change)
+    }
+}
 
 /// Tries of one change before it is parked: about two minutes of waiting in all.
 pub const LANE_BACKOFF: Backoff =
@@ -49,8 +67,8 @@ struct Work {
 }
 
 /// A stage's lanes over the embedded feed.
-pub struct Lanes {
-    stage: Stage,
+pub struct Lanes<H: ChangeHandler = Stage> {
+    stage: H,
     backoff: Backoff,
     work: Arc<Mutex<Work>>,
     finished: Arc<Notify>,
@@ -58,12 +76,12 @@ pub struct Lanes {
     saved: Mutex<Option<u64>>,
 }
 
-impl Lanes {
-    pub fn new(stage: Stage) -> Self {
+impl<H: ChangeHandler> Lanes<H> {
+    pub fn new(stage: H) -> Self {
         Self::with_backoff(stage, LANE_BACKOFF)
     }
 
-    pub fn with_backoff(stage: Stage, backoff: Backoff) -> Self {
+    pub fn with_backoff(stage: H, backoff: Backoff) -> Self {
         Self {
             stage,
             backoff,
@@ -167,15 +185,15 @@ impl Lanes {
 }
 
 /// One lane's worker: handles the lane's changes in order until its queue is empty.
-struct Worker {
-    stage: Stage,
+struct Worker<H> {
+    stage: H,
     backoff: Backoff,
     work: Arc<Mutex<Work>>,
     finished: Arc<Notify>,
     lane: String,
 }
 
-impl Worker {
+impl<H: ChangeHandler> Worker<H> {
     async fn run(self) {
         loop {
             let next = {
@@ -222,5 +240,107 @@ impl Worker {
             tokio::time::sleep(self.backoff.delay(attempt)).await;
             attempt += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use baton_shared::domain::{ConversationKey, Owner, TicketEvent, TicketEventKind};
+
+    use super::*;
+
+    /// Handoff `ho_slow`'s first change waits for `ho_quick`'s; `ho_flaky`'s fails `flaky` times
+    /// before it goes through, and `ho_stuck`'s always fails.
+    #[derive(Clone, Default)]
+    struct Script {
+        quick_done: Arc<Notify>,
+        seen: Arc<Mutex<Vec<String>>>,
+        flaky: Arc<AtomicU32>,
+    }
+
+    impl ChangeHandler for Script {
+        fn name(&self) -> &'static str {
+            "script"
+        }
+
+        async fn on_change(&self, change: &Change) -> Result<(), String> {
+            let Change::TicketEvent(e) = change else {
+                unreachable!()
+            };
+            match e.handoff_id.as_str() {
+                "ho_slow" if e.id == "1" => {
+                    tokio::time::timeout(Duration::from_secs(5), self.quick_done.notified())
+                        .await
+                        .map_err(|_| "ho_quick never ran".to_owned())?;
+                }
+                "ho_quick" => self.quick_done.notify_one(),
+                "ho_flaky" if self.flaky.fetch_sub(1, Ordering::SeqCst) > 0 => {
+                    return Err("throttled".into());
+                }
+                "ho_stuck" => return Err("refused for now".into()),
+                _ => {}
+            }
+            self.seen
+                .lock()
+                .unwrap()
+                .push(format!("{}/{}", e.handoff_id, e.id));
+            Ok(())
+        }
+    }
+
+    fn event(handoff: &str, id: &str) -> Change {
+        Change::TicketEvent(Box::new(TicketEvent {
+            handoff_id: handoff.into(),
+            id: id.into(),
+            conversation: ConversationKey::new("1", "2"),
+            received_at_ms: 0,
+            kind: TicketEventKind::Ownership {
+                owner: Owner::Human,
+            },
+        }))
+    }
+
+    async fn until_idle<H: ChangeHandler>(lanes: &Lanes<H>) {
+        for _ in 0..200 {
+            if lanes.in_flight() == 0 {
+                return;
+            }
+            lanes.wait(Duration::from_millis(50)).await;
+        }
+        panic!("the lanes never finished");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_lane_holds_up_only_itself_and_retries_end_parked_behind_the_cursor() {
+        let script = Script::default();
+        script.flaky.store(2, Ordering::SeqCst);
+        let quick = Duration::from_millis(5);
+        let lanes = Lanes::with_backoff(script.clone(), Backoff::new(quick, quick, 4));
+        lanes.dispatch(1, event("ho_slow", "1"));
+        lanes.dispatch(2, event("ho_stuck", "1"));
+        lanes.dispatch(3, event("ho_slow", "2"));
+        lanes.dispatch(4, event("ho_flaky", "1"));
+        lanes.dispatch(5, event("ho_quick", "1"));
+        until_idle(&lanes).await;
+        let seen = script.seen.lock().unwrap().clone();
+        let at = |s: &str| {
+            seen.iter()
+                .position(|x| x == s)
+                .unwrap_or_else(|| panic!("{s} missing: {seen:?}"))
+        };
+        assert!(at("ho_quick/1") < at("ho_slow/1"), "{seen:?}");
+        assert!(
+            at("ho_slow/1") < at("ho_slow/2"),
+            "one lane keeps its order: {seen:?}"
+        );
+        assert!(
+            seen.contains(&"ho_flaky/1".to_owned()),
+            "retried until it went through"
+        );
+        assert!(!seen.iter().any(|s| s.starts_with("ho_stuck")));
+        // The stuck change was parked after its 4 tries; the cursor stays before it.
+        assert_eq!(lanes.low_water(5), 1);
     }
 }

@@ -145,3 +145,77 @@ async fn process_in_order(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Partition `a-…` records wait for a gate partition `b` opens, and `a-fail` asks for a retry.
+    struct Gate {
+        opened: tokio::sync::Notify,
+        seen: Mutex<Vec<String>>,
+    }
+
+    impl RecordHandler for Gate {
+        async fn handle(&self, record: &EventRecord) -> RecordOutcome {
+            let id = record.event_id.clone();
+            if id.starts_with("a-") && id != "a-after" {
+                // Only finishes once partition b ran: a waiting partition holds up only itself.
+                tokio::time::timeout(Duration::from_secs(5), self.opened.notified())
+                    .await
+                    .expect("partition b ran while a waited");
+            }
+            if id.starts_with("b-") {
+                self.opened.notify_one();
+            }
+            self.seen.lock().unwrap().push(id.clone());
+            if id == "a-fail" {
+                return RecordOutcome::Retry("try again".into());
+            }
+            RecordOutcome::Done
+        }
+    }
+
+    fn record(id: &str, pk: &str, seq: &str) -> EventRecord {
+        let mut r = EventRecord::default();
+        r.event_id = id.into();
+        r.event_name = "INSERT".into();
+        r.change.sequence_number = Some(seq.into());
+        r.change.keys = serde_dynamo::Item::from(HashMap::from([(
+            "pk".to_owned(),
+            serde_dynamo::AttributeValue::S(pk.into()),
+        )]));
+        r
+    }
+
+    #[tokio::test]
+    async fn partitions_run_side_by_side_each_in_order_and_a_retry_stops_only_its_own() {
+        let mut event = Event::default();
+        event.records = vec![
+            record("a-fail", "CONV#a", "1"),
+            record("b-1", "CONV#b", "2"),
+            record("a-after", "CONV#a", "3"),
+            record("b-2", "CONV#b", "4"),
+        ];
+        let gate = Gate {
+            opened: tokio::sync::Notify::new(),
+            seen: Mutex::new(Vec::new()),
+        };
+        let response = process_by_partition(&event, &gate).await;
+        let seen = gate.seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            ["b-1", "b-2", "a-fail"],
+            "a's later record waits for the retry"
+        );
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        assert_eq!(failed, [Some("1".to_owned())]);
+    }
+}

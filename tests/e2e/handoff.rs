@@ -1214,3 +1214,76 @@ async fn a_stalled_download_holds_up_no_other_conversation_and_its_own_handoff_o
     let b = handoffs.iter().find(|h| h.conversation != key()).unwrap();
     assert!(rig.store.ticket_events(&b.id).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_copy_queued_on_sqs_runs_from_the_functions_queue_handler() {
+    let Some(moto) = moto_endpoint() else {
+        return;
+    };
+    let Some(rig) = rig(HandoffSettings::default(), None).await else {
+        return;
+    };
+    let sqs = aws_sdk_sqs::Client::new(&aws(&moto));
+    let url = sqs
+        .create_queue()
+        .queue_name(unique("baton-media-copies"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let photo = pattern(50_000, 3);
+    rig.graph
+        .add("media-q", photo.clone(), "image/jpeg", Fault::None);
+    let job = baton_handoff::media::MediaJob {
+        conversation: key(),
+        wamid: "wamid.q1".into(),
+        kind: "image".into(),
+        media: baton_shared::whatsapp::Media {
+            id: "media-q".into(),
+            mime_type: Some("image/jpeg".into()),
+            sha256: Some(graph::sha256_b64(&photo)),
+            ..Default::default()
+        },
+        attempts_before: 0,
+        attempts: None,
+        order_key: Some("T#1".into()),
+    };
+    use baton_handoff::copies::CopyQueue as _;
+    baton_handoff::copies::SqsCopyQueue::new(sqs.clone(), url.clone())
+        .enqueue(&job)
+        .await
+        .unwrap();
+
+    // Handed over as Lambda's SQS event source hands it, with an unreadable job beside it.
+    let received = sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let mut records: Vec<Value> = received
+        .messages()
+        .iter()
+        .map(|m| json!({"messageId": m.message_id(), "body": m.body(), "eventSource": "aws:sqs"}))
+        .collect();
+    assert_eq!(records.len(), 1);
+    records.push(json!({"messageId": "garbage", "body": "{not a job", "eventSource": "aws:sqs"}));
+    let event = serde_json::from_value(json!({ "Records": records })).unwrap();
+    let response = baton_handoff::copies::handle_copies(&rig.processor, event).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "an unreadable job is dropped, not retried: {:?}",
+        response.batch_item_failures
+    );
+    let record = rig.store.media(&key(), "wamid.q1").await.unwrap().unwrap();
+    assert_eq!(record.state, MediaState::Copied, "{record:?}");
+    assert_eq!(record.sha256_matches, Some(true));
+    let copied = rig
+        .objects
+        .get(record.key.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(copied.as_deref(), Some(&photo[..]));
+}

@@ -6,16 +6,7 @@ use baton_shared::config::{ConfigError, SECRET_ARN, Settings, Source, read_secre
 use baton_webhook::config::WebhookSecrets;
 
 fn client() -> Option<aws_sdk_secretsmanager::Client> {
-    let endpoint = match std::env::var("BATON_TEST_MOTO") {
-        Ok(e) if !e.is_empty() => e,
-        _ if std::env::var_os("BATON_REQUIRE_EMULATORS").is_some() => {
-            panic!("BATON_TEST_MOTO is not set but BATON_REQUIRE_EMULATORS is: run scripts/test")
-        }
-        _ => {
-            eprintln!("skipped: moto is not running (scripts/test starts it)");
-            return None;
-        }
-    };
+    let endpoint = crate::support::moto_endpoint()?;
     let conf = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))

@@ -38,6 +38,21 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// moto's endpoint (Secrets Manager, SQS, CloudFormation), or `None` (test skipped) when it does
+/// not run and is not required.
+pub fn moto_endpoint() -> Option<String> {
+    match std::env::var("BATON_TEST_MOTO") {
+        Ok(e) if !e.is_empty() => Some(e),
+        _ if std::env::var_os("BATON_REQUIRE_EMULATORS").is_some() => {
+            panic!("BATON_TEST_MOTO is not set but BATON_REQUIRE_EMULATORS is: run scripts/test")
+        }
+        _ => {
+            eprintln!("skipped: moto is not running (scripts/test starts it)");
+            None
+        }
+    }
+}
+
 /// DynamoDB Local's endpoint, or `None` (test skipped) when no emulator runs and none is required.
 pub fn dynamodb_endpoint() -> Option<String> {
     match std::env::var("BATON_TEST_DYNAMODB") {
