@@ -9,6 +9,7 @@
 //! next request for a person opens a new ticket for the same contact.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -127,6 +128,11 @@ async fn after(template: bool) -> Option<After> {
 /// [`after`], the template's body parameters given.
 async fn after_with(template: bool, params: &str) -> Option<After> {
     let rig = handoff::rig(HandoffSettings::default(), None).await?;
+    after_on(rig, template, params).await
+}
+
+/// [`after`] on `rig`.
+async fn after_on(rig: Rig, template: bool, params: &str) -> Option<After> {
     let sdk = handoff::aws(&dynamodb_endpoint()?);
     let hubspot_reader = StreamReader::open(&sdk, rig.store.table(), None)
         .await
@@ -229,7 +235,7 @@ impl After {
             deliverer,
             &self.rig.store,
             &self.rig.store,
-            tokio::time::Instant::now() + std::time::Duration::from_secs(30),
+            tokio::time::Instant::now() + Duration::from_secs(30),
         )
         .await
     }
@@ -1086,4 +1092,72 @@ async fn a_reply_throttled_without_end_parks_after_the_bound_and_a_replay_sends_
     let sent = a.rig.graph.sent();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].1["text"]["body"], "We are on it.");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_still_being_copied_at_the_handoff_follows_on_the_ticket_once_it_lands() {
+    let settings = HandoffSettings {
+        media_wait: Duration::from_millis(500),
+        ..HandoffSettings::default()
+    };
+    let Some(rig) = handoff::rig_queued(settings, handoff::patient_graph).await else {
+        return;
+    };
+    let Some(mut a) = after_on(rig, false, "").await else {
+        return;
+    };
+    let t = now_ms() / 1000 - 60;
+    let video = handoff::pattern(300_000, 4);
+    a.rig.graph.add(
+        "media-long-video",
+        video.clone(),
+        "video/mp4",
+        Fault::StallDownload(Duration::from_secs(2)),
+    );
+    let mut clip = handoff::message("video.json", "wamid.v1", t);
+    handoff::media(&mut clip, "video", "media-long-video", &video, None);
+    a.rig.deliver_twice(handoff::deliver(vec![clip])).await;
+    let (h, ticket) = a
+        .handed_off("wamid.v2", t + 5, "I want to talk to a human")
+        .await;
+    assert_eq!(h.media[0].state, MediaState::Pending);
+    let notes = a.ticket_notes(&ticket);
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    assert!(
+        notes[0]
+            .contains("still being copied from WhatsApp: it follows on the ticket when it lands"),
+        "{}",
+        notes[0]
+    );
+    assert!(a.server.files().iter().all(|f| f.bytes != video));
+
+    // The copy lands; the file follows on the ticket with its own note, once.
+    for _ in 0..100 {
+        if a.rig
+            .store
+            .media(&h.conversation, "wamid.v1")
+            .await
+            .unwrap()
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.settle().await;
+    a.settle().await;
+    let notes = a.ticket_notes(&ticket);
+    assert_eq!(notes.len(), 2, "{notes:#?}");
+    let landed = notes
+        .iter()
+        .find(|n| n.contains("is now attached"))
+        .expect("the file's note");
+    assert!(landed.contains("Maria Lopez"), "{landed}");
+    let uploaded: Vec<_> = a
+        .server
+        .files()
+        .into_iter()
+        .filter(|f| f.bytes == video)
+        .collect();
+    assert_eq!(uploaded.len(), 1, "the video is uploaded once");
 }

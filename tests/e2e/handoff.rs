@@ -1127,7 +1127,7 @@ async fn every_stored_message_reaches_the_transcript_even_one_that_cannot_be_rea
 }
 
 /// Timeouts long enough for a stalled download to finish.
-fn patient_graph(graph: &GraphServer) -> GraphConfig {
+pub(crate) fn patient_graph(graph: &GraphServer) -> GraphConfig {
     let mut g = graph_config(graph);
     g.read_timeout = Duration::from_secs(10);
     g.attempt_timeout = Duration::from_secs(20);
