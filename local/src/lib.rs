@@ -332,7 +332,7 @@ impl LocalConfig {
             .map_err(|e| e.to_string())?
             .with_copy_queue(Arc::new(queue));
         let processor = Arc::new(processor);
-        tokio::spawn(run_local_copies(processor.clone(), jobs));
+        tokio::spawn(run_local_copies(&processor, jobs));
         Ok(processor)
     }
 

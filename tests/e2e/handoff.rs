@@ -113,7 +113,7 @@ async fn rig_built(
     }
     let processor = Arc::new(processor);
     if let Some(jobs) = jobs {
-        tokio::spawn(run_local_copies(processor.clone(), jobs));
+        tokio::spawn(run_local_copies(&processor, jobs));
     }
     let reader = StreamReader::open(&sdk, store.table(), None).await.unwrap();
     Some(Rig {

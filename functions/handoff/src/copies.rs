@@ -3,6 +3,7 @@
 //! queue the same function reads ([`SqsCopyQueue`]); `baton-local` runs it as a task of its own
 //! ([`TokioCopyQueue`]). Either way the job ends in [`Processor::run_copy`].
 
+use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -73,23 +74,30 @@ impl CopyQueue for TokioCopyQueue {
     }
 }
 
-/// Runs every job `receiver` gets with `processor`, [`LOCAL_COPIES_AT_ONCE`] at a time.
-pub async fn run_local_copies(
-    processor: Arc<Processor>,
+/// Runs every job `receiver` gets with `processor`, [`LOCAL_COPIES_AT_ONCE`] at a time, until
+/// the processor (which holds the queue's sending end) is dropped.
+pub fn run_local_copies(
+    processor: &Arc<Processor>,
     mut receiver: mpsc::UnboundedReceiver<MediaJob>,
-) {
-    let slots = Arc::new(Semaphore::new(LOCAL_COPIES_AT_ONCE));
-    while let Some(job) = receiver.recv().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let processor = processor.clone();
-        tokio::spawn(async move {
-            if let Err(e) = processor.run_copy(&job).await {
-                tracing::error!(error = %e, "a media copy's outcome could not be stored; the file is retried at the handoff");
-            }
-            drop(slot);
-        });
+) -> impl Future<Output = ()> + Send + 'static {
+    // Held weakly: the processor holds the sender, so a strong hold would keep both alive.
+    let processor = Arc::downgrade(processor);
+    async move {
+        let slots = Arc::new(Semaphore::new(LOCAL_COPIES_AT_ONCE));
+        while let Some(job) = receiver.recv().await {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let Some(processor) = processor.upgrade() else {
+                return;
+            };
+            tokio::spawn(async move {
+                if let Err(e) = processor.run_copy(&job).await {
+                    tracing::error!(error = %e, "a media copy's outcome could not be stored; the file is retried at the handoff");
+                }
+                drop(slot);
+            });
+        }
     }
 }
 
