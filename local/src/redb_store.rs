@@ -162,8 +162,10 @@ fn write(db: &Database, batch: &DeliveryBatch) -> Result<WriteReport, StoreError
             None => None,
         };
         let exists = old.is_some();
-        // A redelivery leaves the stored delivery as it is; a replay updates what was understood.
-        if !exists || batch.origin == BatchOrigin::Replay {
+        // The body is kept only when the items cannot stand for it, as in DynamoDB. A redelivery
+        // leaves the stored delivery as it is; a replay updates what was understood.
+        let keep_body = batch.origin == BatchOrigin::Replay || d.state != ParseState::Parsed;
+        if keep_body && (!exists || batch.origin == BatchOrigin::Replay) {
             report.delivery_new = !exists;
             let received_at_ms = old.map_or(d.received_at_ms, |m| m.received_at_ms);
             let meta = DeliveryMeta {
@@ -291,9 +293,16 @@ impl DeliveryStore for RedbStore {
     async fn write_batch(&self, batch: &DeliveryBatch) -> Result<WriteReport, StoreError> {
         let events = batch.agent_events.clone();
         let batch = batch.clone();
+        let kept =
+            batch.origin == BatchOrigin::Replay || batch.delivery.state != ParseState::Parsed;
         let mut report = self.blocking(move |db| write(db, &batch)).await?;
         if !events.is_empty() {
             report.agent_events_new = self.write_agent_events(&events).await?.events_new;
+        }
+        if !kept {
+            // Nothing but its items stands for it: it is new when one of them is.
+            report.delivery_new =
+                report.messages_new + report.statuses_applied + report.agent_events_new > 0;
         }
         Ok(report)
     }

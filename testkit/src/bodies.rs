@@ -41,6 +41,14 @@ pub fn status(wamid: &str, recipient: &str, status: &str, timestamp: i64) -> Val
     json!({"id": wamid, "status": status, "timestamp": timestamp.to_string(), "recipient_id": recipient})
 }
 
+/// The status of a reply Baton sent for a rep: its callback data names the handoff and the reply,
+/// which is what makes Baton store it (the AI agent's own messages' statuses are not stored).
+pub fn reply_status(wamid: &str, recipient: &str, status: &str, timestamp: i64) -> Value {
+    let mut v = self::status(wamid, recipient, status, timestamp);
+    v["biz_opaque_callback_data"] = json!("baton|ho_0000000000000000|reply#1");
+    v
+}
+
 /// A delivery of text messages `(wamid, timestamp)` from one customer.
 pub fn texts<S: AsRef<str>>(phone_number_id: &str, wa_id: &str, messages: &[(S, i64)]) -> Vec<u8> {
     let msgs: Vec<Value> = messages

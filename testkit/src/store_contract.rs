@@ -83,6 +83,8 @@ pub async fn run_all(store: &dyn Store, ns: &str) {
     same_message_in_different_bodies_is_stored_once(store, ns).await;
     statuses_only_move_forward_in_any_order(store, ns).await;
     status_for_a_message_never_stored_is_kept(store, ns).await;
+    statuses_nobody_reads_are_not_stored(store, ns).await;
+    concurrent_duplicates_keep_one_body(store, ns).await;
     reply_window_only_moves_forward(store, ns).await;
     timeline_orders_by_timestamp_then_arrival(store, ns).await;
     a_thousand_messages_in_one_delivery(store, ns).await;
@@ -159,12 +161,24 @@ pub async fn stores_a_delivery_and_reads_it_back(store: &dyn Store, ns: &str) {
     let msgs = all_messages(store, &key, 10).await;
     assert_eq!(msgs, b.messages, "messages read back exactly as written");
 
+    // Its items stand for it whole: the body is not kept beside them.
+    assert_eq!(store.delivery(&b.delivery.id).await.unwrap(), None);
+    // One that cannot be read whole is kept, byte for byte, with what was understood of it.
+    let partial = batch(
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"{p}"}},"messages":[{{"from":"1","type":"text","timestamp":"1"}}]}}}}]}}]}}"#
+        )
+        .into_bytes(),
+        1_001,
+    );
+    assert_eq!(partial.delivery.state, ParseState::Partial);
+    assert!(store.write_batch(&partial).await.unwrap().delivery_new);
     let d = store
-        .delivery(&b.delivery.id)
+        .delivery(&partial.delivery.id)
         .await
         .unwrap()
-        .expect("delivery stored");
-    assert_eq!(d, b.delivery, "the raw delivery reads back exactly");
+        .expect("a partial delivery is kept");
+    assert_eq!(d, partial.delivery, "the raw delivery reads back exactly");
     assert!(
         store
             .conversation(&ConversationKey::new(p.as_str(), "nobody"))
@@ -201,6 +215,29 @@ pub async fn repeated_delivery_stores_each_item_once(store: &dyn Store, ns: &str
     );
 }
 
+pub async fn concurrent_duplicates_keep_one_body(store: &dyn Store, ns: &str) {
+    let p = pnid(ns, "concurrent-kept");
+    // Partial (a message without an id): the body is kept, once.
+    let b = batch(
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"{p}"}},"messages":[{{"from":"1","type":"text","timestamp":"1"}}]}}}}]}}]}}"#
+        )
+        .into_bytes(),
+        7,
+    );
+    let w = || store.write_batch(&b);
+    let (r1, r2, r3, r4, r5) = tokio::join!(w(), w(), w(), w(), w());
+    let new = [r1, r2, r3, r4, r5]
+        .into_iter()
+        .filter(|r| {
+            r.as_ref()
+                .expect("every concurrent write succeeds")
+                .delivery_new
+        })
+        .count();
+    assert_eq!(new, 1);
+}
+
 pub async fn concurrent_duplicates_store_each_item_once(store: &dyn Store, ns: &str) {
     let p = pnid(ns, "concurrent");
     let b = batch(
@@ -214,9 +251,11 @@ pub async fn concurrent_duplicates_store_each_item_once(store: &dyn Store, ns: &
         .into_iter()
         .map(|r| r.expect("every concurrent write succeeds"))
         .collect();
-    assert_eq!(
-        reports.iter().filter(|r| r.delivery_new).count(),
-        1,
+    // A body read whole is not kept: a write is new exactly when it stored one of its items.
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.delivery_new == (r.messages_new > 0)),
         "{reports:?}"
     );
     assert_eq!(
@@ -292,7 +331,12 @@ pub async fn statuses_only_move_forward_in_any_order(store: &dyn Store, ns: &str
                 &p,
                 serde_json::Value::Null,
                 serde_json::Value::Null,
-                json!([bodies::status(&wamid, recipient, st, 1_000 + i as i64)]),
+                json!([bodies::reply_status(
+                    &wamid,
+                    recipient,
+                    st,
+                    1_000 + i as i64
+                )]),
             );
             let r = store.write_batch(&batch(body, i as i64)).await.unwrap();
             assert_eq!(r.statuses_applied + r.statuses_stale, 1);
@@ -322,14 +366,82 @@ pub async fn statuses_only_move_forward_in_any_order(store: &dyn Store, ns: &str
         serde_json::Value::Null,
         serde_json::Value::Null,
         json!([
-            bodies::status("wamid.multi", recipient, "read", 3),
-            bodies::status("wamid.multi", recipient, "sent", 1),
-            bodies::status("wamid.multi", recipient, "delivered", 2),
+            bodies::reply_status("wamid.multi", recipient, "read", 3),
+            bodies::reply_status("wamid.multi", recipient, "sent", 1),
+            bodies::reply_status("wamid.multi", recipient, "delivered", 2),
         ]),
     );
     store.write_batch(&batch(body, 1)).await.unwrap();
     let stored = store.status(&key, "wamid.multi").await.unwrap().unwrap();
     assert_eq!((stored.status.as_str(), stored.timestamp), ("read", 3));
+}
+
+pub async fn statuses_nobody_reads_are_not_stored(store: &dyn Store, ns: &str) {
+    let p = pnid(ns, "unread");
+    let recipient = "16505550009";
+    // The AI agent's own message: its sent, delivered and read are read by no one.
+    let body = bodies::delivery(
+        &p,
+        serde_json::Value::Null,
+        serde_json::Value::Null,
+        json!([
+            bodies::status("wamid.agent", recipient, "sent", 1),
+            bodies::status("wamid.agent", recipient, "read", 2),
+        ]),
+    );
+    let b = batch(body, 1);
+    let r = store.write_batch(&b).await.unwrap();
+    assert_eq!((r.statuses_applied, r.statuses_stale), (0, 0));
+    assert_eq!(
+        b.delivery.state,
+        ParseState::Parsed,
+        "read, and deliberately not stored"
+    );
+    let key = ConversationKey::new(p.as_str(), recipient);
+    assert_eq!(store.status(&key, "wamid.agent").await.unwrap(), None);
+    assert_eq!(store.delivery(&b.delivery.id).await.unwrap(), None);
+    // Its failure is stored, and so is every status of a reply Baton sent.
+    let failed = bodies::delivery(
+        &p,
+        serde_json::Value::Null,
+        serde_json::Value::Null,
+        json!([bodies::status("wamid.agent", recipient, "failed", 3)]),
+    );
+    assert_eq!(
+        store
+            .write_batch(&batch(failed, 2))
+            .await
+            .unwrap()
+            .statuses_applied,
+        1
+    );
+    let ours = bodies::delivery(
+        &p,
+        serde_json::Value::Null,
+        serde_json::Value::Null,
+        json!([bodies::reply_status(
+            "wamid.reply",
+            recipient,
+            "delivered",
+            4
+        )]),
+    );
+    assert_eq!(
+        store
+            .write_batch(&batch(ours, 3))
+            .await
+            .unwrap()
+            .statuses_applied,
+        1
+    );
+    assert_eq!(
+        store
+            .status(&key, "wamid.reply")
+            .await
+            .unwrap()
+            .map(|s| s.status),
+        Some("delivered".to_owned())
+    );
 }
 
 pub async fn status_for_a_message_never_stored_is_kept(store: &dyn Store, ns: &str) {
@@ -368,7 +480,7 @@ pub async fn reply_window_only_moves_forward(store: &dyn Store, ns: &str) {
         &p,
         bodies::contact(wa, "Test Customer"),
         serde_json::Value::Null,
-        json!([bodies::status("wamid.out", wa, "read", 9_999)]),
+        json!([bodies::reply_status("wamid.out", wa, "read", 9_999)]),
     );
     store.write_batch(&batch(body, 3)).await.unwrap();
     assert_eq!(last_inbound(store, &key).await, Some(2_000));
@@ -381,7 +493,7 @@ pub async fn reply_window_only_moves_forward(store: &dyn Store, ns: &str) {
         &p,
         bodies::contact(other, "Someone"),
         serde_json::Value::Null,
-        json!([bodies::status("wamid.first", other, "sent", 5)]),
+        json!([bodies::reply_status("wamid.first", other, "sent", 5)]),
     );
     store.write_batch(&batch(body, 5)).await.unwrap();
     let conv = store

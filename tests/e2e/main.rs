@@ -19,3 +19,4 @@ mod streams;
 mod support;
 mod template;
 mod webhook;
+mod write_units;

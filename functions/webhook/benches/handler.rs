@@ -78,7 +78,7 @@ impl AgentEventStore for NullStore {
     ) -> Result<AgentWriteReport, StoreError> {
         Ok(AgentWriteReport {
             events_new: events.len() as u32,
-            events_duplicate: 0,
+            ..AgentWriteReport::default()
         })
     }
 }

@@ -7,9 +7,12 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 
 use super::records::*;
+use super::ticket::CALLBACK_PREFIX;
 use crate::agent::{AgentEvent, HandoffRequest, Origin};
 use crate::whatsapp::routing::{self, EchoesValue, HandoverKind, StandbyValue};
-use crate::whatsapp::{Contact, MessageHead, MessagesValue, Metadata, Notification, Status};
+use crate::whatsapp::{
+    Contact, MessageHead, MessagesValue, Metadata, Notification, Status, StatusKind,
+};
 
 /// Meta's largest delivery is 3 MB; anything larger is refused before it is read further.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -342,6 +345,18 @@ impl Builder {
                     continue;
                 }
             };
+            self.status_count += 1;
+            // Only statuses somebody reads are stored: those of replies Baton sent for a rep
+            // (their callback data names the handoff) and every failure. The AI agent's own
+            // messages' sent/delivered/read are read by no one here; storing them cost a write
+            // each, three per message.
+            let ours = status
+                .biz_opaque_callback_data
+                .as_deref()
+                .is_some_and(|d| d.starts_with(CALLBACK_PREFIX));
+            if !ours && status.status != StatusKind::Failed {
+                continue;
+            }
             let contact = sender_contact(
                 &value.contacts,
                 status.recipient_id.as_deref(),
@@ -370,7 +385,6 @@ impl Builder {
                     None,
                 );
             }
-            self.status_count += 1;
             let record = StatusRecord {
                 conversation: key,
                 wamid: status.id.clone(),
@@ -593,11 +607,13 @@ mod tests {
             inbound.conversations[0].last_inbound_at,
             Some(1_750_100_000)
         );
+        // The thread owner's message read: read here, and like any status nobody reads, not kept.
         let status = routing("standby_status_read");
         assert_eq!(
-            (status.statuses.len(), status.statuses[0].status.as_str()),
-            (1, "read")
+            (status.delivery.state, status.delivery.status_count),
+            (ParseState::Parsed, 1)
         );
+        assert!(status.statuses.is_empty());
 
         let echo = routing("standby_echo_text");
         let record = &echo.agent_events[0];

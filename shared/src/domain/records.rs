@@ -52,7 +52,8 @@ impl std::fmt::Display for DeliveryId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParseState {
-    /// Every message and status was stored.
+    /// Every message was stored, and every status somebody reads: the items stand for the body,
+    /// which is not kept.
     Parsed,
     /// Some items could not be read; they are listed in `problems` and the body can be replayed.
     Partial,
@@ -206,6 +207,24 @@ pub struct WriteReport {
     pub agent_events_new: u32,
     /// Round trips the store made (for DynamoDB: requests sent).
     pub requests: u32,
+    /// Write capacity units the store reported consuming (DynamoDB's `ConsumedCapacity`; 0 for
+    /// stores that do not meter writes). Writes refused by their condition are not reported.
+    #[serde(skip)]
+    pub write_units: u32,
+}
+
+impl WriteReport {
+    /// Adds what another write of the same batch did.
+    pub fn add(&mut self, other: &Self) {
+        self.delivery_new |= other.delivery_new;
+        self.messages_new += other.messages_new;
+        self.messages_duplicate += other.messages_duplicate;
+        self.statuses_applied += other.statuses_applied;
+        self.statuses_stale += other.statuses_stale;
+        self.agent_events_new += other.agent_events_new;
+        self.requests += other.requests;
+        self.write_units += other.write_units;
+    }
 }
 
 /// What the AI agent reported: its reply to the customer, its reasoning, a tool call, or a
@@ -293,4 +312,7 @@ impl TimelineEntry {
 pub struct AgentWriteReport {
     pub events_new: u32,
     pub events_duplicate: u32,
+    /// As [`WriteReport::write_units`].
+    #[serde(skip)]
+    pub write_units: u32,
 }

@@ -8,12 +8,12 @@
 //! | inbound message | `CONV#…` | `MSG#<wamid>` | `lsi1sk = T#<timestamp>#<received ms>#<seq>#<wamid>` (timeline order) |
 //! | outbound status | `CONV#…` | `OUT#<wamid>` | |
 //!
-//! A batch is written with `TransactWriteItems`, every action conditional: messages and deliveries
-//! only if absent, statuses only to a higher rank, the reply window only forward. One request
-//! carries up to 100 actions. When some conditions fail (duplicates, stale statuses) DynamoDB
-//! cancels the transaction and says which; those actions are dropped and the rest sent again, so
-//! a duplicate costs one extra request and never a duplicate item.
-
+//! A batch is written as single conditional writes, never a transaction (which costs twice the
+//! write units): each item's own condition keeps it idempotent — messages and bodies only if
+//! absent, statuses only to a higher rank, the reply window only forward — so a redelivery or a
+//! concurrent duplicate stores nothing twice. The raw body is kept as an item only when the
+//! items written cannot stand for it (unreadable, partial, refused), and before them.
+//!
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -22,12 +22,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, LocalSecondaryIndex, Projection, ProjectionType, Put, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TransactWriteItem, Update,
+    KeyType, LocalSecondaryIndex, Projection, ProjectionType, Put, ReturnConsumedCapacity,
+    ScalarAttributeType, StreamSpecification, StreamViewType, Update,
 };
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -37,22 +36,18 @@ mod handoff;
 mod ticket;
 
 pub use handoff::{change_from_image, change_from_item};
+use handoff::{put_failed_condition, update_failed_condition};
 
 use super::{
     AgentEventStore, ConversationReader, DeliveryLog, DeliveryStore, StoreError, TimelinePage,
 };
 use crate::domain::*;
-use crate::retry::Backoff;
 use crate::whatsapp::WaError;
 
-/// DynamoDB's limits for one `TransactWriteItems` request (100 actions, 4 MB), with headroom.
-const MAX_ACTIONS: usize = 100;
-const MAX_TRANSACTION_BYTES: usize = 3_500_000;
 /// Bodies are split into parts that fit DynamoDB's 400 KB item limit beside their metadata.
 const BODY_PART_BYTES: usize = 300_000;
 /// Smaller bodies are stored as they are; larger ones deflated first.
 const COMPRESS_ABOVE: usize = 4096;
-const MAX_ATTEMPTS: u32 = 10;
 const REPLAY_INDEX_KEY: &str = "REPLAY";
 
 pub const LSI_TIMELINE: &str = "lsi1";
@@ -289,13 +284,6 @@ fn is_throttle(code: &str) -> bool {
     )
 }
 
-/// Waits between attempts of a transaction that other writers contended: 25 ms doubling to 1.6 s.
-const CONTENTION: Backoff = Backoff::new(
-    Duration::from_millis(25),
-    Duration::from_millis(1600),
-    MAX_ATTEMPTS,
-);
-
 /// A Query's `Limit`: at least 1, and no more than one response holds anyway.
 fn query_page(wanted: usize) -> i32 {
     wanted.clamp(1, 1000) as i32
@@ -321,8 +309,28 @@ enum Target {
 
 struct Action {
     target: Target,
-    item: TransactWriteItem,
-    size: usize,
+    /// The item's partition key: writes to one partition keep their order.
+    partition: String,
+    write: Conditional,
+}
+
+/// One conditional write.
+enum Conditional {
+    Put(Put),
+    Update(Update),
+}
+
+impl Conditional {
+    fn partition(&self) -> String {
+        let pk = match self {
+            Self::Put(p) => p.item.get("pk"),
+            Self::Update(u) => u.key.get("pk"),
+        };
+        match pk {
+            Some(AttributeValue::S(pk)) => pk.clone(),
+            _ => String::new(),
+        }
+    }
 }
 
 /// An `UPDATE … SET` expression with every attribute name aliased (DynamoDB reserves many
@@ -399,8 +407,7 @@ impl UpdateExpr {
         pk: String,
         sk: &str,
         condition: Option<&str>,
-    ) -> Result<(TransactWriteItem, usize), StoreError> {
-        let size = self.size + pk.len() + sk.len() + 64;
+    ) -> Result<Conditional, StoreError> {
         let update = Update::builder()
             .table_name(table)
             .key("pk", s(pk))
@@ -411,16 +418,15 @@ impl UpdateExpr {
             .set_expression_attribute_values(Some(self.values))
             .build()
             .map_err(StoreError::rejected_from)?;
-        Ok((TransactWriteItem::builder().update(update).build(), size))
+        Ok(Conditional::Update(update))
     }
 }
 
 fn put_if_absent(
     table: &str,
     mut item: HashMap<String, AttributeValue>,
-    size: usize,
     expiry: Option<&AttributeValue>,
-) -> Result<(TransactWriteItem, usize), StoreError> {
+) -> Result<Conditional, StoreError> {
     if let Some(v) = expiry {
         item.insert(EXPIRES_AT.to_owned(), v.clone());
     }
@@ -430,7 +436,7 @@ fn put_if_absent(
         .condition_expression("attribute_not_exists(pk)")
         .build()
         .map_err(StoreError::rejected_from)?;
-    Ok((TransactWriteItem::builder().put(put).build(), size))
+    Ok(Conditional::Put(put))
 }
 
 /// A stored message, as an item.
@@ -554,7 +560,14 @@ impl DynamoDbStore {
         let mut actions = Vec::with_capacity(
             2 + batch.conversations.len() + batch.messages.len() + batch.statuses.len(),
         );
-        let mut push = |target, (item, size)| actions.push(Action { target, item, size });
+        let mut push = |target, write: Conditional| {
+            let partition = write.partition();
+            actions.push(Action {
+                target,
+                partition,
+                write,
+            });
+        };
         let pk = delivery_pk(&d.id);
         let replay_sk = format!("{:013}#{}", d.received_at_ms.max(0), d.id);
 
@@ -586,8 +599,7 @@ impl DynamoDbStore {
                     item.insert("gsi1pk".to_owned(), s(REPLAY_INDEX_KEY));
                     item.insert("gsi1sk".to_owned(), s(&replay_sk));
                 }
-                let size = parts[0].len() + d.problems.iter().map(String::len).sum::<usize>() + 512;
-                push(Target::Delivery, put_if_absent(t, item, size, expiry)?);
+                push(Target::Delivery, put_if_absent(t, item, expiry)?);
                 for (i, part) in parts.iter().enumerate().skip(1) {
                     let item = HashMap::from([
                         ("pk".to_owned(), s(&pk)),
@@ -595,10 +607,7 @@ impl DynamoDbStore {
                         ("item_type".to_owned(), s("delivery_part")),
                         ("body".to_owned(), AttributeValue::B(Blob::new(*part))),
                     ]);
-                    push(
-                        Target::BodyPart,
-                        put_if_absent(t, item, part.len() + 128, expiry)?,
-                    );
+                    push(Target::BodyPart, put_if_absent(t, item, expiry)?);
                 }
             }
             BatchOrigin::Replay => {
@@ -692,10 +701,7 @@ impl DynamoDbStore {
                 raw: m.raw.clone(),
             };
             let item = serde_dynamo::to_item(item).map_err(StoreError::rejected_from)?;
-            push(
-                Target::Message,
-                put_if_absent(t, item, m.raw.len() + 400, expiry)?,
-            );
+            push(Target::Message, put_if_absent(t, item, expiry)?);
         }
 
         for st in &batch.statuses {
@@ -729,72 +735,51 @@ impl DynamoDbStore {
         Ok(actions)
     }
 
-    /// Sends one transaction's actions until each is applied or found already done.
-    async fn commit(
-        &self,
-        mut pending: Vec<Action>,
-        report: &mut WriteReport,
-    ) -> Result<(), StoreError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            report.requests += 1;
-            let sent = self
+    /// Sends one action as a single conditional write (never a transaction: each item's own
+    /// condition keeps it idempotent, at half a transaction's write units).
+    async fn write_one(&self, action: Action, report: &mut WriteReport) -> Result<(), StoreError> {
+        report.requests += 1;
+        let outcome = match action.write {
+            Conditional::Put(put) => self
                 .client
-                .transact_write_items()
-                .set_transact_items(Some(pending.iter().map(|a| a.item.clone()).collect()))
+                .put_item()
+                .table_name(put.table_name)
+                .set_item(Some(put.item))
+                .set_condition_expression(put.condition_expression)
+                .set_expression_attribute_names(put.expression_attribute_names)
+                .set_expression_attribute_values(put.expression_attribute_values)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
-                .await;
-            let Err(err) = sent else {
-                for a in &pending {
-                    applied(report, a.target);
-                }
-                return Ok(());
-            };
-            // Throttling, 5xx and transport failures were retried by the SDK already
-            // (`retry::aws_retry_config`); what is left here is what the SDK does not retry: a
-            // transaction cancelled because another writer held an item.
-            let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
-                err.as_service_error()
-            else {
-                return Err(sdk_error("TransactWriteItems", err));
-            };
-            let reasons = cancel.cancellation_reasons();
-            if reasons.len() != pending.len() {
-                return Err(StoreError::unavailable(format!(
-                    "transaction cancelled with {} reasons for {} actions: {}",
-                    reasons.len(),
-                    pending.len(),
-                    cancel.message().unwrap_or_default()
-                )));
+                .await
+                .map(|out| units(out.consumed_capacity()))
+                .map_err(|e| (put_failed_condition(&e), sdk_error("PutItem", e))),
+            Conditional::Update(update) => self
+                .client
+                .update_item()
+                .table_name(update.table_name)
+                .set_key(Some(update.key))
+                .update_expression(update.update_expression)
+                .set_condition_expression(update.condition_expression)
+                .set_expression_attribute_names(update.expression_attribute_names)
+                .set_expression_attribute_values(update.expression_attribute_values)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map(|out| units(out.consumed_capacity()))
+                .map_err(|e| (update_failed_condition(&e), sdk_error("UpdateItem", e))),
+        };
+        match outcome {
+            Ok(units) => {
+                report.write_units += units;
+                applied(report, action.target);
+                Ok(())
             }
-            let mut retry = Vec::with_capacity(pending.len());
-            let mut contended = false;
-            for (action, reason) in pending.into_iter().zip(reasons) {
-                match reason.code().unwrap_or("None") {
-                    "None" => retry.push(action),
-                    "ConditionalCheckFailed" => already_done(report, action.target),
-                    code if code == "TransactionConflict" || is_throttle(code) => {
-                        contended = true;
-                        retry.push(action);
-                    }
-                    code => {
-                        return Err(StoreError::rejected(format!(
-                            "TransactWriteItems cancelled: {code} {}",
-                            reason.message().unwrap_or_default()
-                        )));
-                    }
-                }
+            Err((true, _)) => {
+                already_done(report, action.target);
+                Ok(())
             }
-            pending = retry;
-            if pending.is_empty() {
-                return Ok(());
-            }
-            if contended {
-                tokio::time::sleep(CONTENTION.delay(attempt)).await;
-            }
+            Err((false, e)) => Err(e),
         }
-        Err(StoreError::unavailable(format!(
-            "TransactWriteItems still contended after {MAX_ATTEMPTS} attempts"
-        )))
     }
 }
 
@@ -884,6 +869,17 @@ impl DynamoDbStore {
     }
 }
 
+/// The write units DynamoDB reported (`ReturnConsumedCapacity::Total`).
+pub(crate) fn units<'a>(
+    consumed: impl IntoIterator<Item = &'a aws_sdk_dynamodb::types::ConsumedCapacity>,
+) -> u32 {
+    consumed
+        .into_iter()
+        .filter_map(|c| c.capacity_units())
+        .sum::<f64>()
+        .round() as u32
+}
+
 fn applied(report: &mut WriteReport, target: Target) {
     match target {
         Target::Delivery => report.delivery_new = true,
@@ -905,28 +901,60 @@ fn already_done(report: &mut WriteReport, target: Target) {
 impl DeliveryStore for DynamoDbStore {
     async fn write_batch(&self, batch: &DeliveryBatch) -> Result<WriteReport, StoreError> {
         let mut report = WriteReport::default();
-        let mut chunk: Vec<Action> = Vec::new();
-        let mut chunk_bytes = 0;
+        // The raw body is its own item only when the items cannot stand for it (unreadable,
+        // partial, refused: what a replay reads; not WhatsApp's at all) or a replay updates it;
+        // it goes first, so a failure after it loses nothing.
+        let keep_body =
+            batch.origin == BatchOrigin::Replay || batch.delivery.state != ParseState::Parsed;
+        let mut conversations = Vec::new();
+        let mut items = Vec::new();
         for action in self.actions(batch)? {
-            if !chunk.is_empty()
-                && (chunk.len() == MAX_ACTIONS || chunk_bytes + action.size > MAX_TRANSACTION_BYTES)
-            {
-                self.commit(std::mem::take(&mut chunk), &mut report).await?;
-                chunk_bytes = 0;
+            match action.target {
+                Target::Delivery | Target::BodyPart if keep_body => {
+                    self.write_one(action, &mut report).await?;
+                }
+                Target::Delivery | Target::BodyPart => {}
+                // Before the messages: the handoff function reads the reply window with them.
+                Target::Conversation => conversations.push(action),
+                Target::Message | Target::Status => items.push(action),
             }
-            chunk_bytes += action.size;
-            chunk.push(action);
         }
-        if !chunk.is_empty() {
-            self.commit(chunk, &mut report).await?;
+        // Conversations first, then their messages and statuses: one conversation's in the
+        // delivery's order (the stream hands them on in the order they are written), the
+        // conversations side by side.
+        for group in [conversations, items] {
+            let mut by_partition: Vec<(String, Vec<Action>)> = Vec::new();
+            for action in group {
+                match by_partition
+                    .iter_mut()
+                    .find(|(pk, _)| *pk == action.partition)
+                {
+                    Some((_, actions)) => actions.push(action),
+                    None => by_partition.push((action.partition.clone(), vec![action])),
+                }
+            }
+            let writes = by_partition.into_iter().map(|(_, actions)| async {
+                let mut one = WriteReport::default();
+                for action in actions {
+                    self.write_one(action, &mut one).await?;
+                }
+                Ok::<_, StoreError>(one)
+            });
+            for one in futures_util::future::join_all(writes).await {
+                report.add(&one?);
+            }
         }
         // After the delivery itself: an answer lost here is a redelivery, which finds the body
         // stored and writes the events it missed.
         if !batch.agent_events.is_empty() {
-            report.agent_events_new = self
-                .write_agent_events(&batch.agent_events)
-                .await?
-                .events_new;
+            let events = self.write_agent_events(&batch.agent_events).await?;
+            report.agent_events_new = events.events_new;
+            report.write_units += events.write_units;
+        }
+        if !keep_body {
+            // Nothing but its items stands for it: it is new when one of them is.
+            report.delivery_new =
+                report.messages_new + report.statuses_applied + report.agent_events_new > 0;
         }
         if batch.origin == BatchOrigin::Replay {
             // A replay updates the delivery it came from; it was never new.

@@ -17,10 +17,12 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 use serde::{Deserialize, Serialize};
 
-use super::{DynamoDbStore, EXPIRES_AT, MessageItem, from_item, n, s, sdk_error};
+use super::{DynamoDbStore, EXPIRES_AT, MessageItem, from_item, n, s, sdk_error, units};
 
 /// Adds an attribute to a PutItem only when it has a value.
 pub(super) trait SetItemAttr: Sized {
@@ -169,6 +171,12 @@ pub(super) fn put_failed_condition(
     matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
 }
 
+pub(super) fn update_failed_condition(
+    e: &SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> bool {
+    matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
+}
+
 #[async_trait]
 impl AgentEventStore for DynamoDbStore {
     async fn write_agent_events(
@@ -181,7 +189,8 @@ impl AgentEventStore for DynamoDbStore {
             if !touched.contains(&&e.conversation) {
                 touched.push(&e.conversation);
                 // The conversation may start with the agent: make sure it exists.
-                self.client
+                let out = self
+                    .client
                     .update_item()
                     .table_name(&self.table)
                     .key("pk", s(e.conversation.partition()))
@@ -190,9 +199,11 @@ impl AgentEventStore for DynamoDbStore {
                     .expression_attribute_values(":t", s("conversation"))
                     .expression_attribute_values(":p", s(&e.conversation.phone_number_id))
                     .expression_attribute_values(":c", s(&e.conversation.customer))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(|err| sdk_error("UpdateItem", err))?;
+                report.write_units += units(out.consumed_capacity());
             }
             let mut item: HashMap<String, AttributeValue> =
                 serde_dynamo::to_item(AgentEventItem::from_record(e))
@@ -206,10 +217,14 @@ impl AgentEventStore for DynamoDbStore {
                 .table_name(&self.table)
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(pk)")
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
             {
-                Ok(_) => report.events_new += 1,
+                Ok(out) => {
+                    report.events_new += 1;
+                    report.write_units += units(out.consumed_capacity());
+                }
                 Err(err) if put_failed_condition(&err) => report.events_duplicate += 1,
                 Err(err) => return Err(sdk_error("PutItem", err)),
             }
