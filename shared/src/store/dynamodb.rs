@@ -875,7 +875,7 @@ pub(crate) fn units<'a>(
 ) -> u32 {
     consumed
         .into_iter()
-        .filter_map(|c| c.capacity_units())
+        .filter_map(aws_sdk_dynamodb::types::ConsumedCapacity::capacity_units)
         .sum::<f64>()
         .round() as u32
 }
