@@ -25,6 +25,9 @@ pub const PHONE_NUMBER_ID: &str = "WHATSAPP_PHONE_NUMBER_ID";
 /// The dead-letter queues (the stack's outputs; settable for a stack checked by hand).
 pub const HUBSPOT_QUEUE: &str = "HUBSPOT_FAILURES_QUEUE_URL";
 pub const HANDOFF_QUEUE: &str = "HANDOFF_FAILURES_QUEUE_URL";
+pub const MEDIA_QUEUE: &str = "MEDIA_COPY_FAILURES_QUEUE_URL";
+/// The stack's `FrontDoor` parameter, when the doctor reads a stack.
+pub const FRONT_DOOR: &str = "BATON_FRONT_DOOR";
 /// The WhatsApp Business Account Baton's Meta app must be subscribed to (WhatsApp Manager >
 /// Account tools, or `entry[].id` in any webhook).
 pub const BUSINESS_ACCOUNT_ID: &str = "WHATSAPP_BUSINESS_ACCOUNT_ID";
@@ -214,6 +217,7 @@ pub async fn stack_settings(
             "MediaBucketName" => MEDIA_BUCKET,
             "HubspotFailuresQueueUrl" => HUBSPOT_QUEUE,
             "HandoffFailuresQueueUrl" => HANDOFF_QUEUE,
+            "MediaCopyFailuresQueueUrl" => MEDIA_QUEUE,
             "SecretArn" => config::SECRET_ARN,
             _ => continue,
         };
@@ -230,6 +234,7 @@ pub async fn stack_settings(
             "HubspotTicketDefaults" => baton_hubspot::config::TICKET_DEFAULTS,
             "HubspotContactDefaults" => baton_hubspot::config::CONTACT_DEFAULTS,
             "GraphApiVersion" => config::GRAPH_API_VERSION,
+            "FrontDoor" => FRONT_DOOR,
             _ => continue,
         };
         settings.insert(name.to_owned(), v.to_owned());
@@ -265,6 +270,7 @@ pub async fn run(
     whatsapp(src, &http, &mut report).await;
     business_account(src, &http, opts, &mut report).await;
     let credential = hubspot(src, &mut report).await;
+    front_door(src, &mut report);
     handshake(src, &http, &mut report).await;
     if let Some(credential) = credential {
         hubspot_events(src, &http, credential, &mut report).await;
@@ -831,6 +837,40 @@ async fn graph_json(request: reqwest::RequestBuilder) -> Result<Value, String> {
     }
 }
 
+/// Which front door the stack's URL is, and whether it is the one the stack was asked for.
+fn front_door(src: &dyn Source, report: &mut Report) {
+    let Some(base) = config::optional(src, PUBLIC_BASE_URL) else {
+        return;
+    };
+    let host = base
+        .split("://")
+        .nth(1)
+        .unwrap_or(&base)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let (seen, what) = if host.contains(".lambda-url.") {
+        (
+            "FunctionUrl",
+            "the webhook function's URL (no per-request charge)",
+        )
+    } else if host.contains(".execute-api.") {
+        (
+            "HttpApi",
+            "an API Gateway HTTP API ($1.00 per million requests)",
+        )
+    } else {
+        return;
+    };
+    report.push(match config::optional(src, FRONT_DOOR) {
+        Some(asked) if asked != seen => Finding::fail(
+            format!("the stack was asked for FrontDoor {asked}, but its WebhookUrl is {what}"),
+            "update the stack (sam deploy) so its outputs match its parameters",
+        ),
+        _ => Finding::pass(format!("the front door is {what}")),
+    });
+}
+
 async fn handshake(src: &dyn Source, http: &reqwest::Client, report: &mut Report) {
     let Some(base) = config::optional(src, PUBLIC_BASE_URL) else {
         report.push(Finding::fail(
@@ -934,6 +974,7 @@ async fn storage(src: &dyn Source, aws: &aws_config::SdkConfig, report: &mut Rep
     for (name, label) in [
         (HUBSPOT_QUEUE, "HubSpot dead-letter queue"),
         (HANDOFF_QUEUE, "handoff dead-letter queue"),
+        (MEDIA_QUEUE, "media copies' dead-letter queue"),
     ] {
         let Some(url) = config::optional(src, name) else {
             continue;
@@ -970,7 +1011,41 @@ async fn storage(src: &dyn Source, aws: &aws_config::SdkConfig, report: &mut Rep
 
 #[cfg(test)]
 mod tests {
-    use super::mask_tokens;
+    use super::{FRONT_DOOR, Report, front_door, mask_tokens};
+    use baton_shared::config::PUBLIC_BASE_URL;
+
+    #[test]
+    fn the_front_door_is_named_from_the_stack_url_and_checked_against_the_parameter() {
+        let url = "https://abcdefgh.lambda-url.eu-west-1.on.aws/";
+        let api = "https://abc123.execute-api.eu-west-1.amazonaws.com";
+        let cases = [
+            (
+                url,
+                "FunctionUrl",
+                true,
+                "the webhook function's URL (no per-request charge)",
+            ),
+            (api, "HttpApi", true, "an API Gateway HTTP API"),
+            (
+                api,
+                "FunctionUrl",
+                false,
+                "asked for FrontDoor FunctionUrl, but its WebhookUrl is an API Gateway HTTP API",
+            ),
+        ];
+        for (base, asked, ok, want) in cases {
+            let mut report = Report(Vec::new());
+            let settings = [(PUBLIC_BASE_URL, base), (FRONT_DOOR, asked)];
+            front_door(&settings, &mut report);
+            assert_eq!(report.0.len(), 1);
+            assert_eq!(report.0[0].ok, ok, "{base} {asked}");
+            assert!(report.0[0].what.contains(want), "{}", report.0[0].what);
+        }
+        // A local or custom address names no front door.
+        let mut report = Report(Vec::new());
+        front_door(&[(PUBLIC_BASE_URL, "http://127.0.0.1:3000")], &mut report);
+        assert!(report.0.is_empty());
+    }
 
     #[test]
     fn token_shaped_words_are_masked_and_nothing_else() {

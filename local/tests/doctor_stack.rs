@@ -57,6 +57,7 @@ async fn create_stack(moto: &str, name: &str, outputs: serde_json::Value) {
     let mut all = json!({
         "HubspotFailuresQueueUrl": {"Value": {"Ref": "HubspotFailures"}},
         "HandoffFailuresQueueUrl": {"Value": {"Ref": "HandoffFailures"}},
+        "MediaCopyFailuresQueueUrl": {"Value": {"Ref": "MediaCopyFailures"}},
     });
     for (k, v) in outputs.as_object().unwrap() {
         all[k] = json!({"Value": v});
@@ -70,6 +71,7 @@ async fn create_stack(moto: &str, name: &str, outputs: serde_json::Value) {
         "Resources": {
             "HubspotFailures": {"Type": "AWS::SQS::Queue"},
             "HandoffFailures": {"Type": "AWS::SQS::Queue"},
+            "MediaCopyFailures": {"Type": "AWS::SQS::Queue"},
         },
         "Outputs": all,
     });
@@ -189,7 +191,8 @@ async fn the_doctor_reads_a_deployed_stack_and_reaches_its_table_bucket_and_queu
         &format!("✓ bucket {} is reachable", stack.objects.bucket()),
         "✓ the HubSpot dead-letter queue is reachable (0 record(s) waiting)",
         "✓ the handoff dead-letter queue is reachable (0 record(s) waiting)",
-        "All 16 checks passed.",
+        "✓ the media copies' dead-letter queue is reachable (0 record(s) waiting)",
+        "All 17 checks passed.",
     ] {
         assert!(text.contains(want), "{want:?} not in\n{text}");
     }
@@ -223,7 +226,7 @@ async fn the_doctor_reads_a_deployed_stack_and_reaches_its_table_bucket_and_queu
         text.contains("✗ bucket baton-no-such-bucket is not reachable"),
         "{text}"
     );
-    assert!(text.contains("2 of 16 checks failed."), "{text}");
+    assert!(text.contains("2 of 17 checks failed."), "{text}");
     // And a stack that does not exist.
     let (ok, text) = doctor(
         &stack,

@@ -1058,12 +1058,26 @@ fn baton_local_filters_the_stream_as_template_yaml_does() {
         json!(baton_handoff::FILTERED_ITEM_TYPES)
     );
     assert_eq!(
+        patterns[0]["dynamodb"]["NewImage"]["kind"]["S"],
+        json!([{"anything-but": baton_handoff::FILTERED_OUT_KINDS}])
+    );
+    assert_eq!(
         patterns[1]["dynamodb"]["NewImage"]["item_type"]["S"],
         json!(baton_hubspot::FILTERED_ITEM_TYPES)
     );
     let record = |name: &str, item_type: &str| {
-        stream_record(name, "1", json!({"item_type": {"S": item_type}}))
+        stream_record(
+            name,
+            "1",
+            json!({"item_type": {"S": item_type}, "kind": {"S": "text"}}),
+        )
     };
+    let reasoning = stream_record(
+        "INSERT",
+        "1",
+        json!({"item_type": {"S": "agent_event"}, "kind": {"S": "reasoning"}}),
+    );
+    assert!(!baton_handoff::passes_filter(&reasoning));
     assert!(baton_handoff::passes_filter(&record("INSERT", "message")));
     assert!(baton_handoff::passes_filter(&record(
         "INSERT",

@@ -28,29 +28,62 @@ fn the_template_wires_what_the_functions_read_and_serve() {
     use baton_shared::config::*;
     let t = template();
     let webhook = resource(&t, "WebhookFunction");
-    for route in [
-        format!(
-            "Path: {}\n            Method: GET",
-            baton_webhook::WEBHOOK_PATH
-        ),
-        format!(
-            "Path: {}\n            Method: POST",
-            baton_webhook::WEBHOOK_PATH
-        ),
-        format!(
-            "Path: {}\n            Method: POST",
-            baton_webhook::AGENT_EVENTS_PATH
-        ),
-        format!(
-            "Path: {}{{id}}\n            Method: GET",
-            baton_webhook::session_page::SESSIONS_PATH
-        ),
-        format!(
-            "Path: {}\n            Method: POST",
-            baton_webhook::HUBSPOT_EVENTS_PATH
-        ),
+    // Two front doors, one at a time, each sending every path to the webhook function, whose
+    // router serves its routes and answers 404 for the rest: its URL (the default, no
+    // per-request charge) and an HTTP API.
+    assert!(t.contains("FrontDoor:\n    Type: String\n    Default: FunctionUrl\n    AllowedValues: [FunctionUrl, HttpApi]"));
+    let url = resource(&t, "WebhookFunctionUrl");
+    for want in [
+        "Type: AWS::Lambda::Url",
+        "Condition: UseFunctionUrl",
+        "TargetFunctionArn: !GetAtt WebhookFunction.Arn",
+        "AuthType: NONE",
     ] {
-        assert!(webhook.contains(&route), "webhook route {route:?}");
+        assert!(url.contains(want), "function URL: {want}");
+    }
+    // Since October 2025 a public function URL needs both permissions.
+    assert!(
+        resource(&t, "WebhookFunctionUrlPermission").contains("Action: lambda:InvokeFunctionUrl")
+    );
+    let invoke = resource(&t, "WebhookFunctionInvokePermission");
+    assert!(
+        invoke.contains("Action: lambda:InvokeFunction\n")
+            && invoke.contains("InvokedViaFunctionUrl: true")
+    );
+    for name in [
+        "HttpApi",
+        "HttpApiIntegration",
+        "HttpApiRoute",
+        "HttpApiStage",
+        "HttpApiPermission",
+    ] {
+        assert!(
+            resource(&t, name).contains("Condition: UseHttpApi"),
+            "{name}"
+        );
+    }
+    assert!(resource(&t, "HttpApiRoute").contains("RouteKey: $default"));
+    assert!(
+        resource(&t, "HttpApiIntegration").contains("IntegrationUri: !GetAtt WebhookFunction.Arn")
+    );
+    assert!(resource(&t, "HttpApiStage").contains("AccessLogSettings:"));
+    assert!(
+        !webhook.contains("Events:"),
+        "routes are the function's own"
+    );
+    for route in [
+        baton_webhook::WEBHOOK_PATH,
+        baton_webhook::AGENT_EVENTS_PATH,
+        baton_webhook::session_page::SESSIONS_PATH,
+        baton_webhook::HUBSPOT_EVENTS_PATH,
+    ] {
+        let path = route.trim_start_matches('/');
+        assert!(
+            t.contains(&format!(
+                "- !Sub \"${{WebhookFunctionUrl.FunctionUrl}}{path}\""
+            )) && t.contains(&format!("${{AWS::URLSuffix}}/{path}\"")),
+            "an output for {route} under either front door"
+        );
     }
     for var in [
         TABLE_NAME,

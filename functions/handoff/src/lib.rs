@@ -27,9 +27,17 @@ pub use process::{HandoffSettings, Outcome, ProcessError, Processor};
 /// The item types whose INSERTs invoke the function: template.yaml's `FilterCriteria`.
 pub const FILTERED_ITEM_TYPES: &[&str] = &["message", "agent_event"];
 
+/// The item kinds filtered out of those: the agent's reasoning, which only the transcript reads.
+pub const FILTERED_OUT_KINDS: &[&str] = &["reasoning"];
+
 /// Whether Lambda's event source mapping would hand `record` to the function.
 pub fn passes_filter(record: &EventRecord) -> bool {
+    let kind = match record.change.new_image.get("kind") {
+        Some(serde_dynamo::AttributeValue::S(k)) => Some(k.as_str()),
+        _ => None,
+    };
     stream::passes_filter(record, FILTERED_ITEM_TYPES)
+        && kind.is_some_and(|k| !FILTERED_OUT_KINDS.contains(&k))
 }
 
 /// Processes one record.
