@@ -71,17 +71,26 @@ fn hubspot_request(events: &Value, secret: &str, at_ms: i64) -> Request<Bytes> {
         .unwrap()
 }
 
-/// What the AI agent received: (signature header, body).
-type Inbox = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+/// What the AI agent received: (signature header, body), and whether it is down (503).
+#[derive(Default)]
+struct AgentInbox {
+    received: Mutex<Vec<(String, Vec<u8>)>>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+type Inbox = Arc<AgentInbox>;
 
 async fn agent_inbox() -> (String, Inbox) {
     async fn take(State(inbox): State<Inbox>, headers: HeaderMap, body: Bytes) -> StatusCode {
+        if inbox.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         let sig = headers
             .get("x-baton-signature-256")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        inbox.lock().unwrap().push((sig, body.to_vec()));
+        inbox.received.lock().unwrap().push((sig, body.to_vec()));
         StatusCode::NO_CONTENT
     }
     let inbox: Inbox = Arc::default();
@@ -97,6 +106,7 @@ async fn agent_inbox() -> (String, Inbox) {
 /// What the agent was told, each checked against Baton's signature.
 fn told(inbox: &Inbox) -> Vec<Value> {
     inbox
+        .received
         .lock()
         .unwrap()
         .iter()
@@ -125,14 +135,27 @@ async fn after(template: bool) -> Option<After> {
     after_with(template, "customer_name,ticket_id").await
 }
 
+/// Ticket-event retries as Baton makes them, with pauses of milliseconds, not seconds (the test
+/// of a reply throttled forever keeps the real ones).
+const QUICK_RETRIES: baton_shared::retry::Backoff = baton_shared::retry::Backoff::new(
+    Duration::from_millis(5),
+    Duration::from_millis(20),
+    baton_hubspot::EVENT_RETRIES.attempts,
+);
+
 /// [`after`], the template's body parameters given.
 async fn after_with(template: bool, params: &str) -> Option<After> {
     let rig = handoff::rig(HandoffSettings::default(), None).await?;
-    after_on(rig, template, params).await
+    after_on(rig, template, params, QUICK_RETRIES).await
 }
 
-/// [`after`] on `rig`.
-async fn after_on(rig: Rig, template: bool, params: &str) -> Option<After> {
+/// [`after`] on `rig`, ticket events retried as `retries` says.
+async fn after_on(
+    rig: Rig,
+    template: bool,
+    params: &str,
+    retries: baton_shared::retry::Backoff,
+) -> Option<After> {
     let sdk = handoff::aws(&dynamodb_endpoint()?);
     let hubspot_reader = StreamReader::open(&sdk, rig.store.table(), None)
         .await
@@ -156,7 +179,8 @@ async fn after_on(rig: Rig, template: bool, params: &str) -> Option<After> {
     let cfg = HubspotConfig::from_source(&Vars(vars)).unwrap();
     let client = HubspotClient::from_config(&cfg).unwrap();
     let objects: Arc<dyn ObjectStore> = Arc::new(rig.objects.clone());
-    let deliverer = Deliverer::new(cfg, client, Arc::new(rig.store.clone()), objects);
+    let deliverer = Deliverer::new(cfg, client, Arc::new(rig.store.clone()), objects)
+        .with_event_retries(retries);
     let mut secrets = secrets();
     secrets.hubspot_secrets = baton_shared::whatsapp::AppSecrets::parse(CLIENT_SECRET);
     let app = Webhook::new(Arc::new(rig.store.clone()) as Arc<dyn Store>, secrets)
@@ -1054,47 +1078,6 @@ async fn a_multi_line_reply_reaches_the_customer_as_a_template_parameter() {
 /// Meta throttles every send of one reply: the reply is tried a bounded number of times, then
 /// parked with the reason, and the replay after the throttle lifts sends it once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reply_throttled_without_end_parks_after_the_bound_and_a_replay_sends_it_once() {
-    let Some(mut a) = after(false).await else {
-        return;
-    };
-    let t = now_ms() / 1000 - 60;
-    let (h, ticket) = a
-        .handed_off("wamid.th1", t, "I want to talk to a human")
-        .await;
-    for _ in 0..50 {
-        a.rig.graph.fail_next_send(130_429);
-    }
-    a.rep_replies(&ticket, "We are on it.", 1).await;
-    a.settle().await;
-    assert!(a.rig.graph.sent().is_empty());
-    let events = a.events(&h.id).await;
-    let (_, trail) = events
-        .iter()
-        .find(|(e, _)| matches!(e.kind, TicketEventKind::Reply { .. }))
-        .unwrap();
-    assert_eq!(trail.status, TrailStatus::Parked, "{trail:#?}");
-    assert_eq!(trail.runs, baton_hubspot::MAX_SEND_TRIES);
-    let error = trail.last_error.clone().unwrap();
-    assert!(
-        error.message.contains("error 130429")
-            && error
-                .message
-                .contains("refused 5 tries in a row, so the reply is parked"),
-        "{}",
-        error.message
-    );
-
-    // The throttle lifts; the replay sends it, once.
-    a.rig.graph.clear_send_faults();
-    let report = a.hubspot_replay().await;
-    assert_eq!(report.events_done, 1, "{report:?}");
-    let sent = a.rig.graph.sent();
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].1["text"]["body"], "We are on it.");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_still_being_copied_at_the_handoff_follows_on_the_ticket_once_it_lands() {
     let settings = HandoffSettings {
         media_wait: Duration::from_millis(500),
@@ -1103,7 +1086,7 @@ async fn a_file_still_being_copied_at_the_handoff_follows_on_the_ticket_once_it_
     let Some(rig) = handoff::rig_queued(settings, handoff::patient_graph).await else {
         return;
     };
-    let Some(mut a) = after_on(rig, false, "").await else {
+    let Some(mut a) = after_on(rig, false, "", QUICK_RETRIES).await else {
         return;
     };
     let t = now_ms() / 1000 - 60;
@@ -1160,4 +1143,139 @@ async fn a_file_still_being_copied_at_the_handoff_follows_on_the_ticket_once_it_
         .filter(|f| f.bytes == video)
         .collect();
     assert_eq!(uploaded.len(), 1, "the video is uploaded once");
+}
+
+/// Meta throttles every send to one customer (130429); meanwhile another customer asks for a
+/// person. The other handoff's ticket is made while the throttled reply is still being retried;
+/// the reply parks after its bound; a replay sends it once. `-- --nocapture` prints the figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_throttled_for_one_customer_holds_up_no_other_handoff() {
+    let rig = handoff::rig(HandoffSettings::default(), None).await;
+    let Some(rig) = rig else {
+        return;
+    };
+    // Baton's own pauses between runs, so the figures are the real ones.
+    let Some(mut a) = after_on(rig, false, "", baton_hubspot::EVENT_RETRIES).await else {
+        return;
+    };
+    let t = now_ms() / 1000 - 60;
+    let (h, ticket) = a
+        .handed_off("wamid.tf1", t, "I want to talk to a human")
+        .await;
+    for _ in 0..50 {
+        a.rig.graph.fail_next_send(130_429);
+    }
+    a.rep_replies(&ticket, "We are on it.", 1).await;
+    let neighbour = "16505559876";
+    a.rig
+        .deliver_twice(bodies::delivery(
+            PNID,
+            bodies::contact(neighbour, "Ana Ruiz"),
+            json!([bodies::text(
+                "wamid.tf2",
+                neighbour,
+                t + 30,
+                "I want to talk to a human"
+            )]),
+            json!([]),
+        ))
+        .await;
+
+    let started = std::time::Instant::now();
+    let store = a.rig.store.clone();
+    let handoff_id = h.id.clone();
+    let reply_trail = || async {
+        store
+            .ticket_events(&handoff_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(e, _)| matches!(e.kind, TicketEventKind::Reply { .. }))
+            .map(|(_, trail)| trail)
+    };
+    // Watches HubSpot for the neighbour's ticket while the stages run.
+    let server = a.server.clone();
+    let watch = async {
+        loop {
+            if server.tickets().len() == 2 {
+                let reply = reply_trail().await;
+                return (started.elapsed(), reply);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let (_, (neighbour_ticket_after, reply_then)) = tokio::join!(a.settle(), watch);
+    let parked_after = started.elapsed();
+    let reply_then = reply_then.expect("the reply event exists");
+    assert_ne!(
+        reply_then.status,
+        TrailStatus::Parked,
+        "the neighbour's ticket came while the reply was still being retried"
+    );
+    let reply = reply_trail().await.unwrap();
+    assert_eq!(reply.status, TrailStatus::Parked, "{reply:#?}");
+    assert_eq!(reply.runs, baton_hubspot::MAX_SEND_TRIES);
+    let error = reply.last_error.clone().unwrap();
+    assert!(
+        error.message.contains("error 130429")
+            && error
+                .message
+                .contains("refused 5 tries in a row, so the reply is parked"),
+        "{}",
+        error.message
+    );
+    assert!(a.rig.graph.sent().is_empty());
+    println!(
+        "throttled forever: {} tries, parked after {:.1} s; the other customer's ticket after {:.2} s",
+        reply.runs,
+        parked_after.as_secs_f64(),
+        neighbour_ticket_after.as_secs_f64()
+    );
+
+    a.rig.graph.clear_send_faults();
+    let report = a.hubspot_replay().await;
+    assert_eq!(report.events_done, 1, "{report:?}");
+    assert_eq!(a.rig.graph.sent().len(), 1);
+}
+
+/// The AI agent's webhook stays down: telling it a person took over is retried with pauses, a
+/// bounded number of times, then parked with the reason; a replay tells it once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telling_an_agent_that_stays_down_ends_parked_and_a_replay_tells_it_once() {
+    let Some(mut a) = after(false).await else {
+        return;
+    };
+    let t = now_ms() / 1000 - 60;
+    let (h, ticket) = a
+        .handed_off("wamid.ad1", t, "I want to talk to a human")
+        .await;
+    a.inbox
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    a.rep_replies(&ticket, "On it.", 1).await;
+    a.settle().await;
+    assert_eq!(a.rig.graph.sent().len(), 1, "the reply itself went out");
+    let events = a.events(&h.id).await;
+    let (_, told_trail) = events
+        .iter()
+        .find(|(e, _)| matches!(e.kind, TicketEventKind::Ownership { .. }))
+        .expect("the ownership event");
+    assert_eq!(told_trail.status, TrailStatus::Parked, "{told_trail:#?}");
+    assert_eq!(told_trail.runs, baton_hubspot::EVENT_RETRIES.attempts);
+    let message = &told_trail.last_error.as_ref().unwrap().message;
+    assert!(
+        message.contains("503")
+            && message.contains("still failing after 8 runs, so the event is parked"),
+        "{message}"
+    );
+    assert!(told(&a.inbox).is_empty());
+
+    a.inbox
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let report = a.hubspot_replay().await;
+    assert_eq!(report.events_done, 1, "{report:?}");
+    let told_now = told(&a.inbox);
+    assert_eq!(told_now.len(), 1);
+    assert_eq!(told_now[0]["owner"], "human");
 }

@@ -91,10 +91,16 @@ async fn write_units_per_message_status_and_agent_event() {
     );
     // Before the cut (transactions, every body and status kept), DynamoDB billed 8 units a
     // message, 4 to 6 a status and 3 an agent event (README, "What a million messages costs").
-    assert!((1..=3).contains(&message), "the conversation, the message and its index entry");
+    assert!(
+        (1..=3).contains(&message),
+        "the conversation, the message and its index entry"
+    );
     assert_eq!(agent_statuses, [0, 0, 0], "nobody reads them");
     assert!((1..=1).contains(&reply_status), "one conditional update");
     assert!((1..=2).contains(&failure), "one conditional update");
     assert!(unreadable > 0, "an unreadable body is kept");
-    assert!((1..=2).contains(&agent_event), "the event and its index entry");
+    assert!(
+        (1..=2).contains(&agent_event),
+        "the event and its index entry"
+    );
 }

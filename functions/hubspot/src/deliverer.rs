@@ -9,6 +9,7 @@ use baton_shared::domain::{HandoffRecord, MediaRecord};
 use baton_shared::http::ClientError;
 use baton_shared::media_keys::safe_name;
 use baton_shared::objects::ObjectStore;
+use baton_shared::retry::Backoff;
 use baton_shared::store::AfterStore;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -31,9 +32,17 @@ pub struct Deliverer {
     pub(crate) sender: Option<Sender>,
     /// Tells the AI agent who owns the conversation; `None` without `AGENT_WEBHOOK_URL`.
     pub(crate) agent: Option<AgentNotifier>,
+    /// How a ticket event that keeps failing is retried, and when it parks.
+    pub(crate) event_retries: Backoff,
 }
 
 impl Deliverer {
+    /// Retries ticket events as `retries` says (tests shorten the pauses).
+    pub fn with_event_retries(mut self, retries: Backoff) -> Self {
+        self.event_retries = retries;
+        self
+    }
+
     /// `client: None` means no token: every handoff is parked with a configuration error.
     pub fn new(
         cfg: HubspotConfig,
@@ -64,6 +73,7 @@ impl Deliverer {
             portal: OnceCell::new(),
             sender,
             agent,
+            event_retries: crate::events::EVENT_RETRIES,
         }
     }
 

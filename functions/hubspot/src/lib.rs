@@ -43,7 +43,7 @@ pub use client::HubspotClient;
 pub use config::HubspotConfig;
 pub use deliverer::Deliverer;
 pub use error::HubspotError;
-pub use events::MAX_SEND_TRIES;
+pub use events::{EVENT_RETRIES, MAX_SEND_TRIES};
 pub use trail::{Delivered, EventDone};
 
 /// The item types whose INSERTs invoke the function: template.yaml's `FilterCriteria`.

@@ -26,7 +26,7 @@ use baton_shared::clock::now_ms;
 use baton_shared::domain::{
     EventTrail, HandoffRecord, Step, ThreadOwner, TicketEvent, TicketEventKind, TrailStatus,
 };
-use baton_shared::retry::Classify as _;
+use baton_shared::retry::{Backoff, Classify as _};
 use tokio::time::Instant;
 
 use crate::api::{self, Object, Properties};
@@ -58,6 +58,14 @@ fn waiting(message: &str) -> HubspotError {
         retryable: true,
     }
 }
+
+/// How a ticket event that fails in a way a retry could fix is retried: 8 runs, a jittered pause
+/// after each of 1 s doubling to 30 s (about 90 s in all), then it is parked.
+pub const EVENT_RETRIES: Backoff = Backoff::new(
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(30),
+    8,
+);
 
 impl Deliverer {
     /// Works through `event` unless its trail says it is done. Retryable failures come back as
@@ -92,8 +100,29 @@ impl Deliverer {
                 if let Err(save) = self.save_event(event, &mut trail).await {
                     tracing::error!(handoff = %event.handoff_id, error = %save, "the event's trail could not be saved");
                 }
-                if e.is_retryable() {
-                    tracing::warn!(handoff = %event.handoff_id, kind = event.kind.as_str(), error = %e.log_summary(), "ticket event will be retried");
+                if e.is_retryable() && trail.runs >= self.event_retries.attempts {
+                    // Retrying without end would hold up this handoff's later events: it parks,
+                    // with the reason, for hubspot-replay.
+                    trail.status = TrailStatus::Parked;
+                    if let Some(error) = trail.last_error.as_mut() {
+                        error.message = format!(
+                            "{}; still failing after {} runs, so the event is parked: run baton-local hubspot-replay once the cause is fixed",
+                            error.message, trail.runs
+                        );
+                    }
+                    if let Err(save) = self.save_event(event, &mut trail).await {
+                        tracing::error!(handoff = %event.handoff_id, error = %save, "the event's trail could not be saved");
+                    }
+                    tracing::error!(handoff = %event.handoff_id, kind = event.kind.as_str(), runs = trail.runs, error = %e.log_summary(), "ticket event parked after its retries");
+                    Ok(EventDone::Parked(trail))
+                } else if e.is_retryable() {
+                    // A jittered pause before the next run, longer each time, inside the deadline:
+                    // a peer that is throttling gets room, and only this handoff's events wait.
+                    let pause = self.event_retries.delay(trail.runs.saturating_sub(1));
+                    if Instant::now() + pause < deadline {
+                        tokio::time::sleep(pause).await;
+                    }
+                    tracing::warn!(handoff = %event.handoff_id, kind = event.kind.as_str(), runs = trail.runs, error = %e.log_summary(), "ticket event will be retried");
                     Err(e)
                 } else {
                     tracing::error!(handoff = %event.handoff_id, kind = event.kind.as_str(), error = %e.log_summary(), "ticket event parked");
