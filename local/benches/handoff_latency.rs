@@ -34,14 +34,20 @@ fn customer(i: usize) -> String {
 
 fn delivery(i: usize, t0: i64) -> Bytes {
     let who = customer(i);
-    let mut messages = vec![json!({"from": who, "id": format!("wamid.b{i}-1"), "timestamp": t0.to_string(),
-        "type": "text", "text": {"body": "My order arrived broken."}})];
-    if i % MEDIA_EVERY == 0 {
-        messages.push(json!({"from": who, "id": format!("wamid.b{i}-2"), "timestamp": (t0 + 1).to_string(),
-            "type": "image", "image": {"id": format!("media-{i}"), "mime_type": "image/jpeg"}}));
+    let mut messages = vec![
+        json!({"from": who, "id": format!("wamid.b{i}-1"), "timestamp": t0.to_string(),
+        "type": "text", "text": {"body": "My order arrived broken."}}),
+    ];
+    if i.is_multiple_of(MEDIA_EVERY) {
+        messages.push(
+            json!({"from": who, "id": format!("wamid.b{i}-2"), "timestamp": (t0 + 1).to_string(),
+            "type": "image", "image": {"id": format!("media-{i}"), "mime_type": "image/jpeg"}}),
+        );
     }
-    messages.push(json!({"from": who, "id": format!("wamid.b{i}-3"), "timestamp": (t0 + 2).to_string(),
-        "type": "text", "text": {"body": "I want to talk to a human, please."}}));
+    messages.push(
+        json!({"from": who, "id": format!("wamid.b{i}-3"), "timestamp": (t0 + 2).to_string(),
+        "type": "text", "text": {"body": "I want to talk to a human, please."}}),
+    );
     let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages",
         "value": {"messaging_product": "whatsapp",
                   "metadata": {"display_phone_number": "15550000000", "phone_number_id": PNID},
@@ -52,10 +58,7 @@ fn delivery(i: usize, t0: i64) -> Bytes {
 
 /// One run: seconds from each conversation's request to its ticket and note.
 async fn run(stalled: bool) -> Vec<(usize, f64)> {
-    let dir = std::env::temp_dir().join(format!(
-        "baton-latency-{}-{stalled}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("baton-latency-{}-{stalled}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let hubspot = HubspotServer::start(Options {
         per_ten_seconds: 1_000_000,
@@ -70,7 +73,12 @@ async fn run(stalled: bool) -> Vec<(usize, f64)> {
         } else {
             Fault::None
         };
-        graph.add(&format!("media-{i}"), vec![7u8; 200_000], "image/jpeg", fault);
+        graph.add(
+            &format!("media-{i}"),
+            vec![7u8; 200_000],
+            "image/jpeg",
+            fault,
+        );
     }
     let (hubspot_url, graph_url) = (hubspot.base_url(), graph.base_url.clone());
     let cfg = LocalConfig::from_source(&[
@@ -137,7 +145,11 @@ async fn run(stalled: bool) -> Vec<(usize, f64)> {
             else {
                 continue;
             };
-            if done.contains_key(&i) || hubspot.associated("tickets", &ticket.id, "notes").is_empty() {
+            if done.contains_key(&i)
+                || hubspot
+                    .associated("tickets", &ticket.id, "notes")
+                    .is_empty()
+            {
                 continue;
             }
             done.insert(i, asked[&i].elapsed().as_secs_f64());
@@ -161,7 +173,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// p50 and p99 of the neighbours (every conversation but the stalled one, number 0).
 fn neighbours(times: &[(usize, f64)]) -> (f64, f64) {
-    let mut t: Vec<f64> = times.iter().filter(|(i, _)| *i != 0).map(|(_, s)| *s).collect();
+    let mut t: Vec<f64> = times
+        .iter()
+        .filter(|(i, _)| *i != 0)
+        .map(|(_, s)| *s)
+        .collect();
     t.sort_by(f64::total_cmp);
     (percentile(&t, 50.0), percentile(&t, 99.0))
 }
@@ -172,10 +188,15 @@ async fn main() {
     let stalled = run(true).await;
     let (calm50, calm99) = neighbours(&calm);
     let (stall50, stall99) = neighbours(&stalled);
-    println!("handoff latency, {CONVERSATIONS} conversations at once, one photo in {MEDIA_EVERY}; request → ticket + note in HubSpot");
+    println!(
+        "handoff latency, {CONVERSATIONS} conversations at once, one photo in {MEDIA_EVERY}; request → ticket + note in HubSpot"
+    );
     println!("| run | neighbours p50 | neighbours p99 | the photo's own conversation |");
     println!("|---|---|---|---|");
-    println!("| no stall | {calm50:.2} s | {calm99:.2} s | {:.2} s |", calm[0].1);
+    println!(
+        "| no stall | {calm50:.2} s | {calm99:.2} s | {:.2} s |",
+        calm[0].1
+    );
     println!(
         "| one download stalled {} s | {stall50:.2} s ({:.2}×) | {stall99:.2} s ({:.2}×) | {:.2} s |",
         STALL.as_secs(),

@@ -1263,7 +1263,7 @@ async fn a_copy_queued_on_sqs_runs_from_the_functions_queue_handler() {
         attempts: None,
         order_key: Some("T#1".into()),
     };
-    use baton_handoff::copies::CopyQueue as _;
+    use baton_handoff::media::CopyQueue as _;
     baton_handoff::copies::SqsCopyQueue::new(sqs.clone(), url.clone())
         .enqueue(&job)
         .await

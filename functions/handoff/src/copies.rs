@@ -1,5 +1,5 @@
 //! Where media copies run, so that none holds up a conversation's records: each copy is a job put
-//! on a queue as the message arrives, and runs apart from the stream. The Lambda puts it on an SQS
+//! on a queue ([`CopyQueue`]) as the message arrives, and runs apart from the stream. The Lambda puts it on an SQS
 //! queue the same function reads ([`SqsCopyQueue`]); `baton-local` runs it as a task of its own
 //! ([`TokioCopyQueue`]). Either way the job ends in [`Processor::run_copy`].
 
@@ -11,14 +11,8 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use baton_shared::store::StoreError;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::media::MediaJob;
+use crate::media::{CopyQueue, MediaJob};
 use crate::process::Processor;
-
-/// Where a copy job goes to run.
-#[async_trait]
-pub trait CopyQueue: Send + Sync {
-    async fn enqueue(&self, job: &MediaJob) -> Result<(), StoreError>;
-}
 
 /// The Lambda's queue of copy jobs, read by the same function (`MediaCopies` in template.yaml).
 pub struct SqsCopyQueue {

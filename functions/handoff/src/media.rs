@@ -74,6 +74,13 @@ impl MediaJob {
     }
 }
 
+/// Where a copy job goes to run, apart from the record that asked for it (adapters in
+/// [`crate::copies`]).
+#[async_trait::async_trait]
+pub trait CopyQueue: Send + Sync {
+    async fn enqueue(&self, job: &MediaJob) -> Result<(), baton_shared::store::StoreError>;
+}
+
 /// Why one attempt failed, and whether another could succeed.
 #[derive(Debug, Clone)]
 struct Failure {

@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::copies::CopyQueue;
 use crate::detect::{DetectionKind, Detector};
 use crate::insights;
 use crate::llm::LlmClient;
-use crate::media::{MediaCopier, MediaJob};
+use crate::media::{CopyQueue, MediaCopier, MediaJob};
 use baton_shared::agent::{AgentEvent, HandoffRequest, Origin};
 use baton_shared::domain::*;
 use baton_shared::objects::{ObjectError, ObjectMeta};

@@ -22,6 +22,14 @@ use crate::error::HubspotError;
 use crate::graph_send::Sender;
 use crate::portal::Portal;
 
+/// How a ticket event that fails in a way a retry could fix is retried: 8 runs, a jittered pause
+/// after each of 1 s doubling to 30 s (about 90 s in all), then it is parked.
+pub const EVENT_RETRIES: Backoff = Backoff::new(
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(30),
+    8,
+);
+
 pub struct Deliverer {
     pub(crate) client: Option<HubspotClient>,
     pub(crate) cfg: HubspotConfig,
@@ -73,7 +81,7 @@ impl Deliverer {
             portal: OnceCell::new(),
             sender,
             agent,
-            event_retries: crate::events::EVENT_RETRIES,
+            event_retries: EVENT_RETRIES,
         }
     }
 

@@ -41,9 +41,9 @@ pub mod transport;
 
 pub use client::HubspotClient;
 pub use config::HubspotConfig;
-pub use deliverer::Deliverer;
+pub use deliverer::{Deliverer, EVENT_RETRIES};
 pub use error::HubspotError;
-pub use events::{EVENT_RETRIES, MAX_SEND_TRIES};
+pub use events::MAX_SEND_TRIES;
 pub use trail::{Delivered, EventDone};
 
 /// The item types whose INSERTs invoke the function: template.yaml's `FilterCriteria`.

@@ -26,7 +26,7 @@ use baton_shared::clock::now_ms;
 use baton_shared::domain::{
     EventTrail, HandoffRecord, Step, ThreadOwner, TicketEvent, TicketEventKind, TrailStatus,
 };
-use baton_shared::retry::{Backoff, Classify as _};
+use baton_shared::retry::Classify as _;
 use tokio::time::Instant;
 
 use crate::api::{self, Object, Properties};
@@ -58,14 +58,6 @@ fn waiting(message: &str) -> HubspotError {
         retryable: true,
     }
 }
-
-/// How a ticket event that fails in a way a retry could fix is retried: 8 runs, a jittered pause
-/// after each of 1 s doubling to 30 s (about 90 s in all), then it is parked.
-pub const EVENT_RETRIES: Backoff = Backoff::new(
-    std::time::Duration::from_secs(1),
-    std::time::Duration::from_secs(30),
-    8,
-);
 
 impl Deliverer {
     /// Works through `event` unless its trail says it is done. Retryable failures come back as
