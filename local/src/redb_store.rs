@@ -300,9 +300,7 @@ impl DeliveryStore for RedbStore {
             report.agent_events_new = self.write_agent_events(&events).await?.events_new;
         }
         if !kept {
-            // Nothing but its items stands for it: it is new when one of them is.
-            report.delivery_new =
-                report.messages_new + report.statuses_applied + report.agent_events_new > 0;
+            report.settle_unkept_delivery();
         }
         Ok(report)
     }

@@ -392,6 +392,7 @@ pub async fn statuses_nobody_reads_are_not_stored(store: &dyn Store, ns: &str) {
     let b = batch(body, 1);
     let r = store.write_batch(&b).await.unwrap();
     assert_eq!((r.statuses_applied, r.statuses_stale), (0, 0));
+    assert!(r.delivery_new, "nothing in it was a repeat");
     assert_eq!(
         b.delivery.state,
         ParseState::Parsed,

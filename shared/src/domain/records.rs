@@ -214,6 +214,15 @@ pub struct WriteReport {
 }
 
 impl WriteReport {
+    /// For a body that is not kept (its items stand for it): new unless every item it carried
+    /// was found stored already. One whose items nobody reads (statuses of the agent's messages)
+    /// stored nothing and repeated nothing: new.
+    pub fn settle_unkept_delivery(&mut self) {
+        let new = self.messages_new + self.statuses_applied + self.agent_events_new;
+        let repeated = self.messages_duplicate + self.statuses_stale;
+        self.delivery_new = new > 0 || repeated == 0;
+    }
+
     /// Adds what another write of the same batch did.
     pub fn add(&mut self, other: &Self) {
         self.delivery_new |= other.delivery_new;

@@ -952,9 +952,7 @@ impl DeliveryStore for DynamoDbStore {
             report.write_units += events.write_units;
         }
         if !keep_body {
-            // Nothing but its items stands for it: it is new when one of them is.
-            report.delivery_new =
-                report.messages_new + report.statuses_applied + report.agent_events_new > 0;
+            report.settle_unkept_delivery();
         }
         if batch.origin == BatchOrigin::Replay {
             // A replay updates the delivery it came from; it was never new.
