@@ -114,12 +114,19 @@ pub async fn process_by_partition(
         .iter()
         .map(|(_, records)| process_in_order(records, handler));
     let mut response = DynamoDbEventResponse::default();
-    response.batch_item_failures = futures_util::future::join_all(runs)
+    response.batch_item_failures = failures_of(runs).await;
+    response
+}
+
+/// Runs `runs` side by side and keeps the failures they report, for a batch's response.
+pub async fn failures_of<T>(
+    runs: impl IntoIterator<Item = impl Future<Output = Option<T>>>,
+) -> Vec<T> {
+    futures_util::future::join_all(runs)
         .await
         .into_iter()
         .flatten()
-        .collect();
-    response
+        .collect()
 }
 
 /// Handles one partition's records in order, stopping at the first one worth retrying, which it

@@ -357,14 +357,17 @@ async fn status_for_a_message_never_stored(store: Arc<dyn Store>) {
         (StatusCode::OK, Some(1))
     );
     let key = ConversationKey::new("106540352242922", "16505551234");
-    let st = store
-        .status(
-            &key,
-            "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0QUQ2MjA4NEYyRkExNjMyREUA",
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = || async {
+        store
+            .status(
+                &key,
+                "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0QUQ2MjA4NEYyRkExNjMyREUA",
+            )
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let st = stored().await;
     assert_eq!((st.status.as_str(), st.errors[0].code), ("failed", 131049));
     // A later "delivered" for the same message does not undo the failure.
     let later = String::from_utf8(fixture("statuses_failed.json"))
@@ -372,15 +375,7 @@ async fn status_for_a_message_never_stored(store: Arc<dyn Store>) {
         .replace(r#""status": "failed""#, r#""status": "delivered""#);
     let (_, answer) = call(&app, signed(later.into_bytes())).await;
     assert_eq!(answer["statuses_applied"].as_u64(), Some(0), "{answer}");
-    let st = store
-        .status(
-            &key,
-            "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0QUQ2MjA4NEYyRkExNjMyREUA",
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(st.status, "failed");
+    assert_eq!(stored().await.status, "failed");
 }
 
 async fn routing(store: Arc<dyn Store>) {

@@ -121,10 +121,6 @@ pub async fn handle_copies(processor: &Processor, event: SqsEvent) -> SqsBatchRe
         }
     });
     let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = futures_util::future::join_all(runs)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    response.batch_item_failures = baton_shared::stream::failures_of(runs).await;
     response
 }
