@@ -9,6 +9,7 @@ MOTO_VERSION=5.2.5
 S3S_VERSION=0.14.1     # later versions need a newer rustc
 CARGO_LAMBDA_VERSION=1.9.2
 ZIG_VERSION=0.17.1     # PyPI ziglang: cargo-lambda's linker for arm64
+CHECKOV_VERSION=3.3.30 # the IaC scanner, in a venv of its own (its pins clash with the SAM CLI's)
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -31,6 +32,11 @@ install_tools() {
     "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check \
       "aws-sam-cli==$SAM_VERSION" "cfn-lint==$CFN_LINT_VERSION" "moto[server]==$MOTO_VERSION" \
       "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIG_VERSION"
+  fi
+  if ! "$TOOLS/checkov/bin/checkov" --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
+    step "installing checkov $CHECKOV_VERSION (PyPI)"
+    python3 -m venv "$TOOLS/checkov"
+    "$TOOLS/checkov/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
   fi
   if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
     step "adding Rust's aarch64-unknown-linux-gnu target (the Lambdas run on arm64)"
