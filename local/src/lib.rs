@@ -20,6 +20,7 @@ use crate::fs_objects::FsObjectStore;
 use crate::redb_store::RedbStore;
 use baton_handoff::HandoffConfig;
 use baton_handoff::Processor;
+use baton_handoff::bedrock::BedrockInsights;
 use baton_handoff::copies::{TokioCopyQueue, run_local_copies};
 use baton_hubspot::{Deliverer, HubspotClient};
 use baton_shared::config::{
@@ -325,12 +326,17 @@ impl LocalConfig {
     ) -> Result<Arc<Processor>, String> {
         let objects = self.open_objects().await?;
         let (queue, jobs) = TokioCopyQueue::new();
-        let processor = self
+        let mut processor = self
             .handoff
             .clone()
             .build(handoff, objects)
             .map_err(|e| e.to_string())?
             .with_copy_queue(Arc::new(queue));
+        if let Some(model) = self.handoff.bedrock.clone() {
+            // The AWS credentials and region of the environment, as the AWS CLI finds them.
+            let aws = baton_shared::retry::load_aws().await;
+            processor = processor.with_bedrock(BedrockInsights::new(&aws, model));
+        }
         let processor = Arc::new(processor);
         tokio::spawn(run_local_copies(&processor, jobs));
         Ok(processor)

@@ -158,6 +158,12 @@ pub const ACCESS_TOKEN: &str = "WHATSAPP_ACCESS_TOKEN";
 pub const GRAPH_API_BASE_URL: &str = "GRAPH_API_BASE_URL";
 pub const GRAPH_API_VERSION: &str = "GRAPH_API_VERSION";
 pub const HANDOFF_FAILURES: &str = "BATON_HANDOFF_FAILURES";
+/// The Amazon Bedrock model (or inference profile) that writes the insights; unset or empty: none.
+pub const BEDROCK_MODEL_ID: &str = "BEDROCK_MODEL_ID";
+/// How long the Bedrock call may take (ms) before the built-in insights are used.
+pub const BEDROCK_TIMEOUT_MS: &str = "BEDROCK_TIMEOUT_MS";
+/// Transcript tokens sent to the model at most.
+pub const BEDROCK_TOKEN_BUDGET: &str = "BEDROCK_TOKEN_BUDGET";
 /// Seconds a handoff waits for the conversation's files still being copied.
 pub const MEDIA_WAIT_SECONDS: &str = "BATON_MEDIA_WAIT_SECONDS";
 /// The SQS queue the Lambda's media copies run through.

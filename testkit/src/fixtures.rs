@@ -114,6 +114,8 @@ pub fn handoff_record(
             },
             summary: "Order arrived broken.".into(),
             summary_source: Source::Builtin,
+            summary_by: None,
+            model_reason: None,
         },
         transcript,
         media,

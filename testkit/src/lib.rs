@@ -9,6 +9,7 @@
 //! - [`store_contract`]: the contract every store adapter must meet.
 //! - [`bodies`], [`fixtures`]: Meta-shaped webhook bodies, records, a benchmark's figures.
 
+pub mod bedrock;
 pub mod bodies;
 pub mod fixtures;
 pub mod graph;

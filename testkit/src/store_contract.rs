@@ -789,6 +789,8 @@ pub async fn run_handoff<
             },
             summary: "s".into(),
             summary_source: Source::Builtin,
+            summary_by: None,
+            model_reason: None,
         },
         transcript: TranscriptRef {
             key: "transcripts/x.txt".into(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+use baton_handoff::bedrock::BedrockInsights;
 use baton_handoff::copies::{TokioCopyQueue, run_local_copies};
 use baton_handoff::llm::{LlmClient, LlmConfig};
 use baton_handoff::media::MediaCopier;
@@ -73,7 +74,7 @@ pub(crate) async fn rig_retaining(
     llm: Option<LlmConfig>,
     days: Option<u32>,
 ) -> Option<Rig> {
-    rig_built(settings, llm, days, None).await
+    rig_built(settings, llm, days, None, None).await
 }
 
 /// A rig whose copies run from a queue, as in the Lambda and `baton-local`, with `graph`'s
@@ -82,7 +83,12 @@ pub(crate) async fn rig_queued(
     settings: HandoffSettings,
     graph: fn(&GraphServer) -> GraphConfig,
 ) -> Option<Rig> {
-    rig_built(settings, None, None, Some(graph)).await
+    rig_built(settings, None, None, Some(graph), None).await
+}
+
+/// A rig whose insights come from `model` on Amazon Bedrock.
+pub(crate) async fn rig_with_bedrock(model: BedrockInsights) -> Option<Rig> {
+    rig_built(HandoffSettings::default(), None, None, None, Some(model)).await
 }
 
 async fn rig_built(
@@ -90,6 +96,7 @@ async fn rig_built(
     llm: Option<LlmConfig>,
     days: Option<u32>,
     queued: Option<fn(&GraphServer) -> GraphConfig>,
+    bedrock: Option<BedrockInsights>,
 ) -> Option<Rig> {
     let endpoint = dynamodb_endpoint()?;
     let objects = s3_store().await?;
@@ -105,6 +112,9 @@ async fn rig_built(
         llm.map(|c| LlmClient::new(c).unwrap()),
         settings,
     );
+    if let Some(model) = bedrock {
+        processor = processor.with_bedrock(model);
+    }
     let mut jobs = None;
     if queued.is_some() {
         let (queue, receiver) = TokioCopyQueue::new();

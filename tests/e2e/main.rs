@@ -9,6 +9,7 @@ mod api_versions;
 mod browser;
 mod handoff;
 mod hubspot;
+mod insights;
 mod lambda;
 mod privacy;
 mod secrets;

@@ -1,9 +1,9 @@
 //! What the handoff function is configured with, read once from its settings.
 
 use baton_shared::config::{
-    ConfigError, HANDOFF_FAILURES, HANDOFF_KEYWORDS, LLM_API_KEY, LLM_BASE_URL, LLM_MODEL,
-    LLM_TIMEOUT_MS, MEDIA_WAIT_SECONDS, Source, graph_config, number, optional, required,
-    s3_path_style,
+    BEDROCK_MODEL_ID, BEDROCK_TIMEOUT_MS, BEDROCK_TOKEN_BUDGET, ConfigError, HANDOFF_FAILURES,
+    HANDOFF_KEYWORDS, LLM_API_KEY, LLM_BASE_URL, LLM_MODEL, LLM_TIMEOUT_MS, MEDIA_WAIT_SECONDS,
+    Source, graph_config, number, optional, required, s3_path_style,
 };
 use baton_shared::whatsapp::graph::GraphConfig;
 use secrecy::SecretString;
@@ -14,6 +14,7 @@ use baton_shared::http::ClientError;
 use baton_shared::objects::ObjectStore;
 use baton_shared::store::HandoffStore;
 
+use crate::bedrock::BedrockConfig;
 use crate::llm::{LlmClient, LlmConfig};
 use crate::media::MediaCopier;
 use crate::process::{HandoffSettings, Processor};
@@ -24,6 +25,8 @@ pub struct HandoffConfig {
     pub graph: GraphConfig,
     pub settings: HandoffSettings,
     pub llm: Option<LlmConfig>,
+    /// Amazon Bedrock, when `BEDROCK_MODEL_ID` names a model.
+    pub bedrock: Option<BedrockConfig>,
     /// Path-style S3 addressing, for S3-compatible servers.
     pub s3_path_style: bool,
 }
@@ -72,10 +75,26 @@ impl HandoffConfig {
                 timeout: std::time::Duration::from_millis(number(src, LLM_TIMEOUT_MS, 8000)?),
             }),
         };
+        let bedrock = match optional(src, BEDROCK_MODEL_ID) {
+            None => None,
+            Some(model_id) => {
+                let defaults = BedrockConfig::new(model_id.trim());
+                Some(BedrockConfig {
+                    timeout: std::time::Duration::from_millis(number(
+                        src,
+                        BEDROCK_TIMEOUT_MS,
+                        defaults.timeout.as_millis() as u64,
+                    )?),
+                    token_budget: number(src, BEDROCK_TOKEN_BUDGET, defaults.token_budget)?,
+                    ..defaults
+                })
+            }
+        };
         Ok(Self {
             graph,
             settings,
             llm,
+            bedrock,
             s3_path_style: s3_path_style(src),
         })
     }
@@ -91,7 +110,14 @@ mod tests {
     fn handoff_settings_have_defaults_and_name_what_is_wrong() {
         let c = HandoffConfig::from_source(&[("X", "y")]).unwrap();
         assert_eq!(c.graph.base_url, "https://graph.facebook.com");
-        assert!(c.graph.token.is_none() && c.llm.is_none());
+        assert!(c.graph.token.is_none() && c.llm.is_none() && c.bedrock.is_none());
+        let c =
+            HandoffConfig::from_source(&[(BEDROCK_MODEL_ID, "us.amazon.nova-lite-v1:0")]).unwrap();
+        let b = c.bedrock.unwrap();
+        assert_eq!(
+            (b.model_id.as_str(), b.timeout.as_millis(), b.token_budget),
+            ("us.amazon.nova-lite-v1:0", 8000, 6000)
+        );
         assert_eq!(c.settings.failure_threshold, 3);
         let c = HandoffConfig::from_source(&[
             (HANDOFF_KEYWORDS, r#"{"en":["chargeback"]}"#),

@@ -10,6 +10,7 @@ use baton_shared::retry::Classify as _;
 use baton_shared::stream::{self, RecordHandler, RecordOutcome};
 use tracing::Instrument;
 
+pub mod bedrock;
 pub mod config;
 pub mod copies;
 pub mod detect;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::sqs::SqsEvent;
 use baton_handoff::HandoffConfig;
+use baton_handoff::bedrock::BedrockInsights;
 use baton_handoff::copies::{SqsCopyQueue, handle_copies};
 use baton_shared::config::{MEDIA_COPY_QUEUE_URL, ProcessEnv, StreamFunction, optional};
 use baton_shared::observe;
@@ -22,10 +23,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             "WHATSAPP_ACCESS_TOKEN is not set: media cannot be copied until it is put into the stack's secret"
         );
     }
+    let bedrock = cfg.bedrock.clone();
     let mut processor = cfg.build(function.store, function.objects)?;
+    let aws = baton_shared::retry::load_aws().await;
     if let Some(url) = optional(&ProcessEnv, MEDIA_COPY_QUEUE_URL) {
-        let sqs = aws_sdk_sqs::Client::new(&baton_shared::retry::load_aws().await);
+        let sqs = aws_sdk_sqs::Client::new(&aws);
         processor = processor.with_copy_queue(Arc::new(SqsCopyQueue::new(sqs, url)));
+    }
+    if let Some(model) = bedrock {
+        processor = processor.with_bedrock(BedrockInsights::new(&aws, model));
     }
     let processor = Arc::new(processor);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {

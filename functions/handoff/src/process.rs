@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::bedrock::{BedrockInsights, ModelFailure, ModelInsights};
 use crate::detect::{DetectionKind, Detector};
 use crate::insights;
 use crate::llm::LlmClient;
@@ -106,6 +107,8 @@ pub struct Processor {
     copier: MediaCopier,
     /// Where copies run; `None` copies inline, as each record is handled.
     copies: Option<Arc<dyn CopyQueue>>,
+    /// Amazon Bedrock, when a model is configured: summary, reason, sentiment and language.
+    bedrock: Option<BedrockInsights>,
     llm: Option<LlmClient>,
     detector: Detector,
     settings: HandoffSettings,
@@ -123,6 +126,7 @@ impl Processor {
             store,
             copier,
             copies: None,
+            bedrock: None,
             llm,
             detector: Detector::with_keywords(&settings.keywords),
             settings,
@@ -133,6 +137,12 @@ impl Processor {
     /// Copies run through `queue`, apart from the records ([`crate::copies`]).
     pub fn with_copy_queue(mut self, queue: Arc<dyn CopyQueue>) -> Self {
         self.copies = Some(queue);
+        self
+    }
+
+    /// The insights come from `model` on Amazon Bedrock (falling back to the built-in ones).
+    pub fn with_bedrock(mut self, model: BedrockInsights) -> Self {
+        self.bedrock = Some(model);
         self
     }
 
@@ -646,47 +656,92 @@ impl Processor {
         let recent = &texts[texts.len().saturating_sub(INSIGHT_MESSAGES)..];
         let joined: String = recent.join("\n");
         let hint = trigger.language.as_deref();
+        let agent_summary = request
+            .and_then(|r| r.summary.clone())
+            .filter(|s| !s.trim().is_empty());
+        // The agent's (or Meta's) own summary wins; otherwise the model, when there is one.
+        let model: Option<(String, Result<ModelInsights, ModelFailure>)> = match (
+            &agent_summary,
+            &self.bedrock,
+        ) {
+            (None, Some(bedrock)) => {
+                let text = String::from_utf8_lossy(transcript);
+                let answer = bedrock.insights(&text, Some(trigger.detail.as_str())).await;
+                if let Err(why) = &answer {
+                    tracing::warn!(error = %why, "Amazon Bedrock's insights were not used; the built-in ones are");
+                } else if let Ok(m) = &answer {
+                    tracing::info!(
+                        input_tokens = m.input_tokens,
+                        output_tokens = m.output_tokens,
+                        "Amazon Bedrock wrote the insights"
+                    );
+                }
+                Some((bedrock.label(), answer))
+            }
+            _ => None,
+        };
+        let from_model = model.as_ref().and_then(|(_, m)| m.as_ref().ok());
         let (language, language_source) = match request
             .and_then(|r| r.language.clone())
             .filter(|l| !l.trim().is_empty())
         {
             Some(l) => (Some(l), Source::Agent),
-            None => (insights::language(&joined, hint), Source::Builtin),
+            None => match from_model {
+                Some(m) => (Some(m.language.clone()), Source::Bedrock),
+                None => (insights::language(&joined, hint), Source::Builtin),
+            },
         };
         let (label, score) = insights::sentiment(recent);
+        let scored = |other: SentimentLabel, source| Sentiment {
+            label: other,
+            score: if other == label {
+                score
+            } else {
+                canonical_score(other)
+            },
+            source,
+        };
         let sentiment = match request
             .and_then(|r| r.sentiment.as_deref())
             .and_then(SentimentLabel::parse)
         {
-            Some(agent_label) => Sentiment {
-                label: agent_label,
-                score: if agent_label == label {
-                    score
-                } else {
-                    canonical_score(agent_label)
+            Some(agent_label) => scored(agent_label, Source::Agent),
+            None => match from_model {
+                Some(m) => scored(m.sentiment, Source::Bedrock),
+                None => Sentiment {
+                    label,
+                    score,
+                    source: Source::Builtin,
                 },
-                source: Source::Agent,
-            },
-            None => Sentiment {
-                label,
-                score,
-                source: Source::Builtin,
             },
         };
-        let (summary, summary_source) = match request
-            .and_then(|r| r.summary.clone())
-            .filter(|s| !s.trim().is_empty())
-        {
-            Some(s) => (s, Source::Agent),
-            None => match &self.llm {
+        let builtin = || builtin_summary(recent);
+        let (summary, summary_source, summary_by) = match (agent_summary, &model) {
+            (Some(s), _) => (s, Source::Agent, "the AI agent".to_owned()),
+            (None, Some((by, Ok(m)))) => (m.summary.clone(), Source::Bedrock, by.clone()),
+            (None, Some((by, Err(why)))) => (
+                builtin(),
+                Source::Builtin,
+                format!("Baton's built-in summary, because {by} {why}"),
+            ),
+            (None, None) => match &self.llm {
                 Some(llm) => match llm.summarize(&String::from_utf8_lossy(transcript)).await {
-                    Ok(s) => (s, Source::Llm),
+                    Ok(s) => (s, Source::Llm, "the configured LLM".to_owned()),
                     Err(e) => {
                         tracing::warn!(error = %e, "the LLM summary failed; using the built-in one");
-                        (builtin_summary(recent), Source::Builtin)
+                        (
+                            builtin(),
+                            Source::Builtin,
+                            "Baton's built-in summary, because the configured LLM failed"
+                                .to_owned(),
+                        )
                     }
                 },
-                None => (builtin_summary(recent), Source::Builtin),
+                None => (
+                    builtin(),
+                    Source::Builtin,
+                    "Baton's built-in summary (the customer's first and last lines)".to_owned(),
+                ),
             },
         };
         Insights {
@@ -695,6 +750,8 @@ impl Processor {
             sentiment,
             summary,
             summary_source,
+            summary_by: Some(summary_by),
+            model_reason: from_model.map(|m| m.escalation_reason.clone()),
         }
     }
 }

@@ -179,10 +179,22 @@ pub fn note_body(
         escape_within(&record.reason.category, 200),
         escape_within(&record.reason.text, REASON_BUDGET)
     ));
+    if let Some(why) = &i.model_reason {
+        html.push_str(&format!(
+            "<p><strong>Why a person, in the model's words</strong>: {}</p>",
+            escape_within(why, REASON_BUDGET)
+        ));
+    }
     html.push_str(&format!(
         "<p><strong>AI summary</strong>: {}</p>",
         escape_within(&i.summary, SUMMARY_BUDGET)
     ));
+    if let Some(by) = &i.summary_by {
+        html.push_str(&format!(
+            "<p><em>Summary by {}</em></p>",
+            escape_within(by, REASON_BUDGET)
+        ));
+    }
     html.push_str(&format!(
         "<p><strong>Sentiment</strong>: {} ({:+.2}) · <strong>Language</strong>: {}</p>",
         i.sentiment.label.as_str(),

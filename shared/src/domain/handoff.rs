@@ -90,6 +90,8 @@ impl SentimentLabel {
 pub enum Source {
     Agent,
     Llm,
+    /// A model on Amazon Bedrock in the team's account.
+    Bedrock,
     Builtin,
 }
 
@@ -109,6 +111,13 @@ pub struct Insights {
     pub sentiment: Sentiment,
     pub summary: String,
     pub summary_source: Source,
+    /// What wrote the summary, for the note ("Amazon Bedrock (model)", "the AI agent", or the
+    /// built-in one and why no model did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_by: Option<String>,
+    /// The model's one-sentence reason a person is needed, beside Baton's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_reason: Option<String>,
 }
 
 /// Where the rendered transcript was stored.
