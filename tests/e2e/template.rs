@@ -102,6 +102,19 @@ fn the_template_wires_what_the_functions_read_and_serve() {
         webhook.contains("s3:GetObject"),
         "presigning needs GetObject"
     );
+    // The insights model: named by a parameter, invoked with IAM, and only that model.
+    let handoff = resource(&t, "HandoffFunction");
+    for var in [BEDROCK_MODEL_ID, BEDROCK_TIMEOUT_MS] {
+        assert!(handoff.contains(&format!("{var}: ")), "handoff env {var}");
+    }
+    assert!(t.contains(&format!(
+        "BedrockModelId:\n    Type: String\n    Default: {}",
+        baton_handoff::bedrock::DEFAULT_MODEL
+    )));
+    assert!(handoff.contains("Action: bedrock:InvokeModel"));
+    assert!(handoff.contains("inference-profile/${BedrockModelId}"));
+    assert!(handoff.contains("bedrock:InferenceProfileArn:"));
+    assert!(!handoff.contains("bedrock:*\n"), "no wildcard action");
     let hubspot = resource(&t, "HubspotFunction");
     assert!(hubspot.contains("ReservedConcurrentExecutions: !Ref HubspotConcurrency"));
     // Replies go out from the HubSpot function; it tells the agent; it writes ticket events.

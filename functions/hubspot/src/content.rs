@@ -460,7 +460,21 @@ mod tests {
     }
 
     #[test]
-    fn an_agents_huge_summary_and_hundreds_of_files_stay_within_the_limits() {
+    fn the_note_says_what_wrote_the_summary_and_the_models_reason_escaped() {
+        let mut r = record("Order 48213 arrived broken.", "asked for a person", 0);
+        r.insights.summary_by = Some("Amazon Bedrock (us.amazon.nova-lite-v1:0)".into());
+        r.insights.model_reason = Some("Second broken delivery <b>again</b>.".into());
+        let note = note_body(&r, &[], &[], None, None);
+        assert!(note.contains("<p><em>Summary by Amazon Bedrock (us.amazon.nova-lite-v1:0)</em></p>"), "{note}");
+        assert!(note.contains("<strong>Why a person, in the model's words</strong>: Second broken delivery &lt;b&gt;again&lt;/b&gt;."), "{note}");
+        r.insights.summary_by = None;
+        r.insights.model_reason = None;
+        let note = note_body(&r, &[], &[], None, None);
+        assert!(!note.contains("Summary by") && !note.contains("model's words"));
+    }
+
+    #[test]
+        fn an_agents_huge_summary_and_hundreds_of_files_stay_within_the_limits() {
         // Quotes escape to six characters each: the worst case for the note.
         let summary = "\"".repeat(100_000);
         let reason = "<".repeat(50_000);
