@@ -43,12 +43,17 @@ fn agent(i: usize, text: &str) -> TimelineEntry {
         received_at_ms: ts * 1000,
         seq: 0,
         failed: false,
-        raw: json!({"id": format!("e{i}"), "type": "message", "text": text}).to_string(),
+        raw: json!({"id": format!("e{i}"), "type": "message", "phone_number_id": "106540352242922",
+            "customer": "16505551234", "timestamp": ts, "text": text})
+        .to_string(),
     })
 }
 
 fn transcript(entries: &[TimelineEntry]) -> String {
-    let mut t = Transcript::new("WhatsApp conversation with Demo Customer (+16*******34)", "Demo Customer");
+    let mut t = Transcript::new(
+        "WhatsApp conversation with Demo Customer (+16*******34)",
+        "Demo Customer",
+    );
     for e in entries {
         t.push(e);
     }
@@ -58,8 +63,14 @@ fn transcript(entries: &[TimelineEntry]) -> String {
 fn demo() -> Vec<TimelineEntry> {
     vec![
         message(0, "My order 48213 arrived broken, the screen is cracked."),
-        agent(1, "I'm sorry to hear that! Could you send me a photo of the screen?"),
-        message(2, "This is the second time this happens and I am really frustrated. I want to talk to a human, please."),
+        agent(
+            1,
+            "I'm sorry to hear that! Could you send me a photo of the screen?",
+        ),
+        message(
+            2,
+            "This is the second time this happens and I am really frustrated. I want to talk to a human, please.",
+        ),
     ]
 }
 
@@ -77,7 +88,9 @@ fn long() -> Vec<TimelineEntry> {
 async fn main() {
     let server = BedrockServer::start(MODEL).await;
     let model = BedrockInsights::new(&server.sdk_config(), BedrockConfig::new(MODEL));
-    println!("| conversation | transcript tokens (est.) | sent tokens (est.) | input / output tokens (server's count) | Baton's own time per call (median of 20) |");
+    println!(
+        "| conversation | transcript tokens (est.) | transcript sent (est.) | request / answer tokens (the server's estimate, system prompt and schema included) | Baton's own time per call (median of 20) |"
+    );
     println!("|---|---|---|---|---|");
     for (name, entries) in [("demo (3 lines)", demo()), ("500 messages", long())] {
         let text = transcript(&entries);
@@ -86,7 +99,10 @@ async fn main() {
         let mut tokens = (0, 0);
         for _ in 0..20 {
             let started = Instant::now();
-            let answer = model.insights(&text, Some("talk to a human")).await.unwrap();
+            let answer = model
+                .insights(&text, Some("talk to a human"))
+                .await
+                .unwrap();
             times.push(started.elapsed().as_secs_f64() * 1000.0);
             tokens = (answer.input_tokens, answer.output_tokens);
         }

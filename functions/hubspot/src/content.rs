@@ -465,7 +465,10 @@ mod tests {
         r.insights.summary_by = Some("Amazon Bedrock (us.amazon.nova-lite-v1:0)".into());
         r.insights.model_reason = Some("Second broken delivery <b>again</b>.".into());
         let note = note_body(&r, &[], &[], None, None);
-        assert!(note.contains("<p><em>Summary by Amazon Bedrock (us.amazon.nova-lite-v1:0)</em></p>"), "{note}");
+        assert!(
+            note.contains("<p><em>Summary by Amazon Bedrock (us.amazon.nova-lite-v1:0)</em></p>"),
+            "{note}"
+        );
         assert!(note.contains("<strong>Why a person, in the model's words</strong>: Second broken delivery &lt;b&gt;again&lt;/b&gt;."), "{note}");
         r.insights.summary_by = None;
         r.insights.model_reason = None;
@@ -474,7 +477,7 @@ mod tests {
     }
 
     #[test]
-        fn an_agents_huge_summary_and_hundreds_of_files_stay_within_the_limits() {
+    fn an_agents_huge_summary_and_hundreds_of_files_stay_within_the_limits() {
         // Quotes escape to six characters each: the worst case for the note.
         let summary = "\"".repeat(100_000);
         let reason = "<".repeat(50_000);
