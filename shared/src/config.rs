@@ -198,6 +198,8 @@ pub fn s3_path_style(src: &dyn Source) -> bool {
 /// What a stream function (handoff, HubSpot) starts from: its settings (the environment
 /// overlaid with the stack's secret), and the table and media bucket template.yaml names.
 pub struct StreamFunction {
+    /// The AWS configuration loaded once at start-up, for any further client.
+    pub aws: aws_config::SdkConfig,
     pub settings: Settings,
     pub store: Arc<crate::store::DynamoDbStore>,
     pub objects: Arc<crate::objects::S3Store>,
@@ -228,6 +230,7 @@ impl StreamFunction {
                 s3_path_style(&settings),
             )),
             settings,
+            aws,
         })
     }
 }

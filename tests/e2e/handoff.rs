@@ -162,7 +162,7 @@ impl Rig {
         answer
     }
 
-    /// Reads the stream and hands each batch to the Lambda handler; with `redeliver`, hands every
+    /// Reads the stream and hands each batch to the Lambda's entry; with `redeliver`, hands every
     /// batch over twice, as Lambda does after a timeout.
     pub(crate) async fn run_stream(&mut self, redeliver: bool) -> usize {
         let mut seen = 0;
@@ -176,12 +176,12 @@ impl Rig {
                 for _ in 0..times {
                     let mut event = aws_lambda_events::event::dynamodb::Event::default();
                     event.records = batch.records.clone();
-                    let response = baton_handoff::handle_batch(&self.processor, event).await;
-                    assert!(
-                        response.batch_item_failures.is_empty(),
-                        "{:?}",
-                        response.batch_item_failures
-                    );
+                    // Through the function's own entry, as Lambda invokes it.
+                    let payload = serde_json::to_value(&event).unwrap();
+                    let response = baton_handoff::handle_invocation(&self.processor, payload)
+                        .await
+                        .unwrap();
+                    assert_eq!(response["batchItemFailures"], json!([]), "{response}");
                 }
                 seen += batch.records.len();
                 self.reader.settle(&batch, None);
@@ -1294,12 +1294,14 @@ async fn a_copy_queued_on_sqs_runs_from_the_functions_queue_handler() {
         .collect();
     assert_eq!(records.len(), 1);
     records.push(json!({"messageId": "garbage", "body": "{not a job", "eventSource": "aws:sqs"}));
-    let event = serde_json::from_value(json!({ "Records": records })).unwrap();
-    let response = baton_handoff::copies::handle_copies(&rig.processor, event).await;
-    assert!(
-        response.batch_item_failures.is_empty(),
-        "an unreadable job is dropped, not retried: {:?}",
-        response.batch_item_failures
+    // Through the function's own entry, which tells the queue's batches from the stream's.
+    let response = baton_handoff::handle_invocation(&rig.processor, json!({ "Records": records }))
+        .await
+        .unwrap();
+    assert_eq!(
+        response["batchItemFailures"],
+        json!([]),
+        "an unreadable job is dropped, not retried: {response}"
     );
     let record = rig.store.media(&key(), "wamid.q1").await.unwrap().unwrap();
     assert_eq!(record.state, MediaState::Copied, "{record:?}");

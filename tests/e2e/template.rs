@@ -104,6 +104,34 @@ fn the_template_wires_what_the_functions_read_and_serve() {
     );
     // The insights model: named by a parameter, invoked with IAM, and only that model.
     let handoff = resource(&t, "HandoffFunction");
+    // No conversation waits for another: batches of a shard run side by side (each conversation
+    // stays in one, in order), and media copies run from their own queue.
+    assert_eq!(
+        t.matches("ParallelizationFactor: 10").count(),
+        2,
+        "both stream mappings"
+    );
+    assert!(!t.contains("ParallelizationFactor: 1\n"));
+    for want in [
+        "MEDIA_COPY_QUEUE_URL: !Ref MediaCopies",
+        "Type: SQS",
+        "Queue: !GetAtt MediaCopies.Arn",
+        "Resource: !GetAtt MediaCopies.Arn",
+    ] {
+        assert!(handoff.contains(want), "handoff function: {want}");
+    }
+    let copies = resource(&t, "MediaCopies");
+    assert!(copies.contains("deadLetterTargetArn: !GetAtt MediaCopyFailures.Arn"));
+    let visibility: u32 = copies
+        .split("VisibilityTimeout: ")
+        .nth(1)
+        .and_then(|v| v.lines().next())
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the copy queue's visibility timeout");
+    assert!(
+        visibility >= 6 * 300,
+        "six times the function's 300 s timeout: {visibility}"
+    );
     for var in [BEDROCK_MODEL_ID, BEDROCK_TIMEOUT_MS] {
         assert!(handoff.contains(&format!("{var}: ")), "handoff env {var}");
     }

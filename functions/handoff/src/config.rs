@@ -2,8 +2,8 @@
 
 use baton_shared::config::{
     BEDROCK_MODEL_ID, BEDROCK_TIMEOUT_MS, BEDROCK_TOKEN_BUDGET, ConfigError, HANDOFF_FAILURES,
-    HANDOFF_KEYWORDS, LLM_API_KEY, LLM_BASE_URL, LLM_MODEL, LLM_TIMEOUT_MS, MEDIA_WAIT_SECONDS,
-    Source, graph_config, number, optional, required, s3_path_style,
+    HANDOFF_KEYWORDS, LLM_API_KEY, LLM_BASE_URL, LLM_MODEL, LLM_TIMEOUT_MS, MEDIA_COPY_QUEUE_URL,
+    MEDIA_WAIT_SECONDS, Source, graph_config, number, optional, required, s3_path_style,
 };
 use baton_shared::whatsapp::graph::GraphConfig;
 use secrecy::SecretString;
@@ -27,6 +27,8 @@ pub struct HandoffConfig {
     pub llm: Option<LlmConfig>,
     /// Amazon Bedrock, when `BEDROCK_MODEL_ID` names a model.
     pub bedrock: Option<BedrockConfig>,
+    /// The SQS queue media copies run through (`MEDIA_COPY_QUEUE_URL`); `None` copies inline.
+    pub copy_queue_url: Option<String>,
     /// Path-style S3 addressing, for S3-compatible servers.
     pub s3_path_style: bool,
 }
@@ -95,6 +97,7 @@ impl HandoffConfig {
             settings,
             llm,
             bedrock,
+            copy_queue_url: optional(src, MEDIA_COPY_QUEUE_URL),
             s3_path_style: s3_path_style(src),
         })
     }

@@ -80,6 +80,21 @@ impl RecordHandler for Processor {
     }
 }
 
+/// Handles one invocation of the function, from either of its event sources: a batch of media
+/// copy jobs from SQS, or a batch of the table's stream records; returns the batch's answer.
+pub async fn handle_invocation(
+    processor: &Processor,
+    payload: serde_json::Value,
+) -> Result<serde_json::Value, serde_json::Error> {
+    if payload["Records"][0]["eventSource"] == "aws:sqs" {
+        let batch: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(payload)?;
+        serde_json::to_value(copies::handle_copies(processor, batch).await)
+    } else {
+        let batch: Event = serde_json::from_value(payload)?;
+        serde_json::to_value(handle_batch(processor, batch).await)
+    }
+}
+
 /// Handles one batch from the event source mapping.
 pub async fn handle_batch(processor: &Processor, event: Event) -> DynamoDbEventResponse {
     stream::process_by_partition(&event, processor).await
