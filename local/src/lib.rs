@@ -572,20 +572,17 @@ pub async fn run_stage(stage: Stage, feed: Feed, data_dir: PathBuf) {
     let pause = std::time::Duration::from_millis(250);
     if let Feed::Embedded(store) = &feed {
         let lanes = lanes::Lanes::new(stage.clone());
-        let mut read = None;
+        let mut read = loop {
+            match store.cursor(stage.name()).await {
+                Ok(at) => break at,
+                Err(e) => {
+                    tracing::warn!(stage = stage.name(), error = %e, "the stage will try again");
+                    tokio::time::sleep(pause * 4).await;
+                }
+            }
+        };
         loop {
-            let pumped = match read {
-                Some(ref mut at) => lanes.pump(store, at).await,
-                None => store
-                    .cursor(stage.name())
-                    .await
-                    .map(|at| {
-                        read = Some(at);
-                        1
-                    })
-                    .map_err(|e| e.to_string()),
-            };
-            match pumped {
+            match lanes.pump(store, &mut read).await {
                 Ok(0) => lanes.wait(pause).await,
                 Ok(_) => {}
                 Err(e) => {

@@ -101,10 +101,25 @@ fn now_ms() -> u64 {
 }
 
 fn graph_error(status: StatusCode, code: i64, message: &str) -> Response {
+    graph_error_with(status, code, None, message)
+}
+
+/// [`graph_error`] with Graph's `error_subcode`.
+fn graph_error_with(
+    status: StatusCode,
+    code: i64,
+    subcode: Option<i64>,
+    message: &str,
+) -> Response {
+    let mut error =
+        json!({"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "AbCdEf"});
+    if let Some(subcode) = subcode {
+        error["error_subcode"] = json!(subcode);
+    }
     (
         status,
         [("content-type", "application/json")],
-        json!({"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "AbCdEf"}}).to_string(),
+        json!({ "error": error }).to_string(),
     )
         .into_response()
 }
@@ -519,14 +534,12 @@ fn routing_body(field: &str, value: serde_json::Value) -> Vec<u8> {
 
 /// Graph's refusal of an act on a thread the caller may not act on (the code vendors report).
 fn not_thread_owner(what: &str) -> Response {
-    (
+    graph_error_with(
         StatusCode::BAD_REQUEST,
-        [("content-type", "application/json")],
-        json!({"error": {"message": format!("(#100) {what}"), "type": "OAuthException", "code": 100,
-            "error_subcode": 2_494_191, "fbtrace_id": "AbCdEf"}})
-        .to_string(),
+        100,
+        Some(2_494_191),
+        &format!("(#100) {what}"),
     )
-        .into_response()
 }
 
 /// `POST /{version}/{phone number id}/thread_control`: `pass` and `release` by the owner only,

@@ -175,27 +175,27 @@ impl Processor {
         if let Some(media) = msg.as_ref().and_then(|msg| msg.content.media())
             && MEDIA_KINDS.contains(&m.kind.as_str())
         {
-            let job = self.job(&m.conversation, &m.wamid, &m.kind, media).await?;
-            let job = job.map(|job| MediaJob {
-                order_key: Some(m.order_key()),
-                ..job
-            });
-            match (&self.copies, job) {
-                (_, Err(done)) => {
-                    outcome = Outcome::MediaSaved(done.state);
-                    copy = Some(Ok(done));
-                }
-                (Some(queue), Ok(job)) => {
+            let settled = match (
+                self.copy_of(&m.conversation, &m.wamid, &m.kind, media)
+                    .await?,
+                &self.copies,
+            ) {
+                (FileCopy::Settled(record), _) => FileCopy::Settled(record),
+                (FileCopy::Pending(job), Some(queue)) => {
+                    let job = MediaJob {
+                        order_key: Some(m.order_key()),
+                        ..job
+                    };
                     queue.enqueue(&job).await?;
-                    outcome = Outcome::MediaQueued;
-                    copy = Some(Err(job));
+                    FileCopy::Pending(job)
                 }
-                (None, Ok(job)) => {
-                    let record = self.copy_now(&job).await?;
-                    outcome = Outcome::MediaSaved(record.state);
-                    copy = Some(Ok(record));
-                }
-            }
+                (FileCopy::Pending(job), None) => FileCopy::Settled(self.copy_now(&job).await?),
+            };
+            outcome = match &settled {
+                FileCopy::Settled(record) => Outcome::MediaSaved(record.state),
+                FileCopy::Pending(_) => Outcome::MediaQueued,
+            };
+            copy = Some(settled);
         }
         if let Some(handoff) = self.open_handoff(&m.conversation).await?
             && follows(&handoff, m)
@@ -207,8 +207,8 @@ impl Processor {
                 .and_then(|c| c.reply_window())
                 .map(ReplyWindow::closes_at);
             let copy = match copy {
-                Some(Ok(record)) => Some(record),
-                Some(Err(job)) => self.awaited(vec![(job, 0)]).await?.pop(),
+                Some(FileCopy::Settled(record)) => Some(record),
+                Some(FileCopy::Pending(job)) => self.awaited(vec![(job, 0)]).await?.pop(),
                 None => None,
             };
             let pending = pending_of(copy.iter());
@@ -274,21 +274,23 @@ impl Processor {
         }
     }
 
-    /// The job that copies a message's file, or its stored record when a copy exists or can
-    /// never be made.
-    async fn job(
+    /// A message's file: its stored record when a copy exists or can never be made, else the job
+    /// that copies it.
+    async fn copy_of(
         &self,
         key: &ConversationKey,
         wamid: &str,
         kind: &str,
         media: &Media,
-    ) -> Result<Result<MediaJob, MediaRecord>, ProcessError> {
+    ) -> Result<FileCopy, ProcessError> {
         let attempts_before = match self.store.media(key, wamid).await? {
-            Some(r) if r.state == MediaState::Copied || !r.retryable => return Ok(Err(r)),
+            Some(r) if r.state == MediaState::Copied || !r.retryable => {
+                return Ok(FileCopy::Settled(r));
+            }
             Some(r) => r.attempts,
             None => 0,
         };
-        Ok(Ok(MediaJob {
+        Ok(FileCopy::Pending(MediaJob {
             conversation: key.clone(),
             wamid: wamid.to_owned(),
             kind: kind.to_owned(),
@@ -566,15 +568,15 @@ impl Processor {
         let mut waiting = Vec::new();
         for m in &rendered.media {
             let record = match (
-                self.job(key, &m.wamid, &m.kind, &m.media).await?,
+                self.copy_of(key, &m.wamid, &m.kind, &m.media).await?,
                 &self.copies,
             ) {
-                (Err(done), _) => done,
-                (Ok(mut job), None) => {
+                (FileCopy::Settled(record), _) => record,
+                (FileCopy::Pending(mut job), None) => {
                     job.attempts = Some(1);
                     self.copy_now(&job).await?
                 }
-                (Ok(job), Some(queue)) => {
+                (FileCopy::Pending(job), Some(queue)) => {
                     // A failed copy is queued again; a first one is still in its queue.
                     let since = if job.attempts_before > 0 {
                         queue.enqueue(&job).await?;
@@ -771,6 +773,13 @@ fn canonical_score(label: SentimentLabel) -> f64 {
         SentimentLabel::Neutral => 0.0,
         SentimentLabel::Positive => 0.5,
     }
+}
+
+/// A customer's file: settled (copied, or failed for good, or copied just now), or a copy still
+/// to be made or running.
+enum FileCopy {
+    Settled(MediaRecord),
+    Pending(MediaJob),
 }
 
 /// How often a handoff waiting for a queued copy looks for its outcome.
