@@ -1143,6 +1143,62 @@ async fn a_file_still_being_copied_at_the_handoff_follows_on_the_ticket_once_it_
         .filter(|f| f.bytes == video)
         .collect();
     assert_eq!(uploaded.len(), 1, "the video is uploaded once");
+
+    // A follow-up's file waits the same way: the follow-up note goes without it, and the file
+    // follows with its own note once it lands.
+    let photo = handoff::pattern(250_000, 6);
+    a.rig.graph.add(
+        "media-late-photo",
+        photo.clone(),
+        "image/jpeg",
+        Fault::StallDownload(Duration::from_secs(2)),
+    );
+    let mut image = handoff::message("image.json", "wamid.v3", t + 30);
+    handoff::media(&mut image, "image", "media-late-photo", &photo, None);
+    a.rig.deliver_twice(handoff::deliver(vec![image])).await;
+    a.settle().await;
+    let notes = a.ticket_notes(&ticket);
+    assert_eq!(notes.len(), 3, "{notes:#?}");
+    let follow_up = notes
+        .iter()
+        .find(|n| n.contains("WhatsApp follow-up"))
+        .expect("the follow-up's note");
+    assert!(
+        follow_up
+            .contains("still being copied from WhatsApp: it follows on the ticket when it lands"),
+        "{follow_up}"
+    );
+    for _ in 0..100 {
+        if a.rig
+            .store
+            .media(&h.conversation, "wamid.v3")
+            .await
+            .unwrap()
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.settle().await;
+    a.settle().await;
+    let notes = a.ticket_notes(&ticket);
+    assert_eq!(notes.len(), 4, "{notes:#?}");
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|n| n.contains("is now attached"))
+            .count(),
+        2,
+        "{notes:#?}"
+    );
+    let uploaded = a
+        .server
+        .files()
+        .into_iter()
+        .filter(|f| f.bytes == photo)
+        .count();
+    assert_eq!(uploaded, 1, "the photo is uploaded once");
 }
 
 /// Meta throttles every send to one customer (130429); meanwhile another customer asks for a
