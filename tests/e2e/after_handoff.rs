@@ -290,6 +290,27 @@ impl After {
             .collect()
     }
 
+    /// Waits for the copy of `wamid`'s file to land, then runs the stages until the file has
+    /// followed on the ticket.
+    async fn copy_lands(&mut self, conversation: &ConversationKey, wamid: &str) {
+        for _ in 0..100 {
+            if self
+                .rig
+                .store
+                .media(conversation, wamid)
+                .await
+                .unwrap()
+                .is_some()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The copy's file_landed event, then its run in the HubSpot stage.
+        self.settle().await;
+        self.settle().await;
+    }
+
     async fn events(&self, handoff_id: &str) -> Vec<(TicketEvent, EventTrail)> {
         self.rig.store.ticket_events(handoff_id).await.unwrap()
     }
@@ -1115,20 +1136,7 @@ async fn a_file_still_being_copied_at_the_handoff_follows_on_the_ticket_once_it_
     assert!(a.server.files().iter().all(|f| f.bytes != video));
 
     // The copy lands; the file follows on the ticket with its own note, once.
-    for _ in 0..100 {
-        if a.rig
-            .store
-            .media(&h.conversation, "wamid.v1")
-            .await
-            .unwrap()
-            .is_some()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    a.settle().await;
-    a.settle().await;
+    a.copy_lands(&h.conversation, "wamid.v1").await;
     let notes = a.ticket_notes(&ticket);
     assert_eq!(notes.len(), 2, "{notes:#?}");
     let landed = notes
@@ -1168,20 +1176,7 @@ async fn a_file_still_being_copied_at_the_handoff_follows_on_the_ticket_once_it_
             .contains("still being copied from WhatsApp: it follows on the ticket when it lands"),
         "{follow_up}"
     );
-    for _ in 0..100 {
-        if a.rig
-            .store
-            .media(&h.conversation, "wamid.v3")
-            .await
-            .unwrap()
-            .is_some()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    a.settle().await;
-    a.settle().await;
+    a.copy_lands(&h.conversation, "wamid.v3").await;
     let notes = a.ticket_notes(&ticket);
     assert_eq!(notes.len(), 4, "{notes:#?}");
     assert_eq!(
